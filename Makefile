@@ -1,0 +1,41 @@
+# Two entry points: `make book` (build the whole book, profile ci by default) and `make test`.
+# Both create the virtual environment when it is missing and reuse it when it is up to date.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PROFILE ?= ci
+# pip prints one harmless line per package about this machine's local wheel mirror
+PIPQUIET := grep -v "is ignored: it is neither a file nor a directory" || true
+
+.PHONY: env book chapters html test mathjax clean
+env: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip 2>&1 | { $(PIPQUIET); }
+	# torch first, pinned: the local CPU build (an unpinned torch pulls GBs of CUDA wheels)
+	$(PY) -m pip install -q torch==2.13.0 2>&1 | { $(PIPQUIET); }
+	$(PY) -m pip install -q -r requirements.txt 2>&1 | { $(PIPQUIET); }
+	$(PY) -m pip install -q --no-deps -e . 2>&1 | { $(PIPQUIET); }
+	touch $@
+
+mathjax: _assets/mathjax/tex-mml-chtml.js
+_assets/mathjax/tex-mml-chtml.js:
+	bash scripts/fetch_mathjax.sh
+
+chapters: env
+	$(PY) -m propalign_lite.book --profile $(PROFILE)
+
+html: env mathjax
+	$(VENV)/bin/jupyter-book build -W -n --keep-going --path-output . .
+	@echo "The book is at $(CURDIR)/_build/html/index.html"
+
+book: env mathjax chapters html
+
+test: env
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf _build book/*.ipynb book/_timings.json

@@ -1,0 +1,47 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Execution status
+#
+# Every chapter of this book was executed by papermill, from its source in `book/`, right
+# before the HTML was rendered. The table shows when each page was last executed, with which
+# profile and how long it took. It also shows the software and the machine. A chapter whose
+# execution failed stops the build, so no page is rendered from a failed run.
+
+# %% tags=["parameters"]
+profile = "ci"
+
+# %% tags=["hide-input"]
+import json
+import os
+import platform
+from importlib.metadata import version
+from pathlib import Path
+
+import pandas as pd
+from IPython.display import display
+
+timings = json.loads(Path("_timings.json").read_text()) if Path("_timings.json").exists() else {}
+rows = [{"page": k.removeprefix("book/"), "profile": v["profile"], "seconds": v["seconds"],
+         "executed (UTC)": v["finished"]} for k, v in timings.items() if not k.endswith("status")]
+display(pd.DataFrame(rows).set_index("page") if rows else "no timings recorded")
+if rows:
+    print(f"total execution time of the chapters: {sum(r['seconds'] for r in rows):.0f} s")
+
+# %% tags=["hide-input"]
+packages = ["torch", "numpy", "scipy", "scikit-learn", "pot", "pandas", "anndata", "scanpy",
+            "pygame", "matplotlib", "papermill", "jupytext", "jupyter-book"]
+print(f"Python {platform.python_version()} on {platform.platform()}, "
+      f"{os.cpu_count()} CPU(s)")
+display(pd.DataFrame({"version": {p: version(p) for p in packages}}))

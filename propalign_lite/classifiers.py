@@ -1,0 +1,269 @@
+r"""Propensity-score classifiers: one per modality, predicting the treatment from the sample.
+
+The propensity score of a sample is :math:`\pi(x) = P(t \mid x)`. Under the paper's model
+(potential views :math:`x^{(e)} = f^{(e)}(z, u^{(e)})`, injective :math:`f^{(e)}`, treatment
+independent of the modality noise) it equals :math:`\pi(z)` for *both* modalities
+(Proposition 1), so the scores of the two classifiers live in one shared space. The embedding
+used for matching is the classifier's raw **logits** :math:`\log \pi(x) + c(x)` (official
+code); softmax-invariant variants are studied in the ablation chapter.
+
+:class:`PropensityClassifier` = encoder (:mod:`propalign_lite.encoders`) + linear head, trained
+with cross-entropy, Adam (weight decay 1e-4) and a one-cycle learning-rate schedule stepped
+once per epoch; the weights of the epoch with the lowest validation loss are kept.
+
+Example
+-------
+>>> import numpy as np
+>>> from propalign_lite import PropensityClassifier
+>>> rng = np.random.default_rng(0)
+>>> t = rng.integers(0, 3, 300)
+>>> x = rng.normal(size=(300, 5)) + 2 * np.eye(5)[t]
+>>> clf = PropensityClassifier("mlp", width=32, epochs=5, lr=1e-2, random_state=0)
+>>> clf = clf.fit(x[:200], t[:200], x_val=x[200:], t_val=t[200:])
+>>> clf.logits(x[200:]).shape
+(100, 3)
+"""
+from __future__ import annotations
+
+import copy
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._validation import check_array, check_labels
+from .encoders import CNNEncoder, MLPEncoder
+
+ENCODERS = ("cnn", "mlp")
+
+
+def _seed_everything(seed) -> torch.Generator:
+    g = torch.Generator()
+    if seed is not None:
+        torch.manual_seed(int(seed))
+        g.manual_seed(int(seed))
+    else:
+        g.seed()
+    return g
+
+
+class PropensityClassifier:
+    """Estimate propensity scores of one modality with a neural classifier.
+
+    Parameters
+    ----------
+    encoder : {"cnn", "mlp"}
+        ``"cnn"`` for images ``(n, S, S, 3)`` (uint8 or float in [0, 1]) or ``(n, 3, S, S)``;
+        ``"mlp"`` for feature vectors ``(n, d)``.
+    epochs, batch_size, lr, weight_decay
+        Optimisation (paper: 100 epochs, batch 256, lr 1e-4, weight decay 1e-4).
+    pct_start : float
+        Warm-up fraction of the one-cycle schedule (official: 0.1).
+    width : int
+        MLP width (paper: 1024).
+    feature_dim : int
+        Output size of the CNN's linear layer before the head (official: 128).
+    standardize : bool or "auto"
+        Standardise inputs with statistics of the training set: per colour channel for
+        images, per feature for vectors. ``"auto"`` = images only. (The official code used
+        constants from a white-background version of the data; see the reproduction notes.)
+    random_state : int or None
+        Seeds weight initialisation and batch order.
+    device : str
+        Torch device (CPU by default).
+    progress : bool
+        Show a progress bar over epochs.
+
+    Attributes
+    ----------
+    classes_ : array
+        Sorted treatment labels; logit column ``c`` belongs to ``classes_[c]``.
+    model_ : torch.nn.Module
+        The trained network (best validation epoch).
+    history_ : dict of lists
+        ``epoch``, ``train_loss``, ``val_loss``, ``val_accuracy``, ``lr`` and ``seconds`` per epoch.
+    best_epoch_ : int
+        Epoch (1-based) whose weights were kept.
+    """
+
+    def __init__(self, encoder: str = "mlp", *, epochs: int = 100, batch_size: int = 256,
+                 lr: float = 1e-4, weight_decay: float = 1e-4, pct_start: float = 0.1,
+                 width: int = 1024, feature_dim: int = 128, standardize="auto",
+                 random_state=None, device: str = "cpu", progress: bool = False):
+        if encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
+        if not (isinstance(epochs, (int, np.integer)) and epochs >= 1):
+            raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+        self.encoder = encoder
+        self.epochs = int(epochs)
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.pct_start = pct_start
+        self.width = width
+        self.feature_dim = feature_dim
+        self.standardize = standardize
+        self.random_state = random_state
+        self.device = device
+        self.progress = progress
+
+    # ---------------------------------------------------------------- data handling
+    def _as_float(self, x, name: str) -> np.ndarray:
+        """Validate inputs; images become float32 ``(n, C, S, S)`` in [0, 1] lazily per batch."""
+        if self.encoder == "mlp":
+            return check_array(x, name, ndim=2, dtype=np.float32)
+        arr = np.asarray(x)
+        if arr.ndim != 4:
+            raise ValueError(f"{name} must be a batch of images (n, S, S, C) or (n, C, S, S), "
+                             f"got shape {arr.shape}")
+        if arr.shape[0] == 0:
+            raise ValueError(f"{name} is empty")
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            raise ValueError(f"{name} contains NaN or infinite values")
+        return arr
+
+    def _batch_tensor(self, x: np.ndarray) -> torch.Tensor:
+        if self.encoder == "mlp":
+            xb = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        else:
+            arr = np.asarray(x)
+            if arr.shape[-1] in (1, 3) and arr.shape[1] not in (1, 3):      # channels last
+                arr = arr.transpose(0, 3, 1, 2)
+            xb = torch.from_numpy(np.ascontiguousarray(arr)).float()
+            if np.asarray(x).dtype == np.uint8:
+                xb = xb / 255.0
+        if self.mean_ is not None:
+            xb = (xb - self.mean_) / self.std_
+        return xb.to(self.device)
+
+    def _fit_scaler(self, x: np.ndarray) -> None:
+        std = self.standardize == "auto" and self.encoder == "cnn" or self.standardize is True
+        self.mean_ = self.std_ = None
+        if not std:
+            return
+        sub = x[: min(len(x), 4000)]
+        xb = self._batch_tensor(sub) if self.encoder == "cnn" else torch.from_numpy(sub)
+        dims = (0, 2, 3) if self.encoder == "cnn" else (0,)
+        shape = (1, -1, 1, 1) if self.encoder == "cnn" else (1, -1)
+        self.mean_ = xb.mean(dim=dims).reshape(shape)
+        self.std_ = xb.std(dim=dims).clamp_min(1e-6).reshape(shape)
+
+    def _build(self, x: np.ndarray, n_classes: int) -> nn.Module:
+        if self.encoder == "mlp":
+            enc = MLPEncoder(x.shape[1], width=self.width)
+        else:
+            side = x.shape[2] if x.shape[1] in (1, 3) else x.shape[1]
+            enc = CNNEncoder(image_size=side, out_dim=self.feature_dim)
+        return nn.Sequential(enc, nn.Linear(enc.out_dim, n_classes))
+
+    def _encode_labels(self, t, name: str, n: int) -> np.ndarray:
+        t = check_labels(t, name, n)
+        unknown = np.setdiff1d(np.unique(t), self.classes_)
+        if unknown.size:
+            raise ValueError(f"{name} has labels never seen in training: {unknown[:10].tolist()}")
+        return np.searchsorted(self.classes_, t)
+
+    # ---------------------------------------------------------------- training
+    def fit(self, x, t, *, x_val=None, t_val=None, callback=None) -> "PropensityClassifier":
+        """Train on ``(x, t)``; keep the weights with the lowest loss on ``(x_val, t_val)``.
+
+        Without validation data the last epoch is kept. ``callback(epoch, self)``, if given,
+        runs after every epoch with the model in eval mode (e.g. to track matching quality);
+        what it returns is stored in ``history_["callback"]``.
+        """
+        x = self._as_float(x, "x")
+        t = check_labels(t, "t", len(x))
+        self.classes_ = np.unique(t)
+        if len(self.classes_) < 2:
+            raise ValueError("t must contain at least two treatments to learn a propensity score")
+        y = np.searchsorted(self.classes_, t)
+        has_val = x_val is not None
+        if has_val != (t_val is not None):
+            raise ValueError("give both x_val and t_val, or neither")
+        if has_val:
+            x_val = self._as_float(x_val, "x_val")
+            y_val = self._encode_labels(t_val, "t_val", len(x_val))
+            if x_val.shape[1:] != x.shape[1:]:
+                raise ValueError(f"x_val samples have shape {x_val.shape[1:]}, x has {x.shape[1:]}")
+        gen = _seed_everything(self.random_state)
+        self._fit_scaler(x)
+        model = self._build(x, len(self.classes_)).to(self.device)
+        opt = torch.optim.Adam(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=self.epochs,
+                                                    pct_start=self.pct_start)
+        loss_fn = nn.CrossEntropyLoss()
+        yt = torch.from_numpy(y)
+        hist = {k: [] for k in ("epoch", "train_loss", "val_loss", "val_accuracy", "lr",
+                                "seconds", "callback")}
+        best, best_state, self.best_epoch_ = np.inf, None, self.epochs
+        epochs = range(1, self.epochs + 1)
+        if self.progress:
+            from tqdm.auto import tqdm
+            epochs = tqdm(epochs, desc=f"{self.encoder} classifier", leave=False)
+        self.model_ = model
+        for epoch in epochs:
+            start = time.perf_counter()
+            model.train()
+            perm = torch.randperm(len(x), generator=gen).numpy()
+            total, seen = 0.0, 0
+            for s in range(0, len(x), self.batch_size):
+                idx = perm[s:s + self.batch_size]
+                if len(idx) < 2:          # BatchNorm needs two samples
+                    continue
+                logits = model(self._batch_tensor(x[idx]))
+                loss = loss_fn(logits, yt[idx].to(self.device))
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += loss.item() * len(idx)
+                seen += len(idx)
+            hist["lr"].append(opt.param_groups[0]["lr"])
+            sched.step()
+            hist["epoch"].append(epoch)
+            hist["train_loss"].append(total / max(seen, 1))
+            model.eval()
+            if has_val:
+                logits = self.logits(x_val)
+                vl = float(nn.functional.cross_entropy(torch.from_numpy(logits),
+                                                       torch.from_numpy(y_val)))
+                hist["val_loss"].append(vl)
+                hist["val_accuracy"].append(float((logits.argmax(1) == y_val).mean()))
+                if vl < best:
+                    best, self.best_epoch_ = vl, epoch
+                    best_state = copy.deepcopy(model.state_dict())
+            hist["callback"].append(callback(epoch, self) if callback is not None else None)
+            hist["seconds"].append(time.perf_counter() - start)
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        model.eval()
+        self.history_ = hist
+        return self
+
+    # ---------------------------------------------------------------- inference
+    def _check_fitted(self):
+        if not hasattr(self, "model_"):
+            raise RuntimeError("this PropensityClassifier is not fitted yet; call fit first")
+
+    @torch.no_grad()
+    def logits(self, x, *, batch_size: int = 1024) -> np.ndarray:
+        """Raw logits ``(n, T)``: the propensity embedding used for matching."""
+        self._check_fitted()
+        x = self._as_float(x, "x")
+        was_training = self.model_.training
+        self.model_.eval()
+        out = [self.model_(self._batch_tensor(x[s:s + batch_size])).cpu().numpy()
+               for s in range(0, len(x), batch_size)]
+        self.model_.train(was_training)
+        return np.concatenate(out).astype(np.float64)
+
+    def predict_proba(self, x) -> np.ndarray:
+        """Estimated propensity scores :math:`P(t \\mid x)` (softmax of the logits)."""
+        z = self.logits(x)
+        z -= z.max(1, keepdims=True)
+        p = np.exp(z)
+        return p / p.sum(1, keepdims=True)
+
+    def predict(self, x) -> np.ndarray:
+        """Most likely treatment of each sample."""
+        return self.classes_[self.logits(x).argmax(1)]

@@ -1,0 +1,191 @@
+r"""Matching metrics, averaged over groups and summarised over seeds as the paper does.
+
+For one treatment group with :math:`n` samples in each modality, where row :math:`i` of both
+modalities is the same unit (the hidden ground truth) and :math:`M` is a row-normalised
+:math:`n \times n` coupling:
+
+* :func:`trace` -- mean mass on the true partner, :math:`\operatorname{Tr}(M)/n`
+  (random: :math:`1/n`, perfect: 1).
+* :func:`latent_mse` -- :math:`\frac{1}{nd}\sum_{i,k} (z_{ik} - (Mz)_{ik})^2`: the squared error
+  of the barycentric projection of the partners' latents, averaged over all :math:`n \times d`
+  entries (the official code's convention; the paper writes :math:`\frac1n\lVert z -
+  Mz\rVert^2`, which is :math:`d` times larger).
+* :func:`foscttm` -- the textbook *fraction of samples closer than the true match* between two
+  paired point sets :math:`a, b` in one space: for each :math:`i`, the fraction of
+  :math:`j \ne i` with :math:`d(a_i, b_j) < d(a_i, b_i)`, and symmetrically from :math:`b_i`,
+  each over :math:`n - 1`, averaged (0 perfect, 0.5 chance).
+* :func:`foscttm_coupling` -- the paper's coupling-based FOSCTTM: the matched partners of modality
+  1 are placed in modality 2's space, :math:`\hat x_i`, either by *sampling* one partner
+  :math:`j_i \sim M_{i\cdot}` (``how="sample"``, what the official code computes) or by the
+  barycentric projection :math:`\hat x = M x^{(2)}` (``how="barycentric"``, the paper's
+  formula), and then :func:`foscttm`\ ``(x2, x_hat)``.
+
+Per-group values are combined with :func:`mean_over_groups` (unweighted mean over groups) and
+a table entry over seeds is :func:`summarize_seeds` -- median (Q1, Q3), numpy's linear
+percentiles.
+
+Example
+-------
+>>> import numpy as np
+>>> M = np.eye(3)
+>>> trace(M), latent_mse(M, np.arange(6.0).reshape(3, 2))
+(1.0, 0.0)
+>>> float(foscttm(np.eye(3), np.eye(3)))
+0.0
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ._validation import check_array, check_coupling, check_random_state
+from .matchers import euclidean_cost
+
+
+def trace(M) -> float:
+    r"""Mean mass on the true partner, :math:`\frac1n\sum_i M_{ii}` (square coupling)."""
+    M = check_coupling(M, "M", square=True)
+    return float(np.trace(M) / M.shape[0])
+
+
+def latent_mse(M, z, z2=None) -> float:
+    r"""Mean over all entries of :math:`(z - M z_2)^2` (``z2`` defaults to ``z``).
+
+    ``z`` holds the latents of the modality-1 samples (rows of ``M``), ``z2`` those of the
+    modality-2 samples (columns); with paired data both are the group's ``z``.
+    """
+    M = check_coupling(M, "M")
+    z = check_array(z, "z")
+    z2 = z if z2 is None else check_array(z2, "z2")
+    if M.shape != (len(z), len(z2)):
+        raise ValueError(f"M has shape {M.shape} but z and z2 have {len(z)} and {len(z2)} rows")
+    return float(np.mean((z - M @ z2) ** 2))
+
+
+def foscttm(a, b) -> float:
+    r"""Textbook FOSCTTM of two paired point sets (row ``i`` of ``a`` and ``b`` are partners).
+
+    .. math:: \frac{1}{2n}\sum_{i}\Big[\frac{\#\{j\ne i: d(a_i,b_j) < d(a_i,b_i)\}}{n-1}
+              + \frac{\#\{j \ne i: d(b_i,a_j) < d(b_i,a_i)\}}{n-1}\Big]
+
+    Ties with the true distance are not counted (strict inequality).
+    """
+    a = check_array(a, "a")
+    b = check_array(b, "b")
+    if a.shape != b.shape:
+        raise ValueError(f"a and b must have the same shape (row i of each is a true pair), "
+                         f"got {a.shape} and {b.shape}")
+    n = a.shape[0]
+    if n < 2:
+        raise ValueError("FOSCTTM needs at least 2 samples")
+    D = euclidean_cost(a, b)                   # D[i, j] = d(a_i, b_j)
+    true = np.diag(D)
+    from_a = (D < true[:, None]).sum(1)         # j != i automatically (strict)
+    from_b = (D < true[None, :]).sum(0)         # d(b_i, a_j) = D[j, i]
+    return float((from_a + from_b).mean() / (2 * (n - 1)))
+
+
+def foscttm_coupling(M, x2, *, how: str = "sample", random_state=None) -> float:
+    r"""The paper's FOSCTTM of a coupling, measured in modality 2's space ``x2``.
+
+    ``how="sample"`` draws one partner :math:`j_i \sim M_{i\cdot}` per row (the official
+    code; random, seed it with ``random_state``); ``how="barycentric"`` uses
+    :math:`\hat x = M x_2` (the paper's formula). Returns ``foscttm(x2, x_hat)``.
+    """
+    M = check_coupling(M, "M", square=True, row_stochastic=True)
+    x2 = check_array(x2, "x2")
+    if len(x2) != M.shape[0]:
+        raise ValueError(f"x2 has {len(x2)} rows but M is {M.shape[0]} x {M.shape[1]}")
+    if how == "sample":
+        j = sample_partners(M, random_state=random_state)
+        x_hat = x2[j]
+    elif how == "barycentric":
+        x_hat = M @ x2
+    else:
+        raise ValueError(f"how must be 'sample' or 'barycentric', got {how!r}")
+    return foscttm(x2, x_hat)
+
+
+def sample_partners(M, *, random_state=None) -> np.ndarray:
+    """One partner index per row, ``j_i ~ M[i, :]`` (inverse-CDF sampling, rows sum to 1)."""
+    M = np.asarray(M, dtype=float)
+    rng = check_random_state(random_state)
+    cdf = np.cumsum(M, axis=1)
+    u = rng.random(M.shape[0]) * cdf[:, -1]
+    j = (cdf < u[:, None]).sum(axis=1)
+    return np.minimum(j, M.shape[1] - 1)
+
+
+# --------------------------------------------------------------------------------------------
+# groups and seeds
+def mean_over_groups(values: dict) -> float:
+    """Unweighted mean of per-group values (every group counts once, whatever its size)."""
+    if not values:
+        raise ValueError("no group values to average")
+    arr = np.asarray(list(values.values()), dtype=float)
+    if not np.isfinite(arr).all():
+        raise ValueError("some group values are NaN or infinite")
+    return float(arr.mean())
+
+
+def per_group(metric: Callable, couplings: dict, t, *arrays, **kwargs) -> dict:
+    """Evaluate ``metric(M_g, *[a[t == g] for a in arrays], **kwargs)`` for every group ``g``.
+
+    ``couplings`` is the output of :func:`~propalign_lite.match_groups` on *paired* data
+    (row ``i`` of both modalities is the same unit), ``t`` the shared labels.
+
+    >>> import numpy as np
+    >>> per_group(trace, {0: np.eye(2), 1: np.full((2, 2), .5)}, np.array([0, 0, 1, 1]))
+    {0: 1.0, 1: 0.5}
+    """
+    t = np.asarray(t)
+    out = {}
+    for g, M in couplings.items():
+        idx = np.flatnonzero(t == g)
+        out[g] = metric(M, *[np.asarray(a)[idx] for a in arrays], **kwargs)
+    return out
+
+
+def summarize_seeds(values) -> tuple[float, float, float]:
+    """Median, first and third quartile of per-seed values (numpy linear percentiles)."""
+    v = check_array(values, "values", ndim=1)
+    q1, med, q3 = np.percentile(v, [25, 50, 75])
+    return float(med), float(q1), float(q3)
+
+
+def format_summary(values, fmt: str = ".4f", scale: float = 1.0) -> str:
+    """``"median (Q1, Q3)"`` of per-seed values, e.g. ``'0.0316 (0.0303, 0.0328)'``.
+
+    A single value is printed alone.
+    """
+    v = np.atleast_1d(np.asarray(values, dtype=float)) * scale
+    if v.size == 1:
+        return format(v[0], fmt)
+    med, q1, q3 = summarize_seeds(v)
+    return f"{med:{fmt}} ({q1:{fmt}}, {q3:{fmt}})"
+
+
+def evaluate_couplings(couplings: dict, t, *, z=None, x2=None, random_state=None) -> dict:
+    """All metrics of :func:`~propalign_lite.match_groups` output on paired data, group-averaged.
+
+    Returns ``{"Trace": ..., "MSE": ... (if z), "FOSCTTM": ... (if x2; the official sampled
+    variant), "FOSCTTM (barycentric)": ...}``, each the unweighted mean over groups, plus
+    ``"per_group"`` with the per-group values and group sizes.
+    """
+    t = np.asarray(t)
+    rng = check_random_state(random_state)
+    out, per = {}, {"size": {g: M.shape[0] for g, M in couplings.items()}}
+    per["Trace"] = per_group(trace, couplings, t)
+    if z is not None:
+        per["MSE"] = per_group(latent_mse, couplings, t, z)
+    if x2 is not None:
+        per["FOSCTTM"] = per_group(foscttm_coupling, couplings, t, x2, how="sample",
+                                   random_state=rng)
+        per["FOSCTTM (barycentric)"] = per_group(foscttm_coupling, couplings, t, x2,
+                                                 how="barycentric")
+    for k, v in per.items():
+        if k != "size":
+            out[k] = mean_over_groups(v)
+    out["per_group"] = per
+    return out

@@ -1,0 +1,45 @@
+"""Small helpers the chapters use to report: profile banners and paper-vs-ours tables."""
+from __future__ import annotations
+
+import platform
+from importlib.metadata import version
+
+import numpy as np
+
+from .metrics import format_summary
+from .paper import format_paper
+
+
+def profile_banner(settings: dict, *, data: str) -> str:
+    """Markdown note stating which profile and which data rendered the page."""
+    items = ", ".join(f"`{k}={v}`" for k, v in settings.items() if k != "profile")
+    import torch
+
+    return (f"```{{note}}\nThis page was executed with the **`{settings['profile']}`** profile "
+            f"on **{data}**.\n\nSettings: {items}.\n\nSoftware: Python "
+            f"{platform.python_version()}, torch {torch.__version__}, POT {version('pot')}, "
+            f"numpy {np.__version__}; device: CPU ({torch.get_num_threads()} threads).\n```")
+
+
+def comparison_table(ours: dict, paper: dict, metrics: list[str], *, fmt: str = ".4f",
+                     scales: dict | None = None):
+    """A table with, for every method (row) and metric, our median (Q1, Q3) and the paper's.
+
+    ``ours[method][metric]`` is a list of per-seed values (or a single value);
+    ``paper[method][metric]`` a ``(median, q1, q3)`` tuple from :mod:`propalign_lite.paper`.
+    ``scales[metric]`` multiplies both (e.g. ``1e3`` for the paper's trace x 1e-3 column).
+    """
+    import pandas as pd
+
+    scales = scales or {}
+    rows = []
+    for method in dict.fromkeys(list(ours) + list(paper)):
+        row = {"method": method}
+        for m in metrics:
+            s = scales.get(m, 1.0)
+            vals = ours.get(method, {}).get(m)
+            row[f"{m} (ours)"] = "not run" if vals is None else format_summary(vals, fmt, s)
+            p = paper.get(method, {}).get(m)
+            row[f"{m} (paper)"] = "-" if p is None else format_paper(p, fmt, s)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("method")

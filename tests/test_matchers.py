@@ -1,0 +1,153 @@
+import warnings
+
+import numpy as np
+import ot
+import pytest
+
+from propalign_lite import block_coupling, match, match_groups
+from propalign_lite.matchers import euclidean_cost, sinkhorn, snn_coupling
+
+
+def _pot_log_sinkhorn(x, y, reg=0.05):
+    n1, n2 = len(x), len(y)
+    C = ot.dist(x, y, metric="euclidean")
+    return ot.sinkhorn(np.full(n1, 1 / n1), np.full(n2, 1 / n2), C, reg,
+                       method="sinkhorn_log", numItermax=1000, stopThr=1e-10)
+
+
+@pytest.mark.parametrize("n1,n2,d,scale", [(60, 60, 2, 1.0), (40, 70, 5, 3.0), (80, 50, 12, 8.0)])
+def test_sinkhorn_matches_pot(n1, n2, d, scale):
+    rng = np.random.default_rng(n1 + n2)
+    x, y = rng.normal(size=(n1, d)) * scale, rng.normal(size=(n2, d)) * scale
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")        # POT warns when 1000 iterations do not reach 1e-10
+        G = _pot_log_sinkhorn(x, y)
+    M = match(x, y, method="ot", reg=0.05)
+    np.testing.assert_allclose(M, G / G.sum(1, keepdims=True), atol=1e-9)
+
+
+def test_sinkhorn_marginals_and_logdomain_fallback():
+    rng = np.random.default_rng(1)
+    # costs ~ 100 with reg 0.05: exp(-C/reg) underflows everywhere without stabilisation
+    x, y = rng.normal(size=(30, 3)) * 40, rng.normal(size=(30, 3)) * 40
+    res = sinkhorn(euclidean_cost(x, y), 0.05)
+    assert np.isfinite(res.plan).all()
+    np.testing.assert_allclose(res.plan.sum(1), 1 / 30, atol=1e-9)   # last update: rows exact
+    # this problem does not converge in 1000 iterations, for POT either: same iterates
+    assert not res.converged and res.n_iter == 1000
+    with pytest.warns(UserWarning, match="did not converge"):
+        G = _pot_log_sinkhorn(x, y)
+    np.testing.assert_allclose(res.plan, G, atol=1e-12)
+    # on a moderate scale it converges and meets both marginals
+    res = sinkhorn(euclidean_cost(x / 40, y / 40), 0.5)
+    assert res.converged
+    np.testing.assert_allclose(res.plan.sum(0), 1 / 30, atol=1e-9)
+
+
+def test_euclidean_cost_matches_pot():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(20, 4)), rng.normal(size=(15, 4))
+    np.testing.assert_allclose(euclidean_cost(x, y), ot.dist(x, y, metric="euclidean"), atol=1e-12)
+
+
+def test_emd_is_permutation_and_matches_pot():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(25, 3))
+    y = x[rng.permutation(25)] + 1e-3 * rng.normal(size=(25, 3))
+    M = match(x, y, method="emd")
+    assert set(np.unique(M)) <= {0.0, 1.0}
+    np.testing.assert_allclose(M.sum(0), 1)
+    G = ot.emd(np.full(25, 1 / 25), np.full(25, 1 / 25), ot.dist(x, y, metric="euclidean"))
+    np.testing.assert_allclose(M, 25 * G)
+
+
+def test_small_reg_ot_approaches_exact_ot():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(30, 2))
+    y = x[rng.permutation(30)] + 0.05 * rng.normal(size=x.shape)
+    exact = match(x, y, method="emd")
+    gaps = [np.abs(match(x, y, method="ot", reg=r, max_iter=20000) - exact).max()
+            for r in (0.3, 0.1, 0.03, 0.01)]
+    assert gaps == sorted(gaps, reverse=True) and gaps[-1] < 0.05
+
+
+def test_snn_hand_computed_case():
+    # modality 1 at 0, 1, 5; modality 2 at 0.1, 4.8, 1.2 (1-d, no normalisation), k = 1
+    x = np.array([[0.0], [1.0], [5.0]])
+    y = np.array([[0.1], [4.8], [1.2]])
+    # 11_i = {i}; 22_j = {j}; 21_i = NN of x_i among y: x0->y0, x1->y2, x2->y1
+    # 12_j = NN of y_j among x: y0->x0, y1->x2, y2->x1; all links mutual: J = 2 on the matching
+    M = snn_coupling(x, y, k=1, normalize=False)
+    np.testing.assert_allclose(M, [[1, 0, 0], [0, 0, 1], [0, 1, 0]])
+
+
+def test_snn_one_sided_link_weight():
+    # x0 -> y0 is a NN link, but y0's NN is x1 (not mutual): J = 1 -> 1/3 before normalising
+    x = np.array([[0.0], [0.9]])
+    y = np.array([[0.8], [5.0]])
+    # 21: x0->y0, x1->y0 ; 12: y0->x1, y1->x1 ; J = [[0+1, 0], [1+1, 1+0]]
+    Mt = np.array([[1 / 3, 0.0], [1.0, 1 / 3]])
+    np.testing.assert_allclose(snn_coupling(x, y, k=1, normalize=False),
+                               Mt / Mt.sum(1, keepdims=True))
+
+
+def test_snn_k2_rows_normalised_and_bounded():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(15, 3)), rng.normal(size=(12, 3))
+    M = snn_coupling(x, y, k=2)
+    np.testing.assert_allclose(M.sum(1), 1)
+    assert (M >= 0).all()
+    assert (M > 0).any(axis=0).all()        # Lemma 1: no empty column either
+
+
+def test_random_identity_uniform():
+    M = match(np.zeros((5, 2)), np.zeros((5, 2)), method="random", random_state=0)
+    np.testing.assert_array_equal(M.sum(0), 1)
+    np.testing.assert_array_equal(M.sum(1), 1)
+    np.testing.assert_array_equal(match(np.zeros((3, 1)), np.zeros((3, 1)), method="identity"),
+                                  np.eye(3))
+    np.testing.assert_allclose(match(np.zeros((3, 1)), np.zeros((4, 1)), method="uniform"), 0.25)
+    a = match(np.zeros((6, 1)), np.zeros((6, 1)), method="random", random_state=1)
+    b = match(np.zeros((6, 1)), np.zeros((6, 1)), method="random", random_state=1)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_match_groups_and_block_coupling():
+    rng = np.random.default_rng(0)
+    t = np.array([0, 1, 0, 1, 2, 2, 0])
+    e1, e2 = rng.normal(size=(7, 2)), rng.normal(size=(7, 2))
+    out = match_groups(e1, t, e2, t, method="ot")
+    assert list(out) == [0, 1, 2] and out[0].shape == (3, 3)
+    B = block_coupling(out, t, t).toarray()
+    np.testing.assert_allclose(B.sum(1), 1)
+    assert B[0, 1] == 0 and B[0, 2] > 0                      # zero across groups
+
+
+@pytest.mark.parametrize("kwargs,msg", [
+    (dict(emb1=np.ones((3, 2)), t1=[0, 0], emb2=np.ones((3, 2)), t2=[0, 0, 0]), "t1 has 2 entries"),
+    (dict(emb1=np.ones((3, 2)), t1=[0, 0, 1], emb2=np.ones((3, 2)), t2=[0, 0, 0]),
+     "present in modality 1 only"),
+    (dict(emb1=np.ones((3, 2)), t1=[0, 0, 1], emb2=np.ones((3, 2)), t2=[0, 0, 1]),
+     "fewer than min_group_size"),
+    (dict(emb1=np.array([[np.nan, 1.0]]), t1=[0], emb2=np.ones((1, 2)), t2=[0]), "NaN"),
+    (dict(emb1=np.ones((2, 2)), t1=[0, 0], emb2=np.ones((2, 3)), t2=[0, 0]), "same space"),
+])
+def test_match_groups_bad_input(kwargs, msg):
+    with pytest.raises(ValueError, match=msg):
+        match_groups(kwargs["emb1"], kwargs["t1"], kwargs["emb2"], kwargs["t2"])
+
+
+def test_match_groups_skip_reports():
+    e = np.arange(10.0).reshape(5, 2)
+    with pytest.warns(UserWarning, match="skipped 2 group"):
+        out = match_groups(e, [0, 0, 0, 1, 1], e, [0, 0, 0, 2, 2], on_missing="skip")
+    assert list(out) == [0]
+
+
+def test_match_bad_method_and_reg():
+    with pytest.raises(ValueError, match="unknown method"):
+        match(np.ones((2, 1)), np.ones((2, 1)), method="hungarian")
+    with pytest.raises(ValueError, match="reg must be positive"):
+        match(np.ones((2, 1)), np.ones((2, 1)), method="ot", reg=0)
+    with pytest.raises(ValueError, match="larger than the group"):
+        match(np.ones((2, 1)), np.ones((2, 1)), method="snn", k=3)

@@ -1,0 +1,55 @@
+"""The project's set-up files agree with each other."""
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _pins(lines):
+    out = {}
+    for line in lines:
+        line = line.split("#")[0].strip().lstrip("- ").strip()
+        m = re.fullmatch(r"([A-Za-z0-9_.\-]+)==([^\s]+)", line)
+        if m:
+            out[m.group(1).lower()] = m.group(2)
+    return out
+
+
+def test_environment_yml_mirrors_requirements():
+    req = _pins((ROOT / "requirements.txt").read_text().splitlines())
+    env_text = (ROOT / "environment.yml").read_text()
+    pip_block = env_text.split("- pip:", 1)[1].splitlines()
+    env = _pins(pip_block)
+    assert req, "requirements.txt has no pins"
+    assert env == req, f"environment.yml and requirements.txt disagree: {set(env.items()) ^ set(req.items())}"
+    assert "python=3.11" in env_text
+
+
+def test_torch_pinned_to_cpu_build_everywhere():
+    req = _pins((ROOT / "requirements.txt").read_text().splitlines())
+    assert req["torch"] == "2.13.0"
+    assert "torch==2.13.0" in (ROOT / "Makefile").read_text()
+
+
+def test_ci_runs_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```(?:bash)?\n(.*?)```", readme, flags=re.S)
+    commands = [l.strip() for b in blocks for l in b.splitlines() if l.strip() and not l.startswith("#")]
+    test_cmd = next(c for c in commands if "test" in c).split("#")[0].strip()
+    assert test_cmd in (ROOT / ".ci" / "run").read_text()
+
+
+def test_every_chapter_is_jupytext_with_parameters_and_in_toc():
+    toc = (ROOT / "_toc.yml").read_text()
+    for src in (ROOT / "book").glob("*.py"):
+        text = src.read_text()
+        assert "kernelspec:" in text and "format_name: percent" in text, src
+        assert '# %% tags=["parameters"]' in text, f"{src.name} has no parameters cell"
+        assert "profile = " in text, f"{src.name} does not take a profile"
+        assert f"book/{src.stem}" in toc, f"{src.name} is not in _toc.yml"
+
+
+def test_no_notebooks_or_build_output_tracked():
+    ignored = (ROOT / ".gitignore").read_text()
+    for pattern in ("*.ipynb", "_build/", ".venv/", "_assets/"):
+        assert pattern in ignored
