@@ -13,10 +13,66 @@ import copy
 
 PROFILES: dict[str, dict[str, dict]] = {
     "synthetic": {
-        "ci": dict(image_size=32, n_train=3000, n_val=750, n_test=20000, epochs=8,
+        "ci": dict(image_size=32, n_train=2500, n_val=625, n_test=12000, epochs=8,
                    batch_size=256, lr=2e-3, seeds=[1, 2, 3], data_seed=10),
         "paper": dict(image_size=128, n_train=20000, n_val=5000, n_test=20000, epochs=100,
                       batch_size=256, lr=1e-4, seeds=list(range(1, 11)), data_seed=10),
+    },
+    # theory chapter: tabular simulator (make_views), exact scores + small MLP classifiers
+    "theory": {
+        "ci": dict(n_treatments=3, latent_dim=2, noise_dim=2, shift=2.5, n_train=3000,
+                   n_val=1000, n_test=1500, width=64, epochs=30, lr=5e-3, batch_size=128,
+                   seed=0, data_seed=1, prop2_latent_dim=4, prop2_T=[1, 2, 3, 4, 5, 6, 8],
+                   prop2_group_size=200, prop2_noise=[0.0, 0.1, 0.3], epochs_1d=15,
+                   monotone_offset=1.5, a1_violations=[0.5, 2.0], cycle_group=150),
+        "paper": dict(n_treatments=3, latent_dim=2, noise_dim=2, shift=2.5, n_train=20000,
+                      n_val=5000, n_test=3000, width=256, epochs=100, lr=2e-3, batch_size=256,
+                      seed=0, data_seed=1, prop2_latent_dim=4,
+                      prop2_T=[1, 2, 3, 4, 5, 6, 8, 12, 16], prop2_group_size=1000,
+                      prop2_noise=[0.0, 0.05, 0.1, 0.3], epochs_1d=50, monotone_offset=1.5,
+                      a1_violations=[0.25, 0.5, 1.0, 2.0], cycle_group=400),
+    },
+    # ablations chapter: one change at a time from a base simulator setting
+    "ablations": {
+        "ci": dict(n_treatments=8, latent_dim=4, noise_dim=4, shift=2.0, train_per_group=400,
+                   val_per_group=100, test_per_group=200, width=64, epochs=20, lr=1e-2,
+                   batch_size=128, seeds=[0, 1], data_seed=100, T_values=[1, 2, 3, 5, 7],
+                   regs=[0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0],
+                   snn_k=[1, 2, 5, 10, 20, 50], monitor_epochs=30, monitor_lr=3e-3,
+                   vae_epochs=[2, 4, 8, 16], vae_latent_dim=8,
+                   noise_effects=[0.0, 0.5, 1.0, 2.0, 4.0],
+                   train_sizes=[25, 50, 100, 200, 400, 800], test_sizes=[25, 50, 100, 200]),
+        "paper": dict(n_treatments=8, latent_dim=4, noise_dim=4, shift=2.0,
+                      train_per_group=2000, val_per_group=500, test_per_group=1000, width=256,
+                      epochs=60, lr=3e-3, batch_size=256, seeds=list(range(1, 11)),
+                      data_seed=100, T_values=[1, 2, 3, 4, 5, 7, 11, 15],
+                      regs=[0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0],
+                      snn_k=[1, 2, 5, 10, 20, 50, 100], monitor_epochs=120, monitor_lr=1e-3,
+                      vae_epochs=[5, 10, 20, 40, 80], vae_latent_dim=8,
+                      noise_effects=[0.0, 0.25, 0.5, 1.0, 2.0, 4.0],
+                      train_sizes=[25, 50, 100, 200, 400, 800, 1600, 3200],
+                      test_sizes=[25, 50, 100, 200, 400, 1000]),
+    },
+    "prediction": {
+        "ci": dict(data="simulated", n_cells=15000, n_pcs=50, width=256, clf_epochs=15,
+                   clf_lr=1e-3, vae_epochs=15, probe_epochs=50, probe_lr=1e-3, seeds=[1, 2],
+                   reverse=True, data_seed=0,
+                   simulator=dict(n_cell_types=45, n_genes=2000, n_proteins=134, batches=12)),
+        "paper": dict(data="geo", n_cells=None, n_pcs=200, width=1024, clf_epochs=100,
+                      clf_lr=1e-4, vae_epochs=100, probe_epochs=50, probe_lr=1e-4,
+                      seeds=list(range(1, 11)), reverse=True, data_seed=0,
+                      simulator=dict(n_cell_types=45, n_genes=2000, n_proteins=134,
+                                     batches=12)),
+    },
+    "citeseq": {
+        "ci": dict(data="simulated", n_cells=15000, n_pcs=50, width=256, epochs=15,
+                   batch_size=256, lr=1e-3, seeds=[1, 2, 3], data_seed=0,
+                   simulator=dict(n_cell_types=45, n_genes=2000, n_proteins=134, batches=12)),
+        # the official SLURM scripts train 100 epochs (the paper's appendix says 250)
+        "paper": dict(data="geo", n_cells=None, n_pcs=200, width=1024, epochs=100,
+                      batch_size=256, lr=1e-4, seeds=list(range(1, 11)), data_seed=0,
+                      simulator=dict(n_cell_types=45, n_genes=2000, n_proteins=134,
+                                     batches=12)),
     },
 }
 

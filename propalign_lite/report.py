@@ -21,13 +21,14 @@ def profile_banner(settings: dict, *, data: str) -> str:
             f"numpy {np.__version__}; device: CPU ({torch.get_num_threads()} threads).\n```")
 
 
-def comparison_table(ours: dict, paper: dict, metrics: list[str], *, fmt: str = ".4f",
+def comparison_table(ours: dict, paper: dict, metrics: list[str], *, fmt=".4f",
                      scales: dict | None = None):
     """A table with, for every method (row) and metric, our median (Q1, Q3) and the paper's.
 
     ``ours[method][metric]`` is a list of per-seed values (or a single value);
     ``paper[method][metric]`` a ``(median, q1, q3)`` tuple from :mod:`propalign_lite.paper`.
-    ``scales[metric]`` multiplies both (e.g. ``1e3`` for the paper's trace x 1e-3 column).
+    ``scales[metric]`` multiplies both (e.g. ``1e3`` for the paper's trace x 1e-3 column);
+    ``fmt`` is one format spec or a dict ``{metric: spec}``.
     """
     import pandas as pd
 
@@ -37,9 +38,10 @@ def comparison_table(ours: dict, paper: dict, metrics: list[str], *, fmt: str = 
         row = {"method": method}
         for m in metrics:
             s = scales.get(m, 1.0)
+            f = fmt.get(m, ".4f") if isinstance(fmt, dict) else fmt
             vals = ours.get(method, {}).get(m)
-            row[f"{m} (ours)"] = "not run" if vals is None else format_summary(vals, fmt, s)
+            row[f"{m} (ours)"] = "not run" if vals is None else format_summary(vals, f, s)
             p = paper.get(method, {}).get(m)
-            row[f"{m} (paper)"] = "-" if p is None else format_paper(p, fmt, s)
+            row[f"{m} (paper)"] = "-" if p is None else format_paper(p, f, s)
         rows.append(row)
     return pd.DataFrame(rows).set_index("method")

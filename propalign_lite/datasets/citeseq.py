@@ -463,11 +463,15 @@ def simulate_cite_seq(
        Six isotype controls are background-only channels with mean
        :math:`\propto s_i \eta_{b_i}` (median total ``median_isotype_counts``).
        A fraction ``linked_fraction`` of the proteins are *linked* to a gene of the same
-       name: their loadings are :math:`V_{\cdot j} = \sigma_{prot}(\rho\,\tilde W_{\cdot g}
-       + \sqrt{1-\rho^2}\,\varepsilon_j)` with :math:`\rho` = ``protein_gene_corr`` and
-       :math:`\tilde W_{\cdot g}` the gene's loadings rescaled to unit RMS, so mRNA and
-       protein correlate moderately, as in real data. The other proteins have independent
-       loadings and names that match no gene.
+       name: their loadings are :math:`V_{\cdot j} = \sigma_{prot}\sqrt{q}\,(\rho\,
+       \tilde W_{\cdot g} + \sqrt{1-\rho^2}\,\varepsilon_j)` with :math:`\rho` =
+       ``protein_gene_corr``, :math:`q` = ``gene_density`` (so a protein's activity varies
+       on the scale of a gene's log-expression) and :math:`\tilde W_{\cdot g}` the gene's
+       loadings rescaled to unit RMS, so mRNA and protein correlate moderately, as in real
+       data. The other proteins have :math:`\rho = 0` and names that match no gene.
+       Finally, like the organisers' QC that kept cells with ADT totals of about
+       1,100-24,000, each cell's technical factor is pulled so that its *expected* total
+       lies inside that window (the counts keep their full noise).
 
     4. *Stored values* as in the real file: ``layers["counts"]`` holds the counts,
        ``X`` holds GEX counts divided by the size factor
@@ -550,7 +554,7 @@ def simulate_cite_seq(
     >>> data = preprocess_cite_seq(adata, n_pcs=20)
     >>> data.gex_pca.shape, data.adt.shape
     ((600, 20), (600, 24))
-    >>> sorted(set(data.split))
+    >>> sorted(set(data.split.tolist()))
     ['test', 'train', 'val']
     """
     import anndata
@@ -889,17 +893,18 @@ _SOLVERS = ("auto", "covariance_eigh", "randomized", "arpack")
 # Above this many genes the randomized solver beats forming and diagonalising the
 # gene x gene covariance (measured; see preprocess_cite_seq).
 _AUTO_COVARIANCE_MAX_GENES = 4000
+# Matrices up to this many entries are decomposed on a single BLAS thread.
+_SINGLE_THREAD_MAX_ENTRIES = 20_000_000
 
 
-def _rows_dense(X, start: int, stop: int, cols: np.ndarray, out=None) -> np.ndarray:
+def _rows_dense(X, start: int, stop: int, cols, out=None) -> np.ndarray:
     """Rows ``start:stop`` of ``X`` restricted to ``cols`` as a dense float32 block."""
     part = X[start:stop]
     if sp.issparse(part):
         part = part.tocsr()[:, cols].astype(np.float32, copy=False)
         if out is None:
             return part.toarray()
-        out[...] = 0.0
-        part.toarray(out=out)
+        part.toarray(out=out)                 # scipy zero-fills ``out`` first
         return out
     block = np.asarray(part)[:, cols].astype(np.float32, copy=False)
     if out is None:
@@ -908,7 +913,18 @@ def _rows_dense(X, start: int, stop: int, cols: np.ndarray, out=None) -> np.ndar
     return out
 
 
-def _column_mean_var(X, cols: np.ndarray, block_rows: int) -> tuple[np.ndarray, np.ndarray]:
+def _as_slice(cols: np.ndarray):
+    """A contiguous run of column indices as a ``slice`` (much faster to take from CSR)."""
+    if cols.size and cols[-1] - cols[0] + 1 == cols.size:
+        return slice(int(cols[0]), int(cols[-1]) + 1)
+    return cols
+
+
+def _n_selected(cols) -> int:
+    return cols.stop - cols.start if isinstance(cols, slice) else int(cols.size)
+
+
+def _column_mean_var(X, cols, block_rows: int) -> tuple[np.ndarray, np.ndarray]:
     """Mean and unbiased variance (ddof=1) of the selected columns, in float64."""
     n = X.shape[0]
     if sp.issparse(X) and X.format == "csr":
@@ -916,8 +932,8 @@ def _column_mean_var(X, cols: np.ndarray, block_rows: int) -> tuple[np.ndarray, 
         sq = np.bincount(X.indices, weights=np.square(X.data, dtype=np.float64),
                          minlength=X.shape[1])[cols]
     else:
-        sums = np.zeros(cols.size)
-        sq = np.zeros(cols.size)
+        sums = np.zeros(_n_selected(cols))
+        sq = np.zeros(_n_selected(cols))
         for start in range(0, n, block_rows):
             b = _rows_dense(X, start, min(start + block_rows, n), cols).astype(np.float64)
             sums += b.sum(axis=0)
@@ -927,7 +943,7 @@ def _column_mean_var(X, cols: np.ndarray, block_rows: int) -> tuple[np.ndarray, 
     return mean, np.maximum(var, 0.0)
 
 
-def _scaled_dense(X, cols: np.ndarray, *, max_value: float | None,
+def _scaled_dense(X, cols, *, max_value: float | None,
                   block_rows: int) -> np.ndarray:
     """``(x - mean) / std`` clipped to ``[-max_value, max_value]`` (scanpy's ``scale``), as
     one float32 array filled block by block (no float64 copy of the full matrix)."""
@@ -936,7 +952,7 @@ def _scaled_dense(X, cols: np.ndarray, *, max_value: float | None,
     std = np.sqrt(var)
     std[std == 0] = 1.0
     mean32, inv32 = mean.astype(np.float32), (1.0 / std).astype(np.float32)
-    out = np.empty((n, cols.size), dtype=np.float32)
+    out = np.empty((n, _n_selected(cols)), dtype=np.float32)
     for start in range(0, n, block_rows):
         stop = min(start + block_rows, n)
         b = out[start:stop]
@@ -956,6 +972,15 @@ def _pca_scores(x: np.ndarray, n_components: int, *, solver: str, random_state,
     (the largest-magnitude loading of each component is positive).
     """
     n, p = x.shape
+    # Small problems run much faster on one BLAS thread: on a busy 2-core machine a
+    # 400 x 400 eigh took 2 s with two threads and 15 ms with one.
+    with threadpool_limits(limits=1 if n * p <= _SINGLE_THREAD_MAX_ENTRIES else None):
+        return _pca_scores_impl(x, n_components, solver=solver, random_state=random_state,
+                                block_rows=block_rows)
+
+
+def _pca_scores_impl(x, n_components, *, solver, random_state, block_rows):
+    n, p = x.shape
     mean = x.mean(axis=0, dtype=np.float64)
     total_var = 0.0
     for start in range(0, n, block_rows):
@@ -966,8 +991,6 @@ def _pca_scores(x: np.ndarray, n_components: int, *, solver: str, random_state,
         gram = (x.T @ x).astype(np.float64)                  # p x p, float32 BLAS
         cov = (gram - n * np.outer(mean, mean)) / (n - 1)
         del gram
-        # Small eigenproblems run much faster on one BLAS thread (measured: a 400 x 400
-        # eigh took 2 s on two contended threads and 15 ms on one).
         with threadpool_limits(limits=1 if p <= 2048 else None):
             evals, evecs = scipy.linalg.eigh(cov, subset_by_index=[p - n_components, p - 1],
                                              overwrite_a=True, check_finite=False)
@@ -1084,7 +1107,8 @@ def preprocess_cite_seq(
     rng = check_random_state(random_state)
 
     ft = adata.var["feature_types"].astype(str).to_numpy()
-    gex_cols, adt_cols = np.flatnonzero(ft == "GEX"), np.flatnonzero(ft == "ADT")
+    gex_cols, adt_cols = _as_slice(np.flatnonzero(ft == "GEX")), _as_slice(
+        np.flatnonzero(ft == "ADT"))
     X = adata.X
     if sp.issparse(X) and X.format != "csr":
         X = X.tocsr()
@@ -1117,7 +1141,7 @@ def preprocess_cite_seq(
         cell_type=cell_type_col.astype(str).to_numpy().astype(str),
         split=split,
         batch=adata.obs["batch"].astype(str).to_numpy().astype(str),
-        adt_names=np.asarray(adata.var_names[adt_cols]).astype(str),
+        adt_names=np.asarray(adata.var_names[adt_cols]).astype(str).copy(),
         obs_names=np.asarray(adata.obs_names).astype(str),
         cell_types=categories,
         info=info,
@@ -1277,10 +1301,14 @@ def read_cite_seq(path=None, *, download: bool = False, cache_dir=None,
     ``full_size=None`` checks the real file's size only when the file has the official
     GEO name.
     """
-    import anndata
-
     file = fetch_cite_seq(path, download=download, cache_dir=cache_dir, url=url,
                           known_hash=known_hash, progressbar=progressbar)
+    return _read_validated(file, full_size=full_size)
+
+
+def _read_validated(file: pathlib.Path, *, full_size: bool | None):
+    import anndata
+
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=_DUPLICATE_NAMES_MSG)
@@ -1290,7 +1318,6 @@ def read_cite_seq(path=None, *, download: bool = False, cache_dir=None,
     if full_size is None:
         full_size = file.name == CITESEQ_H5AD_NAME
     validate_cite_seq_layout(adata, full_size=full_size)
-    adata.uns.setdefault("dataset_id", str(file))
     return adata
 
 
@@ -1310,11 +1337,13 @@ def load_cite_seq(path=None, *, n_pcs: int = 200, download: bool = False, cache_
     >>> data = load_cite_seq("GSE194122_..._cite_BMMC_processed.h5ad")  # doctest: +SKIP
     >>> train = data.split_view("train")                                 # doctest: +SKIP
     """
-    adata = read_cite_seq(path, download=download, cache_dir=cache_dir, url=url,
-                          known_hash=known_hash, progressbar=progressbar, full_size=full_size)
+    file = fetch_cite_seq(path, download=download, cache_dir=cache_dir, url=url,
+                          known_hash=known_hash, progressbar=progressbar)
+    adata = _read_validated(file, full_size=full_size)
     del adata.layers["counts"]            # not needed here; frees ~1.3 GB on the real file
     data = preprocess_cite_seq(adata, n_pcs=n_pcs, svd_solver=svd_solver,
                                random_state=random_state)
+    data.info["path"] = str(file)
     return data
 
 

@@ -1,0 +1,64 @@
+"""End to end: fixture file -> loader -> classifiers -> matchers -> metrics (the CITE-seq chapter's
+pipeline on a tiny scale), and the book runner's plumbing."""
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from propalign_lite import PropensityClassifier, match_groups, metrics
+from propalign_lite.book import chapters_from_toc
+from propalign_lite.datasets.citeseq import load_cite_seq
+from propalign_lite.profiles import PROFILES, get_profile
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE = ROOT / "tests" / "data" / "cite_fixture.h5ad"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_citeseq_pipeline_on_fixture():
+    data = load_cite_seq(FIXTURE, n_pcs=20)
+    train, val, test = (data.split_view(s) for s in ("train", "val", "test"))
+    embs = []
+    for x_tr, x_va, x_te in ((train.adt, val.adt, test.adt),
+                             (train.gex_pca, val.gex_pca, test.gex_pca)):
+        clf = PropensityClassifier("mlp", width=32, epochs=10, lr=1e-2, batch_size=64,
+                                   random_state=0)
+        clf.fit(x_tr, train.cell_type, x_val=x_va, t_val=val.cell_type)
+        assert clf.history_["val_accuracy"][clf.best_epoch_ - 1] > 0.5
+        embs.append(clf.logits(x_te))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)      # types with one test cell: skipped
+        couplings = match_groups(embs[0], test.cell_type, embs[1], test.cell_type, method="ot",
+                                 on_missing="skip")
+    scores = metrics.evaluate_couplings(couplings, test.cell_type, x2=embs[1], random_state=0)
+    assert 0 <= scores["FOSCTTM"] <= 1 and 0 < scores["Trace"] <= 1
+    for g, M in couplings.items():
+        np.testing.assert_allclose(M.sum(1), 1)
+        assert M.shape[0] == (test.cell_type == g).sum()
+
+
+def test_toc_lists_every_chapter_with_a_profile():
+    chapters = chapters_from_toc()
+    assert chapters[0] == "book/intro"
+    for chapter in chapters:
+        name = chapter.removeprefix("book/")
+        if name in PROFILES:
+            for profile in ("ci", "paper"):
+                assert get_profile(name, profile)["profile"] == profile
+
+
+def test_get_profile_errors():
+    with pytest.raises(ValueError, match="unknown profile"):
+        get_profile("synthetic", "fast")
+    with pytest.raises(ValueError, match="unknown setting"):
+        get_profile("synthetic", "ci", epocs=3)
+    assert get_profile("synthetic", "ci", seeds=[7])["seeds"] == [7]
