@@ -50,6 +50,7 @@ from propalign_lite.profiles import get_profile
 from propalign_lite.report import profile_banner
 
 torch.set_num_threads(1)          # small networks: one thread is fastest on a shared CPU
+device = "cuda" if torch.cuda.is_available() else "cpu"
 S = get_profile("ablations", profile)
 display(Markdown(profile_banner(
     S, data="tabular data simulated by `make_views` (two injective non-linear views of a "
@@ -70,7 +71,7 @@ def simulate(per_group: int, split: int, **changes):
 def train_pair(train, val, seed, **overrides):
     """One propensity classifier per view; returns both."""
     options = dict(width=S["width"], epochs=S["epochs"], lr=S["lr"], batch_size=S["batch_size"],
-                   random_state=seed, standardize=True)
+                   random_state=seed, standardize=True, device=device)
     options.update(overrides)
     callback = options.pop("callback", None)
     out = []
@@ -341,7 +342,8 @@ start = time.perf_counter()
 for seed in S["seeds"]:
     for ep in S["vae_epochs"]:
         vae = CrossModalVAE("mlp", latent_dim=S["vae_latent_dim"], width=S["width"], epochs=ep,
-                            lr=S["monitor_lr"], batch_size=S["batch_size"], random_state=seed)
+                            lr=S["monitor_lr"], batch_size=S["batch_size"], random_state=seed,
+                            device=device)
         vae.fit(train.x1, train.t, train.x2, train.t, x1_val=val.x1, t1_val=val.t,
                 x2_val=val.x2, t2_val=val.t)
         b = vae.best_epoch_ - 1

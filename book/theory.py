@@ -52,6 +52,7 @@ from propalign_lite.theory import (discordant_fraction, find_cost_reducing_cycle
                                    sorting_coupling)
 
 torch.set_num_threads(1)          # small networks: one thread is fastest on a shared CPU
+device = "cuda" if torch.cuda.is_available() else "cpu"
 settings = get_profile("theory", profile)
 display(Markdown(profile_banner(
     settings, data="tabular data simulated by `make_views` (two injective non-linear views "
@@ -184,7 +185,7 @@ assert np.abs(p1 - p2).sum(1).mean() / 2 > 0.05
 # %%
 def fit_view(view, data_train, data_val, **overrides):
     options = dict(width=S["width"], epochs=S["epochs"], lr=S["lr"], batch_size=S["batch_size"],
-                   random_state=S["seed"], standardize=True)
+                   random_state=S["seed"], standardize=True, device=device)
     options.update(overrides)
     clf = PropensityClassifier("mlp", **options)
     return clf.fit(getattr(data_train, view), data_train.t,
@@ -313,6 +314,8 @@ lp = gaussian_log_propensity(pts, means_T1)
 cs = ax[0].contour(gx, gy, np.exp(lp[:, 1]).reshape(gx.shape), levels=9, cmap="viridis")
 ax[0].clabel(cs, fontsize=7)
 ax[0].plot(*np.vstack([z_a, z_b]).T, "ro-", ms=5)
+for name, point in (("$z_a$", z_a), ("$z_b$", z_b)):
+    ax[0].annotate(name, point.ravel(), xytext=(-18, 4), textcoords="offset points", color="r")
 ax[0].set_title("T = 1: level sets of $\\pi_1(z)$ are lines", fontsize=10)
 lp = gaussian_log_propensity(pts, means_T2)
 h = lp[:, 1:] - lp[:, :1]
@@ -320,24 +323,24 @@ for k, cmap in ((0, "viridis"), (1, "plasma")):
     ax[1].contour(gx, gy, h[:, k].reshape(gx.shape), levels=12, cmap=cmap, linewidths=0.9)
 ax[1].set_title("T = 2: level sets of $h_1$ and $h_2$ cross once", fontsize=10)
 for a, means in zip(ax, (means_T1, means_T2)):
-    a.plot(means[:, 0], means[:, 1], "k*", ms=10)
+    a.plot(means[:, 0], means[:, 1], "k*", ms=10, label="treatment means $\\mu_t$")
     a.set(xlabel="$z_1$", ylabel="$z_2$", aspect="equal")
+ax[1].legend(fontsize=8, loc="lower right")
 fig.tight_layout()
 plt.show()
 
 # %% [markdown]
 # On the left (one perturbation in a 2-d latent), every vertical line is a level set. The two
-# red points are far apart but indistinguishable through their scores. On the right (two
-# perturbations), each score coordinate has its own family of level lines. A pair of values
-# fixes a point, so the score is one-to-one.
+# red points are far apart but indistinguishable through their scores (the stars mark the
+# treatment means). On the right (two perturbations), each score coordinate has its own
+# family of level lines. A pair of values fixes a point, so the score is one-to-one.
 #
 # **What this does to matching.** There is a subtlety. Exact scores are distinct for distinct
 # units anyway, because level sets have zero volume. With perfect scores the true partner is
 # at distance zero, and OT finds many partners even when $T < d$. Non-injectivity bites once
 # the scores are blurred, by *estimation error* (always present in practice) or by OT's own
-# entropic regularisation. Then the units that a noisy score cannot
-# tell apart include units that are far away in $z$, along the null directions. Below, a 4-d
-# latent gets $T = 1, \dots$ perturbations (random, orthogonal directions while $T \le d$).
+# entropic regularisation. Then the units that a noisy score cannot tell apart include units
+# that are far away in $z$, along the null directions. Below, a 4-d latent gets $T = 1, \dots$ perturbations (random, orthogonal directions while $T \le d$).
 # We match on the exact centred log-scores, after adding independent Gaussian noise of
 # standard deviation $\varepsilon$ in each modality to mimic estimation error. The
 # {doc}`ablations <ablations>` chapter repeats this with trained classifiers.
@@ -488,16 +491,18 @@ assert mono.iloc[-1]["recovered by sorting"] < 0.1
 # %% tags=["hide-input"]
 fig, ax = plt.subplots(1, len(scenarios), figsize=(3.2 * len(scenarios), 3.2))
 for a, (name, (s1, s2)) in zip(ax, scenarios.items()):
-    a.scatter(1 / (1 + np.exp(-s1)), 1 / (1 + np.exp(-s2)), s=3, alpha=0.5)
-    a.plot([0, 1], [0, 1], "k:", lw=0.8)
-    a.set(xlabel="$\\pi^{(1)}_i$", ylabel="$\\pi^{(2)}_i$", xlim=(0, 1), ylim=(0, 1))
+    a.scatter(s1, s2, s=3, alpha=0.5)
+    lim = [min(s1.min(), s2.min()), max(s1.max(), s2.max())]
+    a.plot(lim, lim, "k:", lw=0.8)
+    a.set(xlabel="log-odds $h^{(1)}_i$ (modality 1)", ylabel="log-odds $h^{(2)}_i$ (modality 2)")
     a.set_title(f"{name}\nsorting recovers {rows[name]['recovered by sorting']:.0%}", fontsize=8)
 fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# Each panel plots the two modalities' exact scores of the same treated unit. With the monotone
-# offset the points leave the diagonal but stay on an increasing curve. Sorting still pairs
+# Each panel plots the two modalities' exact log-odds $h = \log \pi_1 / \pi_0$ for the same
+# treated unit (the dotted line is equality). With the monotone offset the points leave the
+# diagonal but stay on an increasing line. Sorting still pairs
 # every unit correctly, although the scores differ (first column). When the treatment also
 # moves the modality noise, the curve becomes a cloud and the recovered fraction collapses.
 # This happens even at 0.5 sd, where the scores differ *less* than in the monotone case: the

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._torch_utils import one_cycle
 from ._validation import check_array, check_labels
 from .encoders import CNNEncoder, MLPEncoder
 
@@ -190,8 +191,7 @@ class PropensityClassifier:
         self._fit_scaler(x)
         model = self._build(x, len(self.classes_)).to(self.device)
         opt = torch.optim.Adam(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=self.epochs,
-                                                    pct_start=self.pct_start)
+        sched = one_cycle(opt, self.epochs, self.pct_start)
         loss_fn = nn.CrossEntropyLoss()
         yt = torch.from_numpy(y)
         hist = {k: [] for k in ("epoch", "train_loss", "val_loss", "val_accuracy", "lr",

@@ -57,7 +57,8 @@ PROFILES: dict[str, dict[str, dict]] = {
         "ci": dict(data="simulated", n_cells=15000, n_pcs=50, width=256, clf_epochs=15,
                    clf_lr=1e-3, vae_epochs=15, probe_epochs=50, probe_lr=1e-3, seeds=[1, 2],
                    reverse=True, data_seed=0,
-                   simulator=dict(n_cell_types=45, n_genes=2000, n_proteins=134, batches=12)),
+                   simulator=dict(n_cell_types=45, n_genes=2000, n_proteins=134, batches=12,
+                                  iid_holdout_fraction=0.25)),
         "paper": dict(data="geo", n_cells=None, n_pcs=200, width=1024, clf_epochs=100,
                       clf_lr=1e-4, vae_epochs=100, probe_epochs=50, probe_lr=1e-4,
                       seeds=list(range(1, 11)), reverse=True, data_seed=0,
@@ -67,7 +68,8 @@ PROFILES: dict[str, dict[str, dict]] = {
     "citeseq": {
         "ci": dict(data="simulated", n_cells=15000, n_pcs=50, width=256, epochs=15,
                    batch_size=256, lr=1e-3, seeds=[1, 2, 3], data_seed=0,
-                   simulator=dict(n_cell_types=45, n_genes=2000, n_proteins=134, batches=12)),
+                   simulator=dict(n_cell_types=45, n_genes=2000, n_proteins=134, batches=12,
+                                  iid_holdout_fraction=0.25)),
         # the official SLURM scripts train 100 epochs (the paper's appendix says 250)
         "paper": dict(data="geo", n_cells=None, n_pcs=200, width=1024, epochs=100,
                       batch_size=256, lr=1e-4, seeds=list(range(1, 11)), data_seed=0,

@@ -40,7 +40,8 @@ def comparison_table(ours: dict, paper: dict, metrics: list[str], *, fmt=".4f",
             s = scales.get(m, 1.0)
             f = fmt.get(m, ".4f") if isinstance(fmt, dict) else fmt
             vals = ours.get(method, {}).get(m)
-            row[f"{m} (ours)"] = "not run" if vals is None else format_summary(vals, f, s)
+            row[f"{m} (ours)"] = ("not run" if vals is None or np.size(vals) == 0
+                                  else format_summary(vals, f, s))
             p = paper.get(method, {}).get(m)
             row[f"{m} (paper)"] = "-" if p is None else format_paper(p, f, s)
         rows.append(row)

@@ -94,6 +94,7 @@ import torch
 from scipy import sparse
 from torch import nn
 
+from ._torch_utils import one_cycle
 from ._validation import check_array, check_random_state
 
 __all__ = ["CrossModalTrainer", "CouplingSampler", "make_probe_mlp", "r2_score_pooled"]
@@ -491,8 +492,7 @@ class CrossModalTrainer:
             return None
         if callable(self.scheduler):
             return self.scheduler(opt, self.epochs)
-        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=self.epochs,
-                                                   pct_start=0.1)
+        return one_cycle(opt, self.epochs, 0.1)
 
     def _dtype(self, model):
         for p in model.parameters():

@@ -387,7 +387,7 @@ def test_simulator_layout_matches_real_layout(sim):
     assert list(sim.obs["batch"].cat.categories) == list(citeseq.BMMC_BATCHES)
     assert sim.obs_names.is_unique
     assert sim.obs_names.str.fullmatch(r"[ACGT]{16}-1-s\dd\d").all()
-    assert sp.isspmatrix_csr(sim.X) or isinstance(sim.X, sp.csr_array)
+    assert sp.issparse(sim.X) and sim.X.format == "csr"
     assert sim.X.dtype == np.float32
 
 

@@ -87,3 +87,12 @@ def test_bad_inputs(call, msg):
     x, t = _toy(50)
     with pytest.raises((ValueError, RuntimeError), match=msg):
         call(x, t)
+
+
+@pytest.mark.parametrize("epochs", [1, 10, 20])
+def test_one_cycle_schedule_any_epoch_count(epochs):
+    # torch's OneCycleLR divides by zero when pct_start * epochs == 1 (10 epochs at 0.1)
+    x, t = _toy(40)
+    clf = PropensityClassifier("mlp", width=8, epochs=epochs, random_state=0).fit(x, t)
+    assert len(clf.history_["lr"]) == epochs
+    assert max(clf.history_["lr"]) == pytest.approx(clf.lr, rel=0.05) or epochs < 3

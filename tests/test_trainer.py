@@ -323,3 +323,11 @@ def test_r2_bad_input():
         r2_score_pooled(np.ones((4, 2)), np.zeros((4, 2)))
     with pytest.raises(ValueError, match="NaN"):
         r2_score_pooled([[1.0], [np.nan]], [[1.0], [2.0]])
+
+
+def test_trainer_ten_epochs_one_cycle_regression():
+    # OneCycleLR with pct_start 0.1 used to divide by zero for exactly 10 epochs
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(20, 3)), rng.normal(size=(20, 2))
+    fit = CrossModalTrainer(torch.nn.Linear(3, 2), epochs=10, batch_size=10, random_state=0).fit(x, y, np.eye(20))
+    assert len(fit.history_) == 10

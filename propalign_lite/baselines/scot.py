@@ -34,6 +34,11 @@ large :math:`\varepsilon` blurs the plan towards the independent coupling :math:
 generic data :math:`\varepsilon = 0.05` already gives an almost uniform plan, while
 :math:`\varepsilon = 0.01` can recover an exact isometry).
 
+Cost: each outer GW iteration costs two :math:`n^3` matrix products and a Sinkhorn solve. On
+real (non-isometric) data the solver often runs several hundred outer iterations before POT's
+tolerance is met, e.g. roughly 5-50 s for 200 x 200 samples on a busy 2-core CPU; an exact
+isometry converges in a few iterations. ``device="cuda"`` runs the same solve on a GPU.
+
 Epsilon schedule
 ----------------
 The solve is tried with ``epsilon``, then ``epsilon + epsilon_step``, ... while the value is

@@ -109,6 +109,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .._validation import check_labels, check_random_state
+from .._torch_utils import one_cycle
 from ..encoders import CNN_CHANNELS, CNNEncoder, MLPEncoder
 
 __all__ = ["CrossModalVAE"]
@@ -182,19 +183,6 @@ class _VAEPair(nn.Module):
         self.modality_clf = nn.Sequential(
             nn.Linear(latent_dim, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(),
             nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 2))
-
-
-def _one_cycle(opt, epochs: int, pct_start: float):
-    """``OneCycleLR(max_lr=lr, total_steps=epochs, pct_start)``, stepped once per epoch.
-
-    torch divides by zero when ``pct_start * epochs == 1`` (e.g. 10 epochs at 0.1: a warm-up
-    phase of zero length); the warm-up fraction is then nudged up by one part in a million,
-    which gives the same learning rates.
-    """
-    if abs(pct_start * epochs - 1) < 1e-9:
-        pct_start = pct_start * (1 + 1e-6)
-    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=opt.param_groups[0]["lr"],
-                                               total_steps=epochs, pct_start=pct_start)
 
 
 def _reparameterise(mu, logvar, generator=None):
@@ -475,7 +463,7 @@ class CrossModalVAE:
         if self.adversarial:
             opts.append(torch.optim.Adam(disc_params, lr=self.disc_lr or self.lr,
                                          weight_decay=self.weight_decay))
-        scheds = [_one_cycle(o, self.epochs, self.pct_start) for o in opts]
+        scheds = [one_cycle(o, self.epochs, self.pct_start) for o in opts]
 
         keys = [f"train_{p}" for p in _PARTS]
         if self.adversarial:

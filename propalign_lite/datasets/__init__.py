@@ -1,4 +1,13 @@
-"""Datasets: the synthetic two-view ball images and CITE-seq (real file or simulator)."""
-from .balls import BallsData, channel_stats, make_balls, treatment_name
+"""Datasets: the synthetic two-view ball images and CITE-seq (real GEO file or simulator).
 
-__all__ = ["BallsData", "channel_stats", "make_balls", "treatment_name"]
+Both CITE-seq sources go through one validation and one preprocessing path
+(:func:`validate_cite_seq_layout`, :func:`preprocess_cite_seq`).
+"""
+from .balls import BallsData, channel_stats, make_balls, treatment_name
+from .citeseq import (CiteSeqData, fetch_cite_seq, load_cite_seq, load_cite_seq_simulated,
+                      preprocess_cite_seq, read_cite_seq, simulate_cite_seq,
+                      validate_cite_seq_layout)
+
+__all__ = ["BallsData", "channel_stats", "make_balls", "treatment_name", "CiteSeqData",
+           "fetch_cite_seq", "load_cite_seq", "load_cite_seq_simulated", "preprocess_cite_seq",
+           "read_cite_seq", "simulate_cite_seq", "validate_cite_seq_layout"]
