@@ -56,22 +56,14 @@ from IPython.display import Markdown, display
 
 from propalign_lite import PropensityClassifier, match_groups
 from propalign_lite import metrics, paper, plots
-from propalign_lite.datasets import load_cite_seq, load_cite_seq_simulated
+from propalign_lite.datasets import load_cite_seq_for
 from propalign_lite.profiles import get_profile
-from propalign_lite.report import comparison_table, profile_banner
+from propalign_lite.report import comparison_table, profile_banner, save_results
 
 settings = get_profile("citeseq", profile, data=data, seeds=seeds)
 device = "cuda" if torch.cuda.is_available() else "cpu"
 chapter_start = time.perf_counter()
-if settings["data"] == "geo":
-    cite = load_cite_seq(n_pcs=settings["n_pcs"])
-    source = "the real GSE194122 CITE-seq file"
-else:
-    cite = load_cite_seq_simulated(settings["n_cells"], n_pcs=settings["n_pcs"],
-                                   random_state=settings["data_seed"],
-                                   **settings["simulator"])
-    source = (f"**simulated** CITE-seq data ({settings['n_cells']:,} cells, "
-              f"{settings['simulator']['n_cell_types']} cell types) in the GEO file's layout")
+cite, source = load_cite_seq_for(settings)
 display(Markdown(profile_banner(settings, data=source)))
 print(cite)
 
@@ -208,6 +200,7 @@ claims = {"PS+OT has a lower FOSCTTM than PS+SNN": med["PS+OT"] < med["PS+SNN"],
 for claim, holds in claims.items():
     print(("holds:  " if holds else "FAILS:  ") + claim)
 assert all(claims.values()), "the paper's qualitative finding does not hold in this run"
+save_results("citeseq", results, settings)           # the baselines chapter adds its rows
 
 # %% [markdown]
 # ## Where the trace comes from: group size
@@ -274,4 +267,4 @@ print(f"chapter executed in {time.perf_counter() - chapter_start:.0f} s")
 # the real data. Only the ordering of the methods and the gap to chance carry over. To run the
 # chapter on the real file: `load_cite_seq(download=True)` once (about 0.6 GB), then
 # `python -m propalign_lite.book --only citeseq --profile paper`. The baselines (SCOT, scGLUE,
-# VAE) are added in the baselines chapter.
+# VAE) are in the {doc}`baselines chapter <baselines>`.

@@ -101,7 +101,13 @@ print(f"treatment-1 group: {len(g)} samples per modality; OT puts {trace(M_ot):.
 # %% [markdown]
 # ## How to read this book
 #
+# - {doc}`Theory <theory>` explains why the method works and where it breaks, with small
+#   numerical demonstrations.
 # - {doc}`Synthetic images <synthetic>` reproduces the paper's image experiment and its Table 1.
+# - {doc}`CITE-seq <citeseq>` matches RNA and protein within cell types (Table 2).
+# - {doc}`Cross-modal prediction <prediction>` trains predictors from couplings (Table 3).
+# - {doc}`Baselines <baselines>` adds SCOT, scGLUE and the cross-modal VAE to Tables 1 and 2.
+# - {doc}`Ablations <ablations>` varies one ingredient at a time.
 # - {doc}`Reproduction notes <reproduction_notes>` list where we follow the authors' code and where
 #   we deliberately differ, and why.
 # - {doc}`Execution status <status>` shows when and how fast each page was executed.

@@ -48,7 +48,6 @@ seeds = None
 
 # %% tags=["hide-input"]
 import time
-import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -58,7 +57,7 @@ from IPython.display import Markdown, display
 from propalign_lite import CrossModalTrainer, PropensityClassifier, block_coupling, match_groups
 from propalign_lite import paper
 from propalign_lite.baselines import CrossModalVAE
-from propalign_lite.datasets import load_cite_seq, load_cite_seq_simulated
+from propalign_lite.datasets import load_cite_seq_for
 from propalign_lite.profiles import get_profile
 from propalign_lite.report import comparison_table, profile_banner
 from propalign_lite.trainer import make_probe_mlp
@@ -66,14 +65,7 @@ from propalign_lite.trainer import make_probe_mlp
 settings = get_profile("prediction", profile, data=data, seeds=seeds)
 device = "cuda" if torch.cuda.is_available() else "cpu"
 chapter_start = time.perf_counter()
-if settings["data"] == "geo":
-    cite = load_cite_seq(n_pcs=settings["n_pcs"])
-    source = "the real GSE194122 CITE-seq file"
-else:
-    cite = load_cite_seq_simulated(settings["n_cells"], n_pcs=settings["n_pcs"],
-                                   random_state=settings["data_seed"], **settings["simulator"])
-    source = (f"**simulated** CITE-seq data ({settings['n_cells']:,} cells) in the GEO "
-              "file's layout")
+cite, source = load_cite_seq_for(settings)
 display(Markdown(profile_banner(settings, data=source)))
 train, val = cite.split_view("train"), cite.split_view("val")
 print(cite)

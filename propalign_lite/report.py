@@ -46,3 +46,31 @@ def comparison_table(ours: dict, paper: dict, metrics: list[str], *, fmt=".4f",
             row[f"{m} (paper)"] = "-" if p is None else format_paper(p, f, s)
         rows.append(row)
     return pd.DataFrame(rows).set_index("method")
+
+
+def save_results(chapter: str, results: dict, settings: dict, directory="_results") -> str:
+    """Write a chapter's per-seed results (JSON) so that later chapters can reuse them.
+
+    The baselines chapter reads them to put its rows next to the propensity-score rows
+    computed on the same data. Returns the path written.
+    """
+    import json
+    from pathlib import Path
+
+    path = Path(directory) / f"{chapter}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"settings": settings, "results": results}
+    path.write_text(json.dumps(payload, indent=1, default=float))
+    return str(path)
+
+
+def load_results(chapter: str, directory="_results") -> dict:
+    """Read what :func:`save_results` wrote; a clear error if the chapter has not run."""
+    import json
+    from pathlib import Path
+
+    path = Path(directory) / f"{chapter}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: execute the {chapter!r} chapter first "
+                                f"(python -m propalign_lite.book --only {chapter})")
+    return json.loads(path.read_text())

@@ -12,14 +12,6 @@ from propalign_lite.baselines import (CrossModalVAE, SCOTConvergenceError, build
 from propalign_lite.baselines.glue import import_scglue
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # ============================================================================================
 # SCOT
 def _permuted_copy(n=40, d=10, seed=0):

@@ -6,14 +6,6 @@ from propalign_lite import PropensityClassifier
 from propalign_lite.encoders import CNNEncoder, MLPEncoder
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _toy(n=400, seed=0):
     rng = np.random.default_rng(seed)
     t = rng.integers(0, 3, n)

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from propalign_lite import PropensityClassifier, match_groups, metrics
 from propalign_lite.book import chapters_from_toc
@@ -14,14 +13,6 @@ from propalign_lite.profiles import PROFILES, get_profile
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "data" / "cite_fixture.h5ad"
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_citeseq_pipeline_on_fixture():
@@ -62,3 +53,16 @@ def test_get_profile_errors():
     with pytest.raises(ValueError, match="unknown setting"):
         get_profile("synthetic", "ci", epocs=3)
     assert get_profile("synthetic", "ci", seeds=[7])["seeds"] == [7]
+
+
+def test_load_cite_seq_for_profile_settings():
+    from propalign_lite.datasets import load_cite_seq_for
+
+    settings = dict(data="simulated", n_cells=400, n_pcs=10, data_seed=3,
+                    simulator=dict(n_cell_types=6, n_genes=300, n_proteins=20, batches=3))
+    a, text = load_cite_seq_for(settings)
+    b, _ = load_cite_seq_for(settings)
+    assert a.gex_pca.shape == (400, 10) and "simulated" in text
+    np.testing.assert_array_equal(a.adt, b.adt)          # same settings, same cells
+    with pytest.raises(ValueError, match="data must be"):
+        load_cite_seq_for(dict(settings, data="h5"))

@@ -4,10 +4,11 @@ Both CITE-seq sources go through one validation and one preprocessing path
 (:func:`validate_cite_seq_layout`, :func:`preprocess_cite_seq`).
 """
 from .balls import BallsData, channel_stats, make_balls, treatment_name
-from .citeseq import (CiteSeqData, fetch_cite_seq, load_cite_seq, load_cite_seq_simulated,
+from .citeseq import (CiteSeqData, fetch_cite_seq, load_cite_seq, load_cite_seq_for,
+                      load_cite_seq_simulated,
                       preprocess_cite_seq, read_cite_seq, simulate_cite_seq,
                       validate_cite_seq_layout)
 
 __all__ = ["BallsData", "channel_stats", "make_balls", "treatment_name", "CiteSeqData",
-           "fetch_cite_seq", "load_cite_seq", "load_cite_seq_simulated", "preprocess_cite_seq",
+           "fetch_cite_seq", "load_cite_seq", "load_cite_seq_for", "load_cite_seq_simulated", "preprocess_cite_seq",
            "read_cite_seq", "simulate_cite_seq", "validate_cite_seq_layout"]

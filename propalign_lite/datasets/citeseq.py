@@ -1385,3 +1385,23 @@ def load_cite_seq_simulated(n_cells: int = 5000, *, n_pcs: int = 50,
     if isinstance(rs, np.random.Generator):
         rs = int(rs.integers(2 ** 31 - 1))
     return preprocess_cite_seq(adata, n_pcs=n_pcs, svd_solver=svd_solver, random_state=rs)
+
+
+def load_cite_seq_for(settings: dict) -> tuple[CiteSeqData, str]:
+    """The CITE-seq data a chapter's profile asks for, and a one-line description of it.
+
+    ``settings["data"] == "geo"`` loads the real file (:func:`load_cite_seq`, ``n_pcs``);
+    ``"simulated"`` calls :func:`load_cite_seq_simulated` with ``n_cells``, ``n_pcs``,
+    ``data_seed`` and the ``simulator`` keyword arguments. Chapters that use the same settings
+    therefore see the same cells.
+    """
+    if settings["data"] == "geo":
+        return load_cite_seq(n_pcs=settings["n_pcs"]), "the real GSE194122 CITE-seq file"
+    if settings["data"] != "simulated":
+        raise ValueError(f"data must be 'geo' or 'simulated', got {settings['data']!r}")
+    sim = dict(settings.get("simulator", {}))
+    data = load_cite_seq_simulated(settings["n_cells"], n_pcs=settings["n_pcs"],
+                                   random_state=settings["data_seed"], **sim)
+    n_types = sim.get("n_cell_types", "default")
+    return data, (f"**simulated** CITE-seq data ({settings['n_cells']:,} cells, {n_types} cell "
+                  "types) in the GEO file's layout")
