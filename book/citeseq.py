@@ -41,8 +41,8 @@
 
 # %% tags=["parameters"]
 profile = "ci"       # "ci" or "paper"
-data = None          # "simulated" or "geo"; None = the profile's choice
-seeds = None         # override the profile's seeds
+data = None          # "simulated" or "geo" (None: as the profile says)
+seeds = None         # override the seeds of the profile
 
 # %% tags=["hide-input"]
 import time
@@ -181,9 +181,9 @@ plt.show()
 # %%
 table = comparison_table(
     {k: {"FOSCTTM": v["FOSCTTM"], "Trace": v["Trace"]} for k, v in results.items()},
-    paper.TABLE2, ["FOSCTTM", "Trace"])
+    paper.TABLE2, ["FOSCTTM", "Trace"], missing="in Baselines")
 table["FOSCTTM barycentric (ours)"] = [
-    metrics.format_summary(results[m]["FOSCTTM (barycentric)"]) if m in results else "not run"
+    metrics.format_summary(results[m]["FOSCTTM (barycentric)"]) if m in results else "in Baselines"
     for m in table.index]
 display(table)
 chance_trace = np.mean([1 / n for n in sizes[sizes >= 2]])
@@ -200,7 +200,7 @@ claims = {"PS+OT has a lower FOSCTTM than PS+SNN": med["PS+OT"] < med["PS+SNN"],
 for claim, holds in claims.items():
     print(("holds:  " if holds else "FAILS:  ") + claim)
 assert all(claims.values()), "the paper's qualitative finding does not hold in this run"
-save_results("citeseq", results, settings)           # the baselines chapter adds its rows
+results_file = save_results("citeseq", results, settings)   # for the baselines chapter
 
 # %% [markdown]
 # ## Where the trace comes from: group size

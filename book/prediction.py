@@ -43,7 +43,7 @@
 
 # %% tags=["parameters"]
 profile = "ci"
-data = None          # "simulated" or "geo"; None = the profile's choice
+data = None          # "simulated" or "geo" (None: as the profile says)
 seeds = None
 
 # %% tags=["hide-input"]

@@ -29,8 +29,8 @@
 # is the same scene) to score the couplings.
 
 # %% tags=["parameters"]
-profile = "ci"      # "ci" (CPU, minutes) or "paper" (the paper's sizes; GPU recommended)
-seeds = None        # override the profile's list of training seeds, e.g. [1]
+profile = "ci"      # "ci" (CPU, minutes) or "paper" (sizes of the paper, GPU recommended)
+seeds = None        # override the list of training seeds, e.g. [1]
 
 # %% tags=["hide-input"]
 import time
@@ -181,7 +181,8 @@ plt.show()
 
 # %%
 table = comparison_table(results, paper.TABLE1, ["MSE", "Trace"], scales={"Trace": 1e3},
-                         fmt={"MSE": ".4f", "Trace": ".3f"})
+                         fmt={"MSE": ".4f", "Trace": ".3f"},
+                         missing="in Baselines")
 table.loc["Rand", "Trace (ours)"] += f" [1/n = {1e3 * np.mean([1 / M.shape[0] for M in kept['Rand'].values()]):.3g}]"
 display(table)
 

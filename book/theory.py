@@ -384,7 +384,7 @@ print(f"noise sd {max(S['prop2_noise'])}: latent MSE {below:.3f} with T = {min(S
 assert below > 3 * at
 
 # %% [markdown]
-# With exact scores, matching is nearly perfect from $T = 2$ on. At $T = 1$ the group's units
+# With exact scores, only the smallest $T$ are clearly worse. At $T = 1$ the group's units
 # crowd onto a line, and the blur of entropic OT alone already mixes units that differ along
 # the $d - 1$ null directions. With noisy scores and $T < d$, the latent MSE stays large.
 # What is lost is the $d - T$ null directions, where each unit is matched to units with

@@ -16,7 +16,7 @@ def show_views(x1, x2, t, *, labels=None, per_class: int = 1, names=None):
     t = np.asarray(t)
     classes = np.unique(t) if labels is None else np.asarray(labels)
     fig, axes = plt.subplots(2 * per_class, len(classes),
-                             figsize=(1.2 * len(classes), 2.5 * per_class), squeeze=False)
+                             figsize=(1.5 * len(classes), 3.2 * per_class), squeeze=False)
     for c, cls in enumerate(classes):
         idx = np.flatnonzero(t == cls)[:per_class]
         for r, i in enumerate(idx):

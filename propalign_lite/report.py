@@ -22,13 +22,14 @@ def profile_banner(settings: dict, *, data: str) -> str:
 
 
 def comparison_table(ours: dict, paper: dict, metrics: list[str], *, fmt=".4f",
-                     scales: dict | None = None):
+                     scales: dict | None = None, missing: str = "not run"):
     """A table with, for every method (row) and metric, our median (Q1, Q3) and the paper's.
 
     ``ours[method][metric]`` is a list of per-seed values (or a single value);
     ``paper[method][metric]`` a ``(median, q1, q3)`` tuple from :mod:`propalign_lite.paper`.
     ``scales[metric]`` multiplies both (e.g. ``1e3`` for the paper's trace x 1e-3 column);
-    ``fmt`` is one format spec or a dict ``{metric: spec}``.
+    ``fmt`` is one format spec or a dict ``{metric: spec}``; ``missing`` fills our cells for
+    methods not run on the page.
     """
     import pandas as pd
 
@@ -40,7 +41,7 @@ def comparison_table(ours: dict, paper: dict, metrics: list[str], *, fmt=".4f",
             s = scales.get(m, 1.0)
             f = fmt.get(m, ".4f") if isinstance(fmt, dict) else fmt
             vals = ours.get(method, {}).get(m)
-            row[f"{m} (ours)"] = ("not run" if vals is None or np.size(vals) == 0
+            row[f"{m} (ours)"] = (missing if vals is None or np.size(vals) == 0
                                   else format_summary(vals, f, s))
             p = paper.get(method, {}).get(m)
             row[f"{m} (paper)"] = "-" if p is None else format_paper(p, f, s)
