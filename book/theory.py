@@ -315,7 +315,7 @@ cs = ax[0].contour(gx, gy, np.exp(lp[:, 1]).reshape(gx.shape), levels=9, cmap="v
 ax[0].clabel(cs, fontsize=7)
 ax[0].plot(*np.vstack([z_a, z_b]).T, "ro-", ms=5)
 for name, point in (("$z_a$", z_a), ("$z_b$", z_b)):
-    ax[0].annotate(name, point.ravel(), xytext=(-18, 4), textcoords="offset points", color="r")
+    ax[0].annotate(name, point.ravel(), xytext=(-24, -4), textcoords="offset points", color="r")
 ax[0].set_title("T = 1: level sets of $\\pi_1(z)$ are lines", fontsize=10)
 lp = gaussian_log_propensity(pts, means_T2)
 h = lp[:, 1:] - lp[:, :1]

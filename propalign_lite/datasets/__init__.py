@@ -8,7 +8,9 @@ from .citeseq import (CiteSeqData, fetch_cite_seq, load_cite_seq, load_cite_seq_
                       load_cite_seq_simulated,
                       preprocess_cite_seq, read_cite_seq, simulate_cite_seq,
                       validate_cite_seq_layout)
+from .views import InjectiveView, ViewsData, ViewsModel, make_views
 
 __all__ = ["BallsData", "channel_stats", "make_balls", "treatment_name", "CiteSeqData",
            "fetch_cite_seq", "load_cite_seq", "load_cite_seq_for", "load_cite_seq_simulated", "preprocess_cite_seq",
-           "read_cite_seq", "simulate_cite_seq", "validate_cite_seq_layout"]
+           "read_cite_seq", "simulate_cite_seq", "validate_cite_seq_layout",
+           "InjectiveView", "ViewsData", "ViewsModel", "make_views"]
