@@ -55,7 +55,7 @@ PROFILES: dict[str, dict[str, dict]] = {
     },
     "prediction": {
         "ci": dict(data="simulated", n_cells=15000, n_pcs=50, width=256, clf_epochs=15,
-                   clf_lr=1e-3, vae_epochs=15, probe_epochs=50, probe_lr=1e-3, seeds=[1, 2],
+                   clf_lr=1e-3, vae_epochs=15, probe_epochs=30, probe_lr=1e-3, seeds=[1, 2],
                    reverse=True, data_seed=0,
                    simulator=dict(n_cell_types=45, n_genes=2000, n_proteins=134, batches=12,
                                   iid_holdout_fraction=0.25)),
