@@ -76,6 +76,29 @@ PROFILES: dict[str, dict[str, dict]] = {
                       simulator=dict(n_cell_types=45, n_genes=2000, n_proteins=134,
                                      batches=12)),
     },
+    # baselines chapter: SCOT, the cross-modal VAE and scGLUE on the data of the synthetic and
+    # citeseq chapters (their sizes and seeds come from those chapters' saved settings).
+    # ci shrinks the VAEs, runs SCOT on a random subsample of every group (entropic GW is
+    # O(n^3) per iteration) and trains scGLUE on the test-split cells for a few epochs.
+    "baselines": {
+        "ci": dict(image_vae_seeds=[1, 2], image_vae_channels=[16, 32, 64, 128, 256],
+                   image_vae_epochs=10, image_vae_lr=2e-3, cite_vae_seeds=[1, 2, 3],
+                   cite_vae_width=256, cite_vae_epochs=15, cite_vae_lr=1e-3,
+                   vae_alpha=0.1, vae_beta=1.0, vae_lam=1e-10, vae_batch_size=256,
+                   scot_epsilon=0.01, image_scot_max_per_group=300,
+                   cite_scot_max_per_group=150, subsample_seed=0, glue=True,
+                   glue_cells="test", glue_n_pcs=50, glue_max_epochs=20, glue_seed=0),
+        # the official run: VAE 100 epochs at full width, SCOT on whole groups, scGLUE with
+        # its default (automatic) training length on all cells of the real file
+        "paper": dict(image_vae_seeds=list(range(1, 11)),
+                      image_vae_channels=[32, 64, 128, 256, 512], image_vae_epochs=100,
+                      image_vae_lr=1e-4, cite_vae_seeds=list(range(1, 11)), cite_vae_width=1024,
+                      cite_vae_epochs=100, cite_vae_lr=1e-4, vae_alpha=0.1, vae_beta=1.0,
+                      vae_lam=1e-10, vae_batch_size=256, scot_epsilon=0.01,
+                      image_scot_max_per_group=None, cite_scot_max_per_group=None,
+                      subsample_seed=0, glue=True, glue_cells="all", glue_n_pcs=200,
+                      glue_max_epochs=None, glue_seed=0),
+    },
 }
 
 

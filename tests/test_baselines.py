@@ -10,6 +10,7 @@ from propalign_lite.baselines import (CrossModalVAE, SCOTConvergenceError, build
                                       default_k, fit_scglue, scot_graph_distances, scot_match,
                                       scot_match_groups, split_citeseq)
 from propalign_lite.baselines.glue import import_scglue
+from propalign_lite.baselines.scot import subsample_groups
 
 
 # ============================================================================================
@@ -121,6 +122,26 @@ def test_scot_match_groups():
         scot_match_groups(x, t, x, t, on_failure="ignore")
 
 
+def test_subsample_groups():
+    t = np.repeat([2, 0, 1], [50, 7, 20])
+    idx = subsample_groups(t, 10, random_state=0)
+    assert np.all(np.diff(idx) > 0)                       # sorted, no duplicates
+    groups, counts = np.unique(t[idx], return_counts=True)
+    assert groups.tolist() == [0, 1, 2] and counts.tolist() == [7, 10, 10]
+    assert set(np.flatnonzero(t == 0)) <= set(idx)          # small groups kept whole
+    np.testing.assert_array_equal(idx, subsample_groups(t, 10, random_state=0))
+    assert not np.array_equal(idx, subsample_groups(t, 10, random_state=1))
+    np.testing.assert_array_equal(subsample_groups(t, None), np.arange(len(t)))
+    np.testing.assert_array_equal(subsample_groups(t, 100), np.arange(len(t)))
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="max_per_group"):
+            subsample_groups(t, bad)
+    with pytest.raises(ValueError, match="empty"):
+        subsample_groups([], 3)
+    with pytest.raises(ValueError, match="1-dimensional"):
+        subsample_groups(t.reshape(-1, 1), 3)
+
+
 # ============================================================================================
 # VAE
 def _toy(n=240, seed=0, n_classes=3):
@@ -170,6 +191,19 @@ def test_vae_keeps_best_validation_epoch():
     vae2 = CrossModalVAE("mlp", epochs=2, random_state=1, **SMALL).fit(x1, t1, x2, t2)
     assert vae2.best_epoch_ == 2 and vae2.best_val_loss_ is None
     assert "val_loss" not in vae2.history_
+
+
+def test_vae_transform_same_int_seed_gives_independent_noise_per_modality():
+    # regression: transform(x1, 1, random_state=s) and transform(x2, 2, random_state=s) used to
+    # draw the same epsilon for row i of both modalities, leaking the pairing of paired data
+    x1, t1, x2, t2 = _toy(100)
+    vae = CrossModalVAE("mlp", epochs=2, random_state=0, **SMALL).fit(x1, t1, x2, t2)
+    eps = []
+    for m, x in ((1, x1), (2, x2)):
+        mu = vae.transform(x, m, sample=False)
+        eps.append(vae.transform(x, m, random_state=7) - mu)
+    corr = np.corrcoef(eps[0].ravel(), eps[1].ravel())[0, 1]
+    assert abs(corr) < 0.2, f"noise of the two modalities is correlated ({corr:.2f})"
 
 
 def test_vae_transform_shapes_sampling_and_reproducibility():
@@ -319,7 +353,7 @@ def test_import_scglue_error_message(monkeypatch):
 
 def test_fit_scglue_end_to_end():
     pytest.importorskip("scglue", reason="optional package scglue not installed "
-                                         "(pip install scglue==0.4.1)")
+                                         "(pip install scglue==0.4.1 pynvml==11.5.3)")
     adata = _tiny_citeseq()
     with pytest.raises(ValueError, match="n_pcs >= latent_dim"):
         fit_scglue(adata, n_pcs=10, latent_dim=16)

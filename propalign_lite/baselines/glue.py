@@ -33,7 +33,7 @@ name matches only.
 
 Installing
 ----------
-``scglue`` is optional (not needed by the rest of the package): ``pip install scglue==0.4.1``.
+``scglue`` is optional (not needed by the rest of the package): ``pip install scglue==0.4.1 pynvml==11.5.3``.
 With ``torch`` already installed it resolves from PyPI with binary wheels only and adds about
 20 packages (pyro-ppl, pytorch-ignite, tensorboardX, muon/mudata, pybedtools, pysam, leidenalg,
 igraph, sparse, dill, parse, pynvml...).
@@ -80,7 +80,7 @@ def import_scglue():
     except ImportError as err:
         raise ImportError(
             "the scGLUE baseline needs the optional package 'scglue' (tested with 0.4.1): "
-            "pip install scglue==0.4.1 (install the CPU torch wheel first so pip does not pull "
+            "pip install scglue==0.4.1 pynvml==11.5.3 (install the CPU torch wheel first so pip does not pull "
             f"CUDA torch). Original error: {err}") from err
     return scglue
 

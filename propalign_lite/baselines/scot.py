@@ -81,10 +81,10 @@ import warnings
 
 import numpy as np
 
-from .._validation import check_array, check_labels
+from .._validation import check_array, check_labels, check_random_state
 
 __all__ = ["scot_match", "scot_match_groups", "scot_graph_distances", "default_k",
-           "SCOTConvergenceError"]
+           "SCOTConvergenceError", "subsample_groups"]
 
 MODES = ("connectivity", "distance")
 
@@ -372,3 +372,54 @@ def scot_match_groups(x1, t1, x2, t2, *, min_group_size: int = 2, on_missing: st
     if not out:
         raise ValueError("no group could be matched")
     return out
+
+
+def subsample_groups(t, max_per_group: int | None, *, random_state=None) -> np.ndarray:
+    r"""Indices of a random subsample with at most ``max_per_group`` samples of every group.
+
+    Entropic Gromov-Wasserstein costs :math:`O(n^3)` per outer iteration, so SCOT on large
+    groups is slow on a CPU. Running it on a random subsample of each group keeps the
+    problem honest (the pairing inside the subsample is still hidden) but changes the chance
+    level of the trace from :math:`1/n_g` to :math:`1/\min(n_g, \text{max\_per\_group})`;
+    report it next to the results.
+
+    Parameters
+    ----------
+    t : array (n,)
+        Group label of every sample (paired data: one label array for both modalities, so the
+        same indices select partners in both).
+    max_per_group : int or None
+        Largest number of samples kept per group; ``None`` keeps everything.
+    random_state : None, int or numpy Generator
+        Seeds the draw (each group without replacement).
+
+    Returns
+    -------
+    array of int
+        Sorted indices into ``t``; groups no larger than ``max_per_group`` are kept whole.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> t = np.repeat(["a", "b"], [5, 30])
+    >>> idx = subsample_groups(t, 10, random_state=0)
+    >>> np.unique(t[idx], return_counts=True)[1].tolist()
+    [5, 10]
+    """
+    t = check_labels(t, "t")
+    if len(t) == 0:
+        raise ValueError("t is empty")
+    if max_per_group is None:
+        return np.arange(len(t))
+    if (isinstance(max_per_group, bool) or not isinstance(max_per_group, (int, np.integer))
+            or max_per_group < 1):
+        raise ValueError(f"max_per_group must be a positive integer or None, got "
+                         f"{max_per_group!r}")
+    rng = check_random_state(random_state)
+    keep = []
+    for g in np.unique(t):
+        rows = np.flatnonzero(t == g)
+        if len(rows) > max_per_group:
+            rows = rng.choice(rows, size=int(max_per_group), replace=False)
+        keep.append(rows)
+    return np.sort(np.concatenate(keep))

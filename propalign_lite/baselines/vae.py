@@ -607,7 +607,9 @@ class CrossModalVAE:
             ``True`` (default, as the official code): a draw :math:`\mu + \sigma\epsilon`;
             ``False``: the posterior mean :math:`\mu` (deterministic).
         random_state : None, int or Generator
-            Seeds the draw when ``sample=True``.
+            Seeds the draw when ``sample=True``. An int seed is combined with the modality, so
+            the two modalities never share noise: with paired rows, shared noise
+            :math:`\epsilon_i` would leak the hidden pairing into the embeddings.
         batch_size : int, optional
             Rows per forward pass (default ``self.batch_size``); does not change the result.
 
@@ -622,6 +624,9 @@ class CrossModalVAE:
         net.eval()
         gen = None
         if sample:
+            if isinstance(random_state, (int, np.integer)):
+                # an int seed gives each modality its own stream (no shared noise across views)
+                random_state = np.random.default_rng([int(random_state), m])
             gen = torch.Generator(device=self.device)
             gen.manual_seed(int(check_random_state(random_state).integers(2**31 - 1)))
         bs = batch_size or self.batch_size
