@@ -103,8 +103,10 @@ def couplings_for_seed(seed):
                                                   t_val=val.cell_type)
     out["PS+OT"] = within_types(clf["adt"].logits(train.adt), clf["rna"].logits(train.gex_pca),
                                 method="ot", reg=0.05)
+    # the official run's loss weights, as in the baselines chapter (see the reproduction notes)
     vae = CrossModalVAE("mlp", width=settings["width"], epochs=settings["vae_epochs"],
-                        lr=settings["clf_lr"], random_state=seed, device=device)
+                        lr=settings["clf_lr"], alpha=0.1, beta=1.0, lam=1e-10,
+                        random_state=seed, device=device)
     vae.fit(train.adt, train.cell_type, train.gex_pca, train.cell_type,
             x1_val=val.adt, t1_val=val.cell_type, x2_val=val.gex_pca, t2_val=val.cell_type)
     out["VAE+OT"] = within_types(vae.transform(train.adt, modality=1, random_state=seed),
