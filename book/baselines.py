@@ -160,7 +160,7 @@ cap = settings["image_scot_max_per_group"]
 idx = subsample_groups(test.t, cap, random_state=settings["subsample_seed"])
 couplings = scot_groups(pixels(test.x1[idx]), pixels(test.x2[idx]), test.t[idx])
 scot_img = metrics.evaluate_couplings(couplings, test.t[idx], z=test.z[idx])
-scot_img_chance = np.mean([1 / M.shape[0] for M in couplings.values()])
+scot_img_chance = metrics.chance_trace(couplings)
 timings["SCOT (images)"] = time.perf_counter() - start
 print(f"SCOT on {len(idx):,} of {len(test):,} test scenes "
       f"({'all' if cap is None else f'at most {cap}'} per group, {len(couplings)} groups): "
@@ -249,7 +249,7 @@ table1 = comparison_table({**ours1, "Uniform": {"MSE": uniform["MSE"], "Trace": 
                           paper.TABLE1, ["MSE", "Trace"], scales={"Trace": 1e3},
                           fmt={"MSE": ".4f", "Trace": ".3f"}).loc[[*paper.TABLE1, "Uniform"]]
 n_img = {g: int((test.t == g).sum()) for g in np.unique(test.t)}
-full_chance = np.mean([1 / n for n in n_img.values()])
+full_chance = metrics.chance_trace(n_img.values())
 if cap is not None and any(n > cap for n in n_img.values()):
     table1.loc["SCOT", "Trace (ours)"] += f" [1/m = {1e3 * scot_img_chance:.3f}]"
 table1.loc["Rand", "Trace (ours)"] += f" [1/n = {1e3 * full_chance:.3f}]"
@@ -334,7 +334,7 @@ else:
                                    random_state=cite_set["data_seed"], **cite_set["simulator"])
 ctrain, cval, ctest = (cite.split_view(s) for s in ("train", "val", "test"))
 sizes = pd.Series(ctest.cell_type).value_counts()
-cite_chance = np.mean([1 / n for n in sizes[sizes >= 2]])
+cite_chance = metrics.chance_trace(sizes[sizes >= 2])
 print(f"test split: {len(ctest):,} cells in {len(sizes)} cell types (median {int(sizes.median())}"
       f", min {sizes.min()}, max {sizes.max()}); chance trace {cite_chance:.4f}")
 
@@ -353,7 +353,7 @@ cidx = subsample_groups(ctest.cell_type, ccap, random_state=settings["subsample_
 couplings = scot_groups(ctest.adt[cidx], ctest.gex_pca[cidx], ctest.cell_type[cidx])
 scot_cite = metrics.evaluate_couplings(couplings, ctest.cell_type[cidx],
                                        x2=ctest.gex_pca[cidx], random_state=0)
-scot_cite_chance = np.mean([1 / M.shape[0] for M in couplings.values()])
+scot_cite_chance = metrics.chance_trace(couplings)
 timings["SCOT (CITE-seq)"] = time.perf_counter() - start
 print(f"SCOT on {len(cidx):,} of {len(ctest):,} test cells "
       f"({'all' if ccap is None else f'at most {ccap}'} per type, {len(couplings)} types): "

@@ -186,7 +186,7 @@ table["FOSCTTM barycentric (ours)"] = [
     metrics.format_summary(results[m]["FOSCTTM (barycentric)"]) if m in results else "in Baselines"
     for m in table.index]
 display(table)
-chance_trace = np.mean([1 / n for n in sizes[sizes >= 2]])
+chance_trace = metrics.chance_trace(sizes[sizes >= 2])
 print(f"chance level: FOSCTTM 0.5, trace {chance_trace:.4f} (mean of 1/n over types)")
 print(f"textbook FOSCTTM of the PS embeddings themselves (no matching): "
       f"{metrics.format_summary(textbook)}")

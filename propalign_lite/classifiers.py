@@ -139,7 +139,7 @@ class PropensityClassifier:
         return xb.to(self.device)
 
     def _fit_scaler(self, x: np.ndarray) -> None:
-        std = self.standardize == "auto" and self.encoder == "cnn" or self.standardize is True
+        std = self.standardize is True or (self.standardize == "auto" and self.encoder == "cnn")
         self.mean_ = self.std_ = None
         if not std:
             return

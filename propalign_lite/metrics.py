@@ -147,6 +147,24 @@ def per_group(metric: Callable, couplings: dict, t, *arrays, **kwargs) -> dict:
     return out
 
 
+def chance_trace(groups) -> float:
+    """Trace of a uniformly random coupling, averaged over groups like :func:`trace`:
+    the unweighted mean of :math:`1/n_g`.
+
+    ``groups`` is a ``{label: coupling}`` dict (as returned by
+    :func:`~propalign_lite.match_groups`; ``n_g`` = its number of rows) or an iterable of
+    group sizes.
+
+    >>> chance_trace([2, 4]), chance_trace({0: np.eye(5)})
+    (0.375, 0.2)
+    """
+    sizes = [M.shape[0] for M in groups.values()] if isinstance(groups, dict) else list(groups)
+    sizes = check_array(sizes, "group sizes", ndim=1)
+    if (sizes < 1).any():
+        raise ValueError("group sizes must be at least 1")
+    return float(np.mean(1.0 / sizes))
+
+
 def summarize_seeds(values) -> tuple[float, float, float]:
     """Median, first and third quartile of per-seed values (numpy linear percentiles)."""
     v = check_array(values, "values", ndim=1)

@@ -60,6 +60,13 @@ def test_group_average_and_seed_summary():
     assert metrics.format_summary([0.5], ".2f") == "0.50"
 
 
+def test_chance_trace_is_unweighted_mean_of_inverse_sizes():
+    assert metrics.chance_trace([2, 4]) == pytest.approx(0.375)
+    assert metrics.chance_trace({0: np.eye(5), 1: np.eye(2)}) == pytest.approx(0.35)
+    with pytest.raises(ValueError, match="at least 1"):
+        metrics.chance_trace([3, 0])
+
+
 def test_evaluate_couplings_uses_unweighted_group_mean():
     t = np.array([0, 0, 0, 0, 1, 1])
     couplings = {0: np.eye(4), 1: np.full((2, 2), 0.5)}
