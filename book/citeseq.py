@@ -46,25 +46,25 @@ seeds = None         # override the seeds of the profile
 
 # %% tags=["hide-input"]
 import time
-import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import torch
 from IPython.display import Markdown, display
 
-from propalign_lite import PropensityClassifier, match_groups
 from propalign_lite import metrics, paper, plots
-from propalign_lite.datasets import load_cite_seq_for
+from propalign_lite.experiments import cite_data, cite_source, settings_for
+from propalign_lite.experiments.citeseq import citeseq_claims, citeseq_settings, scores_table
 from propalign_lite.profiles import get_profile
-from propalign_lite.report import comparison_table, profile_banner, save_results
+from propalign_lite.recorded import recorded_for
+from propalign_lite.report import (add_recorded_columns, comparison_table, profile_banner,
+                                   records_note, save_results)
+from propalign_lite.runner import run_units
 
 settings = get_profile("citeseq", profile, data=data, seeds=seeds)
-device = "cuda" if torch.cuda.is_available() else "cpu"
 chapter_start = time.perf_counter()
-cite, source = load_cite_seq_for(settings)
-display(Markdown(profile_banner(settings, data=source)))
+cite = cite_data(settings)
+display(Markdown(profile_banner(settings, data=cite_source(settings))))
 print(cite)
 
 # %% [markdown]
@@ -95,60 +95,23 @@ if len(too_small):
 # available, so the paper proposes the validation cross-entropy as the model-selection signal.
 # Here we check how well the two track each other.
 
+# %% [markdown]
+# Each seed is one experiment unit, `citeseq.seed` (`propalign_lite.experiments.citeseq`): it
+# trains both classifiers, matches the test cells within each type with PS+OT and PS+SNN and
+# scores the couplings. The first seed also keeps the per-epoch validation monitor. The runner
+# reads the units already in the results store and computes the others.
+
 # %%
-def fit(x, x_val, seed, *, callback=None):
-    clf = PropensityClassifier("mlp", epochs=settings["epochs"], width=settings["width"],
-                               batch_size=settings["batch_size"], lr=settings["lr"],
-                               random_state=seed, device=device)
-    return clf.fit(x, train.cell_type, x_val=x_val, t_val=val.cell_type, callback=callback)
-
-
-def match_types(e_adt, e_rna, labels, **kw):
-    """Match within every cell type; types with < 2 cells were reported above and are left out."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return match_groups(e_adt, labels, e_rna, labels, on_missing="skip", **kw)
-
-
-def monitor_with(rna_clf):
-    """Per-epoch monitor: PS+OT on the validation split, current ADT classifier against the
-    (already trained) RNA classifier of the same seed."""
-    e_rna_val = rna_clf.logits(val.gex_pca)
-
-    def monitor(epoch, adt_clf):
-        couplings = match_types(adt_clf.logits(val.adt), e_rna_val, val.cell_type, method="ot")
-        return metrics.evaluate_couplings(couplings, val.cell_type, x2=e_rna_val,
-                                          random_state=0)
-    return monitor
-
-
-METHODS = {"PS+OT": dict(method="ot", reg=0.05), "PS+SNN": dict(method="snn", k=1)}
-results = {m: {"FOSCTTM": [], "FOSCTTM (barycentric)": [], "Trace": []} for m in METHODS}
-textbook, kept = [], {}
-for seed in settings["seeds"]:
-    start = time.perf_counter()
-    rna_clf = fit(train.gex_pca, val.gex_pca, seed)
-    first = seed == settings["seeds"][0]
-    adt_clf = fit(train.adt, val.adt, seed, callback=monitor_with(rna_clf) if first else None)
-    e_adt, e_rna = adt_clf.logits(test.adt), rna_clf.logits(test.gex_pca)
-    for name, kw in METHODS.items():
-        couplings = match_types(e_adt, e_rna, test.cell_type, **kw)
-        scores = metrics.evaluate_couplings(couplings, test.cell_type, x2=e_rna,
-                                            random_state=seed)
-        for k in results[name]:
-            results[name][k].append(scores[k])
-        if first:
-            kept[name] = scores
-    # textbook FOSCTTM of the two embeddings themselves (row i of both = one cell), per type
-    per_type = {g: metrics.foscttm(e_adt[test.cell_type == g], e_rna[test.cell_type == g])
-                for g in sizes.index[sizes >= 2]}
-    textbook.append(metrics.mean_over_groups(per_type))
-    if first:
-        kept.update(adt_clf=adt_clf, rna_clf=rna_clf, e_adt=e_adt, e_rna=e_rna)
-    print(f"seed {seed}: {time.perf_counter() - start:.0f} s; validation accuracy "
-          f"ADT {adt_clf.history_['val_accuracy'][adt_clf.best_epoch_ - 1]:.2f}, "
-          f"RNA {rna_clf.history_['val_accuracy'][rna_clf.best_epoch_ - 1]:.2f}; "
-          f"PS+OT FOSCTTM {results['PS+OT']['FOSCTTM'][-1]:.3f}")
+records = run_units("citeseq.seed", citeseq_settings(settings), settings["seeds"],
+                    progress=False)
+display(Markdown(records_note(records)))
+results = scores_table(records)
+textbook = [r["textbook_foscttm"] for r in records]
+kept = records[0]
+for rec in records:
+    print(f"seed {rec['_run']['seed']}: {rec['_run']['duration_s']:.0f} s; validation accuracy "
+          f"ADT {rec['val_accuracy']['adt']:.2f}, RNA {rec['val_accuracy']['rna']:.2f}; "
+          f"PS+OT FOSCTTM {rec['scores']['PS+OT']['FOSCTTM']:.3f}")
 
 # %% [markdown]
 # ## The two embeddings
@@ -158,8 +121,7 @@ for seed in settings["seeds"]:
 # logits organise the cells in the same way: this shared space is what makes matching possible.
 
 # %%
-fig = plots.plot_embeddings({"protein (ADT) classifier logits": kept["e_adt"],
-                             "RNA classifier logits": kept["e_rna"]}, test.cell_type,
+fig = plots.plot_embeddings(kept["embedding_2d"], None, projected=True,
                             legend=len(sizes) <= 20)
 plt.show()
 
@@ -182,6 +144,13 @@ plt.show()
 table = comparison_table(
     {k: {"FOSCTTM": v["FOSCTTM"], "Trace": v["Trace"]} for k, v in results.items()},
     paper.TABLE2, ["FOSCTTM", "Trace"], missing="in Baselines")
+recorded, stale = recorded_for("citeseq.seed", settings_for("citeseq.seed", "paper"))
+if recorded:
+    table = add_recorded_columns(table, scores_table(recorded), ["FOSCTTM", "Trace"])
+    display(Markdown("The *recorded* columns are a committed run of the `paper` profile. "
+                     + records_note(recorded, stale=stale)))
+elif stale:
+    display(Markdown(records_note([], stale=stale)))
 table["FOSCTTM barycentric (ours)"] = [
     metrics.format_summary(results[m]["FOSCTTM (barycentric)"]) if m in results else "in Baselines"
     for m in table.index]
@@ -192,11 +161,7 @@ print(f"textbook FOSCTTM of the PS embeddings themselves (no matching): "
       f"{metrics.format_summary(textbook)}")
 
 # %%
-med = {m: np.median(v["FOSCTTM"]) for m, v in results.items()}
-claims = {"PS+OT has a lower FOSCTTM than PS+SNN": med["PS+OT"] < med["PS+SNN"],
-          "PS+OT is far better than chance (FOSCTTM 0.5)": med["PS+OT"] < 0.45,
-          "PS+OT has a higher trace than chance":
-              np.median(results["PS+OT"]["Trace"]) > 2 * chance_trace}
+claims = citeseq_claims(results, chance_trace)
 for claim, holds in claims.items():
     print(("holds:  " if holds else "FAILS:  ") + claim)
 assert all(claims.values()), "the paper's qualitative finding does not hold in this run"
@@ -210,7 +175,7 @@ results_file = save_results("citeseq", results, settings)   # for the baselines 
 # test cells, with the chance line.
 
 # %%
-per = kept["PS+OT"]["per_group"]
+per = kept["per_group"]["PS+OT"]
 n = np.array([per["size"][g] for g in per["Trace"]])
 tr = np.array(list(per["Trace"].values()))
 fig, ax = plt.subplots(figsize=(5.5, 3.5))
@@ -234,9 +199,8 @@ print(f"trace / chance: median {np.median(tr * n):.1f}x over types")
 # its validation cross-entropy instead. Does a lower validation loss mean better matching?
 
 # %%
-h = kept["adt_clf"].history_
-fos = [c["FOSCTTM"] for c in h["callback"]]
-trc = [c["Trace"] for c in h["callback"]]
+h = kept["monitor"]
+fos, trc = h["FOSCTTM"], h["Trace"]
 fig, ax = plt.subplots(1, 2, figsize=(9, 3.4))
 sc = ax[0].scatter(h["val_loss"], fos, c=h["epoch"], cmap="viridis")
 ax[0].set_xlabel("validation cross-entropy (protein classifier)")
@@ -245,7 +209,7 @@ fig.colorbar(sc, ax=ax[0], label="epoch")
 ax[1].plot(h["epoch"], h["val_loss"], label="validation loss")
 ax2 = ax[1].twinx()
 ax2.plot(h["epoch"], fos, "C1", label="FOSCTTM")
-ax[1].axvline(kept["adt_clf"].best_epoch_, color="k", ls=":", lw=0.8)
+ax[1].axvline(h["best_epoch"], color="k", ls=":", lw=0.8)
 ax[1].set_xlabel("epoch")
 ax[1].set_ylabel("validation loss")
 ax2.set_ylabel("FOSCTTM", color="C1")
@@ -254,8 +218,8 @@ plt.show()
 from scipy.stats import spearmanr
 rho = spearmanr(h["val_loss"], fos).statistic
 print(f"Spearman correlation between validation loss and FOSCTTM over epochs: {rho:.2f}; "
-      f"epoch kept by validation loss: {kept['adt_clf'].best_epoch_}, FOSCTTM there "
-      f"{fos[kept['adt_clf'].best_epoch_ - 1]:.3f} (best epoch by FOSCTTM: "
+      f"epoch kept by validation loss: {h['best_epoch']}, FOSCTTM there "
+      f"{fos[h['best_epoch'] - 1]:.3f} (best epoch by FOSCTTM: "
       f"{int(np.argmin(fos)) + 1}, {min(fos):.3f})")
 print(f"chapter executed in {time.perf_counter() - chapter_start:.0f} s")
 

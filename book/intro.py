@@ -101,18 +101,64 @@ print(f"(computed on simulated data when the book was built; profile {profile!r}
       "small example under every profile)")
 
 # %% [markdown]
-# ## How to read this book
+# ## Start here
 #
-# - {doc}`Theory <theory>` explains why the method works and where it breaks, with small
-#   numerical demonstrations.
-# - {doc}`Synthetic images <synthetic>` reproduces the paper's image experiment and its Table 1.
-# - {doc}`CITE-seq <citeseq>` matches RNA and protein within cell types (Table 2).
-# - {doc}`Cross-modal prediction <prediction>` trains predictors from couplings (Table 3).
-# - {doc}`Baselines <baselines>` adds SCOT, scGLUE and the cross-modal VAE to Tables 1 and 2.
-# - {doc}`Ablations <ablations>` varies one ingredient at a time.
-# - {doc}`Reproduction notes <reproduction_notes>` list where we follow the authors' code and where
-#   we deliberately differ, and why.
-# - {doc}`Execution status <status>` shows when and how fast each page was executed.
+# Three paths through the book, one per reader. The reading times below are counted from each
+# page's prose; the running times are those of the last build (see
+# {doc}`Execution status <status>`).
+#
+# **A curious reader** who wants the idea and the evidence, without running anything:
+# {doc}`the idea in pictures <theory>`, then {doc}`Synthetic images <synthetic>` (the paper's
+# Table 1) and {doc}`CITE-seq <citeseq>` (Table 2). Read the prose and the figures; the code is
+# folded away.
+#
+# **A student** (or a course) who wants to run and change the notebooks on a laptop CPU:
+# {doc}`Theory <theory>` (the identification argument, with small numerical checks),
+# {doc}`Synthetic images <synthetic>`, {doc}`Cross-modal prediction <prediction>` and
+# {doc}`Ablations <ablations>`. Each page ends with exercises whose worked solutions are folded;
+# the links at the bottom of every page download its executed notebook and a student notebook
+# with the solutions removed (`make notebooks` writes both under `_build/notebooks/`).
+#
+# **A researcher with their own data** (two unpaired modalities sharing a treatment or label):
+# {doc}`Your own data <own_data>` (the package's front door, step by step), then
+# {doc}`Real multi-view data <realdata>`, {doc}`Baselines <baselines>` to see what the method
+# is compared with, {doc}`Performance <performance>` for how far it scales, and
+# {doc}`Reproduction notes <reproduction_notes>` for where we follow or differ from the authors'
+# code.
+
+# %% tags=["remove-input"]
+from IPython.display import Markdown, display
+
+from propalign_lite.book import page_times
+
+paths = {
+    "Curious reader": ["theory", "synthetic", "citeseq"],
+    "Student": ["theory", "synthetic", "prediction", "ablations"],
+    "Researcher with their own data": ["own_data", "realdata", "baselines", "performance",
+                                       "reproduction_notes"],
+}
+times = page_times(sorted({c for cs in paths.values() for c in cs}))
+
+
+def _run(chapters):
+    ran = [times[c]["run_s"] for c in chapters if times[c]["run_s"] is not None]
+    if not ran:
+        return "not run yet"
+    missing = len(chapters) - len(ran)
+    text = f"about {max(1, round(sum(ran) / 60))} min"
+    return text + (f" ({missing} page(s) not run yet)" if missing else "")
+
+
+rows = ["| reader | pages | reading | running (last build, 2-core CPU) |", "| --- | --- | --- | --- |"]
+for reader, chapters in paths.items():
+    links = ", ".join(f"{{doc}}`{c.replace('_', ' ')} <{c}>`" for c in chapters)
+    read = sum(times[c]["read_min"] for c in chapters)
+    rows.append(f"| {reader} | {links} | about {read} min | {_run(chapters)} |")
+display(Markdown("\n".join(rows)))
+
+# %% [markdown]
+# The other pages: {doc}`Execution status <status>` shows when, where and how fast each page
+# was executed.
 #
 # Every page is executed from its source (`book/*.py`, jupytext percent format) before the book
 # is rendered, and it says which **profile** produced it. The `ci` profile runs the whole

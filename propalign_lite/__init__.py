@@ -6,7 +6,9 @@ Data flow: ``datasets`` -> ``classifiers`` (propensity scores = logits) -> ``mat
 from .classifiers import PropensityClassifier
 from .matchers import block_coupling, match, match_groups
 from .trainer import CrossModalTrainer
+from .align import align  # the attribute propalign_lite.align is this function
+from .alignment import Alignment
 
 __version__ = "0.1.0"
 
-__all__ = ["PropensityClassifier", "CrossModalTrainer", "match", "match_groups", "block_coupling", "__version__"]
+__all__ = ["PropensityClassifier", "CrossModalTrainer", "match", "match_groups", "block_coupling", "align", "Alignment", "__version__"]

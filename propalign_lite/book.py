@@ -10,17 +10,105 @@ Each chapter is a jupytext ``py:percent`` file ``book/<name>.py`` with a cell ta
 (git-ignored), with the parameter ``profile`` injected. A failing cell stops the run with a
 non-zero exit status, so a page can never be rendered from a failed or missing execution.
 Execution times are written to ``book/_timings.json`` and shown on the book's status page.
+
+Before a notebook is written, :func:`prepare_for_page` tidies it for the HTML page (tags only;
+no source or output is changed except as described there): papermill's injected
+``# Parameters`` cell is tagged ``remove-cell``, and code cells longer than ``FOLD_AFTER`` lines
+get ``hide-input`` (the reader sees a toggle; prose, figures and tables lead) unless a cell is
+tagged ``show-input``.
+
+The module is also a Sphinx extension (``sphinx.extra_extensions`` in ``_config.yml``): when
+``make notebooks`` has collected the notebooks under ``_build/notebooks/``, every page gets
+download links to its executed notebook and to its student version (solutions removed), and
+the notebooks are copied into the HTML under ``notebooks/``.
 """
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
+import shutil
 import sys
 import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+#: code cells with more source lines than this are folded (``hide-input``) on the page
+FOLD_AFTER = 15
+#: tags after which a cell is left as its author tagged it
+_VISIBILITY_TAGS = {"hide-input", "hide-cell", "remove-input", "remove-cell", "show-input",
+                    "hide-output", "remove-output"}
+
+
+def _literals(source: str) -> dict:
+    """Names assigned a literal value in ``source`` (``name = <literal>`` lines only)."""
+    values = {}
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return values
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 \
+                and isinstance(node.targets[0], ast.Name):
+            try:
+                values[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                continue
+    return values
+
+
+def prepare_for_page(nb, *, fold_after: int = FOLD_AFTER):
+    """Tag the cells of an executed notebook for its HTML page; return the notebook.
+
+    - papermill's injected cell (tag ``injected-parameters``) gets ``remove-cell``: the page
+      shows the parameters once, in the chapter's own ``parameters`` cell;
+    - if the injected values differ from that cell's defaults, the ``parameters`` cell's
+      source is replaced by the values the page was really executed with (with a comment
+      naming the defaults), so the page never shows a value it was not run with;
+    - a code cell with more than ``fold_after`` source lines gets ``hide-input`` unless it
+      already has a visibility tag (``show-input`` keeps it open).
+
+    Parameters
+    ----------
+    nb : nbformat.NotebookNode
+        An executed notebook (changed in place).
+    fold_after : int, keyword-only
+        Longest code cell (in lines) shown open; must be >= 1.
+
+    Example
+    -------
+    >>> import nbformat
+    >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1\\n" * 20)])
+    >>> prepare_for_page(nb).cells[0].metadata["tags"]
+    ['hide-input']
+    """
+    if isinstance(fold_after, bool) or not isinstance(fold_after, int) or fold_after < 1:
+        raise ValueError(f"fold_after must be an integer >= 1, got {fold_after!r}")
+    cells = nb.cells
+    injected = [c for c in cells if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
+    own = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    for cell in injected:
+        tags = cell.metadata.setdefault("tags", [])
+        if "remove-cell" not in tags:
+            tags.append("remove-cell")
+    if injected and own:
+        defaults, used = _literals(own[0].source), _literals(injected[-1].source)
+        if any(k not in defaults or defaults[k] != v for k, v in used.items()):
+            lines = ["# parameters of this run (set by the runner; the chapter's defaults: "
+                     + ", ".join(f"{k} = {v!r}" for k, v in defaults.items()) + ")"]
+            lines += [f"{k} = {v!r}" for k, v in {**defaults, **used}.items()]
+            own[0].source = "\n".join(lines)
+    for cell in cells:
+        if cell.get("cell_type") != "code":
+            continue
+        tags = cell.metadata.setdefault("tags", [])
+        if _VISIBILITY_TAGS & set(tags) or "parameters" in tags or "injected-parameters" in tags:
+            continue
+        if len(cell.source.strip("\n").splitlines()) > fold_after:
+            tags.append("hide-input")
+    return nb
 
 
 def chapters_from_toc(toc: Path = ROOT / "_toc.yml") -> list[str]:
@@ -43,6 +131,44 @@ def chapters_from_toc(toc: Path = ROOT / "_toc.yml") -> list[str]:
     return [f for f in files if (ROOT / f"{f}.py").exists()]
 
 
+def _ipc_dir() -> Path:
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    runtime = Path(jupyter_runtime_dir())
+    runtime.mkdir(parents=True, exist_ok=True)
+    return runtime
+
+
+def _remove_ipc_files() -> None:
+    """Remove this process's kernel socket files (the kernel can outlive the manager's cleanup)."""
+    for f in _ipc_dir().glob(f"kernel-{os.getpid()}-*-ipc-*"):
+        f.unlink(missing_ok=True)
+
+
+def _ipc_kernel_manager():
+    """A kernel manager whose kernel talks over local IPC sockets instead of TCP.
+
+    ipykernel (>= 7) logs "Kernel is running over TCP without encryption" on every start over
+    TCP without CurveZMQ keys; papermill's default kernel manager uses TCP on 127.0.0.1, so the
+    book's log repeated that warning for every chapter. IPC (Unix domain sockets, files in
+    Jupyter's runtime directory readable only by the user) is local by construction, so the
+    warning's cause is removed rather than the warning hidden.
+    """
+    from jupyter_client import AsyncKernelManager
+    from traitlets import default
+
+    class IPCKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _transport_default(self):
+            return "ipc"
+
+        @default("ip")
+        def _ip_default(self):
+            return str(_ipc_dir() / f"kernel-{os.getpid()}-{uuid.uuid4().hex[:8]}-ipc")
+
+    return IPCKernelManager
+
+
 def execute(chapter: str, profile: str, *, parameters: dict | None = None) -> float:
     """Execute ``book/<chapter>.py`` into ``book/<chapter>.ipynb``; return seconds."""
     import jupytext
@@ -56,14 +182,92 @@ def execute(chapter: str, profile: str, *, parameters: dict | None = None) -> fl
     tmp = out.with_suffix(".running.ipynb")
     try:
         papermill.execute_notebook(nb, str(tmp), parameters=params, cwd=str(src.parent),
-                                   progress_bar=False, kernel_name="python3")
+                                   progress_bar=False, kernel_name="python3",
+                                   kernel_manager_class=_ipc_kernel_manager())
     except Exception:
         if tmp.exists():
             tmp.replace(out.with_suffix(".failed.ipynb"))
         out.unlink(missing_ok=True)
         raise
+    finally:
+        _remove_ipc_files()
+    import nbformat
+
+    executed = nbformat.read(str(tmp), as_version=4)
+    nbformat.write(prepare_for_page(executed), str(tmp))
     tmp.replace(out)
     return time.perf_counter() - start
+
+
+def page_times(chapters, *, words_per_minute: int = 200, root: Path = ROOT) -> dict:
+    """Reading and running time of book pages, measured from their sources and the last run.
+
+    Returns ``{chapter: {"read_min": int, "run_s": float | None, "profile": str | None}}``:
+    ``read_min`` counts the words of the page's prose (markdown cells or a MyST ``.md`` file) at
+    ``words_per_minute``; ``run_s`` is the page's execution time from ``book/_timings.json``
+    (the last run of ``python -m propalign_lite.book``), ``None`` when it has not run yet.
+
+    Example
+    -------
+    >>> page_times(["theory"])["theory"]["read_min"] >= 1
+    True
+    """
+    if isinstance(words_per_minute, bool) or not isinstance(words_per_minute, int) \
+            or words_per_minute < 1:
+        raise ValueError(f"words_per_minute must be an integer >= 1, got {words_per_minute!r}")
+    timings_file = root / "book" / "_timings.json"
+    timings = json.loads(timings_file.read_text()) if timings_file.exists() else {}
+    out = {}
+    for chapter in chapters:
+        name = chapter.removeprefix("book/")
+        py, md = root / "book" / f"{name}.py", root / "book" / f"{name}.md"
+        if py.exists():
+            import jupytext
+
+            prose = " ".join(c.source for c in jupytext.read(py).cells
+                             if c.cell_type == "markdown")
+        elif md.exists():
+            prose = md.read_text()
+        else:
+            raise FileNotFoundError(f"chapter {chapter!r}: neither {py} nor {md} exists")
+        run = timings.get(f"book/{name}", {})
+        out[name] = {"read_min": max(1, round(len(prose.split()) / words_per_minute)),
+                     "run_s": run.get("seconds"), "profile": run.get("profile")}
+    return out
+
+
+# --- Sphinx extension: download links to the page's notebooks -------------------------------
+
+def _notebooks_dir(app) -> Path:
+    return Path(app.confdir) / app.config.propalign_notebooks_dir
+
+
+def _download_links(app, pagename, templatename, context, doctree):
+    """Append links to the executed and the student notebook of ``pagename`` to its body."""
+    name = pagename.rsplit("/", 1)[-1]
+    root = _notebooks_dir(app)
+    if "body" not in context or not (root / "executed" / f"{name}.ipynb").exists():
+        return
+    links = [f'<a href="{context["pathto"](f"notebooks/{kind}/{name}.ipynb", 1)}" download>{label}</a>'
+             for kind, label in (("executed", "executed notebook (with outputs)"),
+                                 ("student", "student notebook (solutions removed)"))
+             if (root / kind / f"{name}.ipynb").exists()]
+    context["body"] += ('<p class="propalign-downloads">Download this page: '
+                        + " &middot; ".join(links) + "</p>")
+
+
+def _copy_notebooks(app, exception):
+    root = _notebooks_dir(app)
+    if exception is None and app.builder.format == "html" and root.is_dir():
+        shutil.copytree(root, Path(app.outdir) / "notebooks", dirs_exist_ok=True)
+
+
+def setup(app):
+    """Sphinx entry point: per-page notebook downloads (see the module docstring)."""
+    app.add_config_value("propalign_notebooks_dir", "_build/notebooks", "html")
+    app.connect("html-page-context", _download_links)
+    app.connect("build-finished", _copy_notebooks)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
 
 
 def main(argv=None) -> int:

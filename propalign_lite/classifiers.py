@@ -33,20 +33,16 @@ import torch
 from torch import nn
 
 from ._torch_utils import one_cycle
-from ._validation import check_array, check_labels
+from ._validation import (check_array, check_choice, check_int, check_labels, check_number,
+                          torch_seed, validate_random_state)
 from .encoders import CNNEncoder, MLPEncoder
 
 ENCODERS = ("cnn", "mlp")
 
 
-def _seed_everything(seed) -> torch.Generator:
-    g = torch.Generator()
-    if seed is not None:
-        torch.manual_seed(int(seed))
-        g.manual_seed(int(seed))
-    else:
-        g.seed()
-    return g
+def _fork_devices(device) -> list:
+    dev = torch.device(device)
+    return [dev.index or 0] if dev.type == "cuda" else []
 
 
 class PropensityClassifier:
@@ -69,8 +65,9 @@ class PropensityClassifier:
         Standardise inputs with statistics of the training set: per colour channel for
         images, per feature for vectors. ``"auto"`` = images only. (The official code used
         constants from a white-background version of the data; see the reproduction notes.)
-    random_state : int or None
-        Seeds weight initialisation and batch order.
+    random_state : None, int or numpy Generator
+        Seeds weight initialisation and batch order (through a forked torch RNG: the global
+        torch and numpy RNG states are left as they were).
     device : str
         Torch device (CPU by default).
     progress : bool
@@ -92,12 +89,8 @@ class PropensityClassifier:
                  lr: float = 1e-4, weight_decay: float = 1e-4, pct_start: float = 0.1,
                  width: int = 1024, feature_dim: int = 128, standardize="auto",
                  random_state=None, device: str = "cpu", progress: bool = False):
-        if encoder not in ENCODERS:
-            raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
-        if not (isinstance(epochs, (int, np.integer)) and epochs >= 1):
-            raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
         self.encoder = encoder
-        self.epochs = int(epochs)
+        self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
         self.weight_decay = weight_decay
@@ -108,20 +101,58 @@ class PropensityClassifier:
         self.random_state = random_state
         self.device = device
         self.progress = progress
+        self._check_params()
+        self.epochs = int(epochs)
+
+    def _check_params(self) -> None:
+        check_choice(self.encoder, "encoder", ENCODERS)
+        check_int(self.epochs, "epochs")
+        check_int(self.batch_size, "batch_size", min_value=2)   # BatchNorm needs 2 samples
+        check_number(self.lr, "lr", low=0, low_open=True)
+        check_number(self.weight_decay, "weight_decay", low=0)
+        check_number(self.pct_start, "pct_start", low=0, high=1)
+        check_int(self.width, "width")
+        check_int(self.feature_dim, "feature_dim")
+        check_choice(self.standardize, "standardize", (True, False, "auto"))
+        validate_random_state(self.random_state)
 
     # ---------------------------------------------------------------- data handling
     def _as_float(self, x, name: str) -> np.ndarray:
         """Validate inputs; images become float32 ``(n, C, S, S)`` in [0, 1] lazily per batch."""
         if self.encoder == "mlp":
-            return check_array(x, name, ndim=2, dtype=np.float32)
-        arr = np.asarray(x)
+            arr = check_array(x, name, ndim=2, dtype=np.float32)
+            if hasattr(self, "input_shape_") and arr.shape[1:] != self.input_shape_:
+                raise ValueError(f"{name} has {arr.shape[1]} features but the classifier was "
+                                 f"fitted on {self.input_shape_[0]}")
+            return arr
+        if x is None or isinstance(x, (str, bytes, dict)):
+            raise TypeError(f"{name} must be an array of images, got {type(x).__name__}")
+        arr = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x)
         if arr.ndim != 4:
             raise ValueError(f"{name} must be a batch of images (n, S, S, C) or (n, C, S, S), "
                              f"got shape {arr.shape}")
         if arr.shape[0] == 0:
             raise ValueError(f"{name} is empty")
-        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-            raise ValueError(f"{name} contains NaN or infinite values")
+        if arr.shape[-1] not in (1, 3) and arr.shape[1] not in (1, 3):
+            raise ValueError(f"{name} must have 1 or 3 colour channels, first or last, got "
+                             f"shape {arr.shape}")
+        if arr.dtype.kind == "c":
+            raise TypeError(f"{name} is complex; pass real images")
+        if arr.dtype.kind not in "uif" or (arr.dtype.kind in "ui" and arr.dtype != np.uint8):
+            if arr.dtype.kind not in "ui":
+                raise ValueError(f"{name} must be uint8 or float images, got dtype {arr.dtype}")
+            raise ValueError(f"{name}: integer images must be uint8 (0-255), got {arr.dtype}")
+        if arr.dtype.kind == "f":
+            if not np.isfinite(arr).all():
+                raise ValueError(f"{name} contains NaN or infinite values")
+            lo, hi = float(arr.min()), float(arr.max())
+            if lo < 0 or hi > 1:
+                raise ValueError(f"{name}: float images must be in [0, 1], got values in "
+                                 f"[{lo:.3g}, {hi:.3g}] (pass uint8 0-255 images, or divide "
+                                 "by 255)")
+        if hasattr(self, "input_shape_") and arr.shape[1:] != self.input_shape_:
+            raise ValueError(f"{name} has images of shape {arr.shape[1:]} but the classifier "
+                             f"was fitted on {self.input_shape_}")
         return arr
 
     def _batch_tensor(self, x: np.ndarray) -> torch.Tensor:
@@ -173,8 +204,13 @@ class PropensityClassifier:
         runs after every epoch with the model in eval mode (e.g. to track matching quality);
         what it returns is stored in ``history_["callback"]``.
         """
+        self._check_params()
+        for attr in ("input_shape_", "model_"):        # refitting starts afresh
+            self.__dict__.pop(attr, None)
         x = self._as_float(x, "x")
         t = check_labels(t, "t", len(x))
+        if len(x) < 2:
+            raise ValueError(f"x has {len(x)} sample(s); training needs at least 2")
         self.classes_ = np.unique(t)
         if len(self.classes_) < 2:
             raise ValueError("t must contain at least two treatments to learn a propensity score")
@@ -187,7 +223,16 @@ class PropensityClassifier:
             y_val = self._encode_labels(t_val, "t_val", len(x_val))
             if x_val.shape[1:] != x.shape[1:]:
                 raise ValueError(f"x_val samples have shape {x_val.shape[1:]}, x has {x.shape[1:]}")
-        gen = _seed_everything(self.random_state)
+        seed = torch_seed(self.random_state)
+        with torch.random.fork_rng(devices=_fork_devices(self.device)):
+            torch.manual_seed(seed)       # weight init and dropout, without touching the global RNG
+            gen = torch.Generator()
+            gen.manual_seed(seed)         # batch order
+            self._fit_loop(x, y, x_val, y_val if has_val else None, has_val, gen, callback)
+        self.input_shape_ = tuple(x.shape[1:])
+        return self
+
+    def _fit_loop(self, x, y, x_val, y_val, has_val, gen, callback) -> None:
         self._fit_scaler(x)
         model = self._build(x, len(self.classes_)).to(self.device)
         opt = torch.optim.Adam(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
@@ -238,7 +283,6 @@ class PropensityClassifier:
             model.load_state_dict(best_state)
         model.eval()
         self.history_ = hist
-        return self
 
     # ---------------------------------------------------------------- inference
     def _check_fitted(self):
@@ -249,6 +293,7 @@ class PropensityClassifier:
     def logits(self, x, *, batch_size: int = 1024) -> np.ndarray:
         """Raw logits ``(n, T)``: the propensity embedding used for matching."""
         self._check_fitted()
+        batch_size = check_int(batch_size, "batch_size")
         x = self._as_float(x, "x")
         was_training = self.model_.training
         self.model_.eval()

@@ -51,13 +51,14 @@ unpaired multimodal data*, appendix (SNN).
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
-from scipy.special import logsumexp
 
 from ._validation import check_array, check_labels, check_random_state
+from .coupling import ImplicitCoupling
+from .sinkhorn import (ConvergenceWarning, SinkhornResult, check_solver_params,  # noqa: F401
+                       sinkhorn, sinkhorn_online)
 
 METHODS = ("ot", "emd", "snn", "random", "uniform", "identity")
 
@@ -73,120 +74,6 @@ def euclidean_cost(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     sq = (x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2.0 * (x @ y.T)
     np.maximum(sq, 0.0, out=sq)
     return np.sqrt(sq, out=sq)
-
-
-# --------------------------------------------------------------------------------------------
-# Sinkhorn
-@dataclass
-class SinkhornResult:
-    """Plan and diagnostics of :func:`sinkhorn`."""
-
-    plan: np.ndarray
-    n_iter: int
-    err: float
-    converged: bool
-
-
-def sinkhorn(cost, reg: float = 0.05, *, a=None, b=None, max_iter: int = 1000,
-             tol: float = 1e-10, check_every: int = 10, absorb_at: float = 1e3) -> SinkhornResult:
-    r"""Entropic OT plan by Sinkhorn iterations, stable for small ``reg``.
-
-    Solves :math:`\min_{M\mathbf 1 = a,\, M^\top \mathbf 1 = b} \langle C, M\rangle - \lambda H(M)`.
-    The solution has the form :math:`M_{ij} = \exp((f_i + g_j - C_{ij})/\lambda)`. The iteration
-    is the one of ``ot.sinkhorn(a, b, C, reg, method="sinkhorn_log")`` (update :math:`g` so the
-    column sums are :math:`b`, then :math:`f` so the row sums are :math:`a`; stop when
-    :math:`\lVert M^\top\mathbf 1 - b\rVert_2 <` ``tol``, checked every ``check_every``
-    iterations), but it is evaluated in the *stabilised scaling* form: the potentials are kept
-    in log space and only the bounded scalings :math:`u = e^{\Delta f/\lambda}`,
-    :math:`v = e^{\Delta g/\lambda}` are updated with matrix-vector products on the kernel
-    :math:`K_{ij} = \exp((f_i + g_j - C_{ij})/\lambda)`; when a scaling leaves
-    ``[1/absorb_at, absorb_at]`` it is absorbed into the potentials and :math:`K` is rebuilt.
-    This has the same fixed point and the same iterates as the log-domain update (up to
-    rounding) but needs no ``exp`` per iteration, which makes it about 10x faster than POT's
-    numpy backend. If a kernel row or column underflows completely, the remaining iterations
-    fall back to exact log-sum-exp updates.
-
-    Parameters
-    ----------
-    cost : (n1, n2) array
-    reg : float
-        Entropic regularisation :math:`\lambda > 0`.
-    a, b : arrays, optional
-        Marginals (default uniform).
-
-    Returns
-    -------
-    SinkhornResult
-        ``plan`` (with marginals ``a``, ``b``; not row-normalised), ``n_iter``, ``err``
-        (the last marginal error) and ``converged``.
-    """
-    C = check_array(cost, "cost")
-    if not reg > 0:
-        raise ValueError(f"reg must be positive, got {reg}")
-    n1, n2 = C.shape
-    a = np.full(n1, 1.0 / n1) if a is None else check_array(a, "a", ndim=1)
-    b = np.full(n2, 1.0 / n2) if b is None else check_array(b, "b", ndim=1)
-    if a.shape[0] != n1 or b.shape[0] != n2:
-        raise ValueError(f"marginals of length {a.shape[0]}, {b.shape[0]} do not fit a cost "
-                         f"of shape {C.shape}")
-    log_a, log_b = np.log(a), np.log(b)
-    Cr = -C / reg
-    f = np.zeros(n1)          # potentials divided by reg (log-scalings)
-    g = np.zeros(n2)
-
-    def kernel():
-        K = Cr + f[:, None]
-        K += g[None, :]
-        return np.exp(K, out=K)
-
-    # first log-domain iteration: gives well-scaled potentials for the kernel
-    g = log_b - logsumexp(Cr, axis=0)
-    f = log_a - logsumexp(Cr + g[None, :], axis=1)
-    K = kernel()
-    u, v = np.ones(n1), np.ones(n2)
-    log_mode = False
-    err, it, converged = np.inf, 0, False
-    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        for it in range(1, max_iter):
-            if not log_mode:
-                Ktu = K.T @ u
-                v_new = b / Ktu
-                u_new = a / (K @ v_new)
-                if not (np.all(np.isfinite(v_new)) and np.all(np.isfinite(u_new))
-                        and Ktu.min() > 0):
-                    # underflow: absorb what we have and continue in the log domain
-                    f += np.log(u)
-                    g += np.log(v)
-                    log_mode = True
-                else:
-                    u, v = u_new, v_new
-                    if (np.abs(np.log(u)).max() > np.log(absorb_at)
-                            or np.abs(np.log(v)).max() > np.log(absorb_at)):
-                        f += np.log(u)
-                        g += np.log(v)
-                        u[:], v[:] = 1.0, 1.0
-                        K = kernel()
-            if log_mode:
-                g = log_b - logsumexp(Cr + f[:, None], axis=0)
-                f = log_a - logsumexp(Cr + g[None, :], axis=1)
-            if it % check_every == 0:
-                if log_mode:
-                    col = np.exp(logsumexp(Cr + f[:, None] + g[None, :], axis=0))
-                else:
-                    col = v * (K.T @ u)
-                err = float(np.linalg.norm(col - b))
-                if err < tol:
-                    converged = True
-                    break
-    if log_mode:
-        plan = kernel()
-    else:
-        f += np.log(u)
-        g += np.log(v)
-        plan = kernel()
-    if not np.isfinite(plan).all():
-        raise FloatingPointError("Sinkhorn produced non-finite values; increase reg")
-    return SinkhornResult(plan=plan, n_iter=it + 1, err=err, converged=converged)
 
 
 # --------------------------------------------------------------------------------------------
@@ -266,15 +153,36 @@ def row_normalize(M: np.ndarray) -> np.ndarray:
     return M / s
 
 
+DENSE_MAX = 2 ** 24      # n1 * n2 above which method="ot" switches to the online solver
+
+
 def match(emb1, emb2, *, method: str = "ot", reg: float = 0.05, k: int = 1,
           max_iter: int = 1000, tol: float = 1e-10, snn_normalize: bool = True,
-          random_state=None) -> np.ndarray:
+          online: bool | None = None, dense_max: int = DENSE_MAX, device: str = "cpu",
+          return_result: bool = False, warn: bool = True, random_state=None):
     """Couple the samples of one group: returns the row-normalised ``(n1, n2)`` coupling.
 
     See the module docstring for the methods. ``reg``, ``max_iter`` and ``tol`` apply to
     ``"ot"`` (the official settings: 0.05, 1000, 1e-10); ``k`` and ``snn_normalize`` to
     ``"snn"``; ``random_state`` to ``"random"``.
+
+    For ``"ot"``, groups with ``n1 * n2 <= dense_max`` (and ``online=None``) are solved on the
+    cost matrix and return a dense array; larger ones (or ``online=True``) use
+    :func:`~propalign_lite.sinkhorn.sinkhorn_online`, which never forms the ``n1 x n2`` matrix
+    (block passes on ``device``: ``"cpu"`` numpy, ``"cuda"`` torch) and return an
+    :class:`~propalign_lite.coupling.ImplicitCoupling`. A run that stops at ``max_iter`` before
+    ``tol`` emits a :class:`~propalign_lite.sinkhorn.ConvergenceWarning` (``warn=False``
+    silences it); ``return_result=True`` returns ``(coupling, SinkhornResult)`` with
+    ``converged``, ``n_iter`` and ``err`` (``None`` for the other methods).
     """
+    M, res = _match(emb1, emb2, method=method, reg=reg, k=k, max_iter=max_iter, tol=tol,
+                    snn_normalize=snn_normalize, online=online, dense_max=dense_max,
+                    device=device, warn=warn, random_state=random_state)
+    return (M, res) if return_result else M
+
+
+def _match(emb1, emb2, *, method, reg, k, max_iter, tol, snn_normalize, online, dense_max,
+           device, warn, random_state):
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
     x = check_array(emb1, "emb1")
@@ -284,21 +192,28 @@ def match(emb1, emb2, *, method: str = "ot", reg: float = 0.05, k: int = 1,
         raise ValueError(f"emb1 and emb2 must live in the same space, got dimensions "
                          f"{x.shape[1]} and {y.shape[1]}")
     if method == "ot":
-        res = sinkhorn(euclidean_cost(x, y), reg, max_iter=max_iter, tol=tol)
-        return row_normalize(res.plan)
+        check_solver_params(reg, max_iter, tol)
+        if online is None:
+            online = n1 * n2 > dense_max
+        if online:
+            res = sinkhorn_online(x, y, reg, max_iter=max_iter, tol=tol, device=device,
+                                  warn=warn)
+            return ImplicitCoupling.from_result(x, y, res, device=device), res
+        res = sinkhorn(euclidean_cost(x, y), reg, max_iter=max_iter, tol=tol, warn=warn)
+        return row_normalize(res.plan), res
     if method == "emd":
         import ot
 
         plan = ot.emd(np.full(n1, 1.0 / n1), np.full(n2, 1.0 / n2), euclidean_cost(x, y))
-        return row_normalize(plan)
+        return row_normalize(plan), None
     if method == "snn":
-        return snn_coupling(x, y, k=k, normalize=snn_normalize)
+        return snn_coupling(x, y, k=k, normalize=snn_normalize), None
     if method == "uniform":
-        return np.full((n1, n2), 1.0 / n2)
+        return np.full((n1, n2), 1.0 / n2), None
     if method == "identity":
         if n1 != n2:
             raise ValueError(f"the identity coupling needs equal group sizes, got {n1} and {n2}")
-        return np.eye(n1)
+        return np.eye(n1), None
     rng = check_random_state(random_state)   # "random"
     M = np.zeros((n1, n2))
     if n1 <= n2:
@@ -307,7 +222,7 @@ def match(emb1, emb2, *, method: str = "ot", reg: float = 0.05, k: int = 1,
         cols = np.concatenate([rng.permutation(n2) for _ in range(-(-n1 // n2))])[:n1]
         rng.shuffle(cols)
     M[np.arange(n1), cols] = 1.0
-    return M
+    return M, None
 
 
 def match_groups(emb1, t1, emb2, t2, *, min_group_size: int = 2, on_missing: str = "raise",
@@ -326,7 +241,9 @@ def match_groups(emb1, t1, emb2, t2, *, min_group_size: int = 2, on_missing: str
         What to do with a group present in only one modality or smaller than
         ``min_group_size``. ``"skip"`` leaves it out and reports it in a warning.
     **match_kwargs
-        Passed to :func:`match` (``method``, ``reg``, ``k``, ``random_state``...).
+        Passed to :func:`match` (``method``, ``reg``, ``k``, ``online``, ``device``,
+        ``random_state``...). Groups whose Sinkhorn stops unconverged are reported together in
+        one :class:`~propalign_lite.sinkhorn.ConvergenceWarning` (``warn=False`` silences it).
 
     Returns
     -------
@@ -356,6 +273,15 @@ def match_groups(emb1, t1, emb2, t2, *, min_group_size: int = 2, on_missing: str
         problems[g] = f"group {g!r} is present in {where} only"
     random_state = match_kwargs.pop("random_state", None)
     rng = check_random_state(random_state)
+    warn = match_kwargs.pop("warn", True)
+    match_kwargs.pop("return_result", None)
+    opts = dict(method="ot", reg=0.05, k=1, max_iter=1000, tol=1e-10, snn_normalize=True,
+                online=None, dense_max=DENSE_MAX, device="cpu")
+    unknown = set(match_kwargs) - set(opts)
+    if unknown:
+        raise TypeError(f"match_groups got unexpected option(s) {sorted(unknown)}")
+    opts.update(match_kwargs)
+    unconverged = []
     out = {}
     for g in sorted(g1 & g2):
         i1, i2 = np.flatnonzero(t1 == g), np.flatnonzero(t2 == g)
@@ -363,7 +289,14 @@ def match_groups(emb1, t1, emb2, t2, *, min_group_size: int = 2, on_missing: str
             problems[g] = (f"group {g!r} has {len(i1)} / {len(i2)} samples, fewer than "
                            f"min_group_size={min_group_size}")
             continue
-        out[g] = match(x[i1], y[i2], random_state=rng, **match_kwargs)
+        out[g], res = _match(x[i1], y[i2], random_state=rng, warn=False, **opts)
+        if res is not None and not res.converged:
+            unconverged.append(f"{g!r} (error {res.err:.2g} after {res.n_iter} iterations)")
+    if unconverged and warn:
+        warnings.warn(f"match_groups: Sinkhorn did not reach tol={opts['tol']:g} within "
+                      f"max_iter={opts['max_iter']} in {len(unconverged)} group(s): "
+                      + ", ".join(unconverged) + "; increase max_iter or reg, or loosen tol",
+                      ConvergenceWarning, stacklevel=2)
     if problems:
         if on_missing == "raise":
             raise ValueError("cannot match within groups: " + "; ".join(problems.values())
@@ -377,7 +310,8 @@ def match_groups(emb1, t1, emb2, t2, *, min_group_size: int = 2, on_missing: str
 
 def block_coupling(couplings: dict, t1, t2) -> sparse.csr_matrix:
     """Assemble the per-group couplings of :func:`match_groups` into one sparse ``(n1, n2)``
-    coupling over all samples (zero between groups). Rows of skipped groups stay empty."""
+    coupling over all samples (zero between groups). Rows of skipped groups stay empty.
+    Implicit couplings contribute their truncated support (``M.to_sparse()``)."""
     t1 = check_labels(t1, "t1")
     t2 = check_labels(t2, "t2")
     rows, cols, vals = [], [], []
@@ -386,9 +320,11 @@ def block_coupling(couplings: dict, t1, t2) -> sparse.csr_matrix:
         if M.shape != (len(i1), len(i2)):
             raise ValueError(f"coupling of group {g!r} has shape {M.shape}, expected "
                              f"{(len(i1), len(i2))}")
-        r, c = np.nonzero(M)
-        rows.append(i1[r])
-        cols.append(i2[c])
-        vals.append(M[r, c])
+        Ms = M.to_sparse() if isinstance(M, ImplicitCoupling) else sparse.coo_matrix(M)
+        Ms = Ms.tocoo()
+        Ms.eliminate_zeros()
+        rows.append(i1[Ms.row])
+        cols.append(i2[Ms.col])
+        vals.append(Ms.data)
     return sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                              shape=(len(t1), len(t2)))

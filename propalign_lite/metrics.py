@@ -40,12 +40,18 @@ from typing import Callable
 import numpy as np
 
 from ._validation import check_array, check_coupling, check_random_state
+from .coupling import ImplicitCoupling
 from .matchers import euclidean_cost
 
 
 def trace(M) -> float:
     r"""Mean mass on the true partner, :math:`\frac1n\sum_i M_{ii}` (square coupling)."""
-    M = check_coupling(M, "M", square=True)
+    if isinstance(M, ImplicitCoupling):
+        if M.shape[0] != M.shape[1]:
+            raise ValueError(f"M must be square (row i and column i are true partners), got "
+                             f"shape {M.shape}")
+        return float(M.diagonal().mean())
+    M = check_coupling(M, "M", square=True, row_stochastic=True)
     return float(np.trace(M) / M.shape[0])
 
 
@@ -55,7 +61,7 @@ def latent_mse(M, z, z2=None) -> float:
     ``z`` holds the latents of the modality-1 samples (rows of ``M``), ``z2`` those of the
     modality-2 samples (columns); with paired data both are the group's ``z``.
     """
-    M = check_coupling(M, "M")
+    M = M if isinstance(M, ImplicitCoupling) else check_coupling(M, "M", row_stochastic=True)
     z = check_array(z, "z")
     z2 = z if z2 is None else check_array(z2, "z2")
     if M.shape != (len(z), len(z2)):
@@ -93,6 +99,8 @@ def foscttm_coupling(M, x2, *, how: str = "sample", random_state=None) -> float:
     code; random, seed it with ``random_state``); ``how="barycentric"`` uses
     :math:`\hat x = M x_2` (the paper's formula). Returns ``foscttm(x2, x_hat)``.
     """
+    if isinstance(M, ImplicitCoupling):          # block-wise, no n x n matrix
+        return M.foscttm(x2, how=how, random_state=random_state)
     M = check_coupling(M, "M", square=True, row_stochastic=True)
     x2 = check_array(x2, "x2")
     if len(x2) != M.shape[0]:
@@ -109,7 +117,9 @@ def foscttm_coupling(M, x2, *, how: str = "sample", random_state=None) -> float:
 
 def sample_partners(M, *, random_state=None) -> np.ndarray:
     """One partner index per row, ``j_i ~ M[i, :]`` (inverse-CDF sampling, rows sum to 1)."""
-    M = np.asarray(M, dtype=float)
+    if isinstance(M, ImplicitCoupling):
+        return M.sample_partners(random_state=random_state)
+    M = check_coupling(M, "M", row_stochastic=True)
     rng = check_random_state(random_state)
     cdf = np.cumsum(M, axis=1)
     u = rng.random(M.shape[0]) * cdf[:, -1]
@@ -207,3 +217,87 @@ def evaluate_couplings(couplings: dict, t, *, z=None, x2=None, random_state=None
             out[k] = mean_over_groups(v)
     out["per_group"] = per
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# ranks
+def _coupling_column_blocks(M, block_size: int):
+    """Yield ``(columns, M[:, columns])`` as dense blocks, using only ``M.shape`` and
+    ``M @ Z`` for couplings that are neither numpy arrays nor scipy sparse matrices (e.g. an
+    implicit coupling): ``M @ E`` with ``E`` the matching columns of the identity."""
+    from scipy import sparse
+
+    n1, n2 = M.shape
+    if sparse.issparse(M):
+        M = M.tocsc()
+    for start in range(0, n2, block_size):
+        cols = np.arange(start, min(start + block_size, n2))
+        if isinstance(M, np.ndarray):
+            block = M[:, cols]
+        elif sparse.issparse(M):
+            block = M[:, cols].toarray()
+        else:
+            E = np.zeros((n2, len(cols)))
+            E[cols, np.arange(len(cols))] = 1.0
+            block = M @ E
+        yield cols, np.asarray(block, dtype=float)
+
+
+def partner_ranks(M, *, block_size: int = 512) -> np.ndarray:
+    r"""Per sample, the fraction of candidates the coupling ranks above the true partner.
+
+    For a square coupling :math:`M` of one group (row :math:`i` and column :math:`i` are true
+    partners), sample :math:`i` gets
+
+    .. math:: r_i = \frac{\#\{j \ne i: M_{ij} > M_{ii}\} + \tfrac12\,
+              \#\{j \ne i: M_{ij} = M_{ii}\}}{n - 1},
+
+    ties counted half (exact equality). :math:`r_i = 0`: the true partner gets strictly the
+    most mass of row :math:`i`; :math:`r_i = 1`: strictly the least. Any coupling that does
+    not depend on the pairing has :math:`\mathbb E[r_i] = 1/2`; the uniform coupling has
+    exactly :math:`1/2`.
+
+    Works on dense arrays, scipy sparse matrices and any coupling that supports ``M.shape``
+    and ``M @ Z`` (the columns are read in blocks of ``block_size``; memory
+    :math:`O(n \cdot \text{block\_size})`).
+    """
+    if isinstance(M, np.ndarray) or not hasattr(M, "shape"):
+        M = check_coupling(M, "M", square=True)
+    n1, n2 = M.shape
+    if n1 != n2:
+        raise ValueError(f"M must be square (row i and column i are true partners), got "
+                         f"shape {M.shape}")
+    if n1 < 2:
+        raise ValueError("a partner rank needs at least 2 samples")
+    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) \
+            or block_size < 1:
+        raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
+    diag = np.empty(n1)
+    for cols, block in _coupling_column_blocks(M, block_size):
+        if not np.isfinite(block).all():
+            raise ValueError("M contains NaN or infinite values")
+        diag[cols] = block[cols, np.arange(len(cols))]
+    above = np.zeros(n1)
+    tied = np.zeros(n1)
+    for cols, block in _coupling_column_blocks(M, block_size):
+        above += (block > diag[:, None]).sum(1)
+        tied += (block == diag[:, None]).sum(1)
+    tied -= 1.0                                    # M_ii itself
+    return (above + 0.5 * tied) / (n1 - 1)
+
+
+def partner_rank(M, *, block_size: int = 512) -> float:
+    r"""Mean over samples of :func:`partner_ranks`: the fraction of candidates the coupling
+    ranks above the true partner (0 perfect, 0.5 chance, ties counted half).
+
+    Unlike the trace, it uses the whole row, so it rewards a coupling that puts the true
+    partner *near* the top even when most of the mass goes elsewhere, and its chance level
+    does not depend on the group size. Per group and averaged over groups:
+    ``mean_over_groups(per_group(partner_rank, couplings, t))``.
+
+    >>> partner_rank(np.eye(3)), partner_rank(np.full((4, 4), 0.25))
+    (0.0, 0.5)
+    >>> partner_rank(np.array([[0.2, 0.8], [0.3, 0.7]]))   # row 0 wrong, row 1 right
+    0.5
+    """
+    return float(partner_ranks(M, block_size=block_size).mean())

@@ -36,17 +36,22 @@ def show_views(x1, x2, t, *, labels=None, per_class: int = 1, names=None):
 def plot_training_curves(histories: dict, *, title: str = ""):
     """Train and validation cross-entropy per epoch for several classifiers, best epoch marked.
 
-    ``histories`` maps a name to a classifier (with ``history_`` and ``best_epoch_``).
+    ``histories`` maps a name to a classifier (with ``history_`` and ``best_epoch_``) or to
+    a record's summary of one (a dict with ``history`` and ``best_epoch``).
     """
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 3.2))
     for k, (name, clf) in enumerate(histories.items()):
-        h = clf.history_
+        if isinstance(clf, dict):
+            h, best = clf["history"], int(clf["best_epoch"])
+        else:
+            h, best = clf.history_, clf.best_epoch_
+        epochs = list(range(1, len(h["train_loss"]) + 1))
         colour = f"C{k}"
-        ax.plot(h["epoch"], h["train_loss"], "--", color=colour, label=f"{name} train")
+        ax.plot(epochs, h["train_loss"], "--", color=colour, label=f"{name} train")
         if h["val_loss"]:
-            ax.plot(h["epoch"], h["val_loss"], "-", color=colour, label=f"{name} validation")
-            ax.plot(clf.best_epoch_, h["val_loss"][clf.best_epoch_ - 1], "o", color=colour)
+            ax.plot(epochs, h["val_loss"], "-", color=colour, label=f"{name} validation")
+            ax.plot(best, h["val_loss"][best - 1], "o", color=colour)
     ax.set_xlabel("epoch")
     ax.set_ylabel("cross-entropy")
     ax.set_title(title or "Propensity classifiers (dot: kept epoch)")
@@ -100,26 +105,105 @@ def plot_matched_latents(z, matched: dict, *, coords=(0, 1, 2, 3), names=None, m
     return fig
 
 
-def plot_embeddings(emb: dict, labels, *, max_points=3000, random_state=0, legend=True):
-    """2-d PCA of each embedding, coloured by label (one panel per embedding)."""
-    plt = _plt()
+def embeddings_2d(emb: dict, labels, *, max_points=3000, random_state=0) -> dict:
+    """What :func:`plot_embeddings` draws: the 2-d PCA of each embedding on a random
+    subsample of at most ``max_points`` rows. Returns ``{"xy": {name: (m, 2) array},
+    "labels": labels of the m rows, "classes": all classes}`` -- small enough to keep in an
+    experiment record; draw it with ``plot_embeddings(proj, None, projected=True)``."""
     from sklearn.decomposition import PCA
 
     labels = np.asarray(labels)
     rng = np.random.default_rng(random_state)
     pick = rng.permutation(len(labels))[:max_points]
-    classes = np.unique(labels)
+    return {"xy": {name: PCA(2, random_state=0).fit_transform(np.asarray(e)[pick])
+                   for name, e in emb.items()},
+            "labels": labels[pick], "classes": np.unique(labels)}
+
+
+def plot_embeddings(emb: dict, labels, *, max_points=3000, random_state=0, legend=True,
+                    projected=False):
+    """2-d PCA of each embedding, coloured by label (one panel per embedding).
+
+    With ``projected=True``, ``emb`` is the output of :func:`embeddings_2d` (``labels`` is
+    ignored) and is drawn as it is.
+    """
+    plt = _plt()
+    proj = emb if projected else embeddings_2d(emb, labels, max_points=max_points,
+                                               random_state=random_state)
+    emb, labels, classes = proj["xy"], np.asarray(proj["labels"]), np.asarray(proj["classes"])
     cmap = plt.get_cmap("tab20" if len(classes) > 10 else "tab10")
     fig, axes = plt.subplots(1, len(emb), figsize=(4 * len(emb), 3.6), squeeze=False)
-    for ax, (name, e) in zip(axes[0], emb.items()):
-        xy = PCA(2, random_state=0).fit_transform(np.asarray(e)[pick])
+    for ax, (name, xy) in zip(axes[0], emb.items()):
+        xy = np.asarray(xy)
         for k, cls in enumerate(classes):
-            m = labels[pick] == cls
+            m = labels == cls
             ax.scatter(xy[m, 0], xy[m, 1], s=3, color=cmap(k % cmap.N), label=str(cls))
         ax.set_title(name, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
     if legend and len(classes) <= 20:
         axes[0, -1].legend(fontsize=6, markerscale=3, bbox_to_anchor=(1, 1), loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def sweep_plot(df, x, *, xlabel, logx=False, ref=None, title=""):
+    """Trace and latent MSE against the setting ``x`` of an ablation sweep.
+
+    ``df`` has one row per (setting, seed) with columns ``x``, ``"Trace"`` and ``"MSE"``:
+    each seed is drawn as a dot and the median over seeds as a line; ``ref`` (a DataFrame
+    with the same columns) is drawn dashed, e.g. the exact scores. Returns ``(fig, med)``,
+    ``med`` the medians per setting (in order of first appearance).
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.3))
+    med = df.groupby(x, sort=False)[["Trace", "MSE"]].median()
+    for a, metric in zip(ax, ("Trace", "MSE")):
+        a.plot(df[x], df[metric], ".", color="C0", alpha=0.4)
+        a.plot(med.index, med[metric], "o-", color="C0", label="trained classifiers")
+        if ref is not None:
+            a.plot(ref[x], ref[metric], "s--", color="C3", label="exact scores")
+        a.set(xlabel=xlabel, ylabel=f"{metric} ({'higher' if metric == 'Trace' else 'lower'}"
+              " is better)")
+        if logx:
+            a.set_xscale("log")
+    if ref is not None:
+        ax[1].legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig, med
+
+
+def plot_learning_curve(curve, *, ci, uniform_mse: float, paper: dict, xlabel: str = ""):
+    """PS+OT against training budget: trace (in multiples of chance) and latent MSE.
+
+    ``curve`` is a DataFrame with one row per unit: ``budget`` (scenes x epochs per view),
+    ``trace_x_chance`` and ``mse``; ``ci`` a dict with the chapter's point (``budget`` and
+    per-seed lists ``trace_x_chance`` and ``mse``, drawn as median with Q1-Q3 bars);
+    ``paper`` a dict with the paper's ``budget``, ``trace_x_chance`` and ``mse``. Chance
+    (trace 1x) and the uniform coupling's MSE are drawn as reference lines.
+    """
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for ax, key, label in ((axes[0], "trace_x_chance", "PS+OT trace / chance"),
+                           (axes[1], "mse", "PS+OT latent MSE")):
+        ax.plot(curve["budget"], curve[key], "o-", color="C0", label="this build (1 seed each)")
+        vals = np.asarray(ci[key], dtype=float)
+        med, q1, q3 = np.median(vals), np.quantile(vals, 0.25), np.quantile(vals, 0.75)
+        ax.errorbar([ci["budget"]], [med], yerr=[[med - q1], [q3 - med]], fmt="s", color="C3",
+                    ms=7, capsize=3, label="ci profile (median, Q1-Q3)")
+        ax.plot([paper["budget"]], [paper[key]], "*", color="k", ms=12,
+                label="paper (128 px, 100 epochs)")
+        if key == "trace_x_chance":
+            ax.axhline(1.0, color="grey", ls=":", label="chance")
+            ax.axhline(10.0, color="grey", ls="--", lw=0.8, label="10 x chance")
+            ax.set_yscale("log")
+        else:
+            ax.axhline(uniform_mse, color="C2", ls="--", label="uniform coupling")
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel or "training budget: scenes x epochs (per view)")
+        ax.set_ylabel(label)
+    axes[0].legend(fontsize=7, loc="upper left")
+    axes[1].legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     return fig

@@ -49,6 +49,18 @@ def comparison_table(ours: dict, paper: dict, metrics: list[str], *, fmt=".4f",
     return pd.DataFrame(rows).set_index("method")
 
 
+def _check_chapter_name(chapter) -> str:
+    """A results name is a plain file stem: no path separators, no '..', nothing hidden."""
+    import re
+
+    if not isinstance(chapter, str):
+        raise TypeError(f"chapter must be a str, got {type(chapter).__name__}")
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", chapter) or ".." in chapter:
+        raise ValueError(f"chapter must be a plain name (letters, digits, '_', '-', '.'; no "
+                         f"path separators or '..'), got {chapter!r}")
+    return chapter
+
+
 def save_results(chapter: str, results: dict, settings: dict, directory="_results") -> str:
     """Write a chapter's per-seed results (JSON) so that later chapters can reuse them.
 
@@ -58,7 +70,7 @@ def save_results(chapter: str, results: dict, settings: dict, directory="_result
     import json
     from pathlib import Path
 
-    path = Path(directory) / f"{chapter}.json"
+    path = Path(directory) / f"{_check_chapter_name(chapter)}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"settings": settings, "results": results}
     path.write_text(json.dumps(payload, indent=1, default=float))
@@ -70,8 +82,109 @@ def load_results(chapter: str, directory="_results") -> dict:
     import json
     from pathlib import Path
 
-    path = Path(directory) / f"{chapter}.json"
+    path = Path(directory) / f"{_check_chapter_name(chapter)}.json"
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: execute the {chapter!r} chapter first "
                                 f"(python -m propalign_lite.book --only {chapter})")
     return json.loads(path.read_text())
+
+
+def seed_count(values) -> str:
+    """``"1 seed"`` / ``"3 seeds"`` for a list of per-seed values."""
+    return f"{np.size(values)} seed{'s' * (np.size(values) > 1)}"
+
+
+def claims_verdict(claims_ours: dict, claims_paper: dict):
+    """Compare the same qualitative statements evaluated on our medians and on the paper's
+    table. Returns ``(table, text)``: a DataFrame of yes/no per statement and a Markdown
+    sentence counting agreements and naming the statements that differ."""
+    import pandas as pd
+
+    agree = [c for c in claims_ours if claims_ours[c] == claims_paper[c]]
+    differ = [c for c in claims_ours if claims_ours[c] != claims_paper[c]]
+    yes_no = {True: "yes", False: "no"}
+    table = pd.DataFrame(
+        {"this run": [yes_no[bool(claims_ours[c])] for c in claims_ours],
+         "paper's table": [yes_no[bool(claims_paper[c])] for c in claims_ours]},
+        index=pd.Index(list(claims_ours), name="statement"))
+    text = (f"**Agreement with the paper:** {len(agree)} of {len(claims_ours)} statements "
+            "hold (or fail) in both our run and the paper's table")
+    text += "." if not differ else (
+        "; they differ on: " + "; ".join(
+            f"*{c}* ({'true' if claims_ours[c] else 'false'} here, "
+            f"{'true' if claims_paper[c] else 'false'} in the paper)" for c in differ) + ".")
+    return table, text
+
+
+def add_recorded_columns(table, recorded: dict, metrics: list[str], *, fmt=".4f",
+                         scales: dict | None = None):
+    """Add a ``"<metric> (recorded)"`` column after each ``"<metric> (paper)"`` column of a
+    :func:`comparison_table`, from ``recorded[method][metric]`` (per-seed values of a
+    recorded run, see :mod:`propalign_lite.recorded`); methods without values get ``"-"``."""
+    scales = scales or {}
+    table = table.copy()
+    for m in metrics:
+        f = fmt.get(m, ".4f") if isinstance(fmt, dict) else fmt
+        col = [("-" if not recorded.get(method, {}).get(m)
+                else format_summary(recorded[method][m], f, scales.get(m, 1.0)))
+               for method in table.index]
+        table.insert(list(table.columns).index(f"{m} (paper)") + 1, f"{m} (recorded)", col)
+    return table
+
+
+def records_note(records: list[dict], *, stale: list | None = None) -> str:
+    """One sentence per unit saying which records a page shows: how many, computed in this
+    build or read from a store (where), on which hardware, when, and how long a unit took.
+
+    ``records`` are what :func:`propalign_lite.runner.run_units` (or
+    :func:`propalign_lite.recorded.recorded_for`) returned, each with its ``"_run"`` entry;
+    ``stale`` the second value of ``recorded_for`` (recorded runs that no longer match the
+    settings), reported when not empty.
+    """
+    by_unit: dict[str, list[dict]] = {}
+    for rec in records:
+        by_unit.setdefault(rec["_run"]["unit"], []).append(rec["_run"])
+    sentences = []
+    for unit, runs in by_unit.items():
+        seeds = ", ".join(str(r["seed"]) for r in runs)
+        origin = []
+        for source, label in (("computed", "computed in this build"),
+                              ("store", "read from the results store"),
+                              ("recorded", "from a recorded run")):
+            n = sum(r["source"] == source for r in runs)
+            if n:
+                origin.append(f"{n} {label}")
+        hardware = sorted({str(r.get("hardware", "unknown hardware")) for r in runs})
+        dates = sorted(str(r.get("date", "?")) for r in runs)
+        when = dates[0] if dates[0] == dates[-1] else f"between {dates[0]} and {dates[-1]}"
+        durations = [float(r["duration_s"]) for r in runs if r.get("duration_s") is not None]
+        commits = sorted({str(r.get("commit")) for r in runs if r.get("commit")})
+        text = (f"{len(runs)} record(s) of `{unit}` (seeds {seeds}; "
+                f"{', '.join(origin)}), run on {', '.join(hardware)} {when}")
+        if durations:
+            text += f", {float(np.median(durations)):.1f} s per unit (median)"
+        if commits:
+            text += f", code {', '.join(commits)}"
+        sentences.append(text + ".")
+    if not sentences:
+        sentences.append("No records.")
+    if stale:
+        sentences.append(f"{len(stale)} recorded record(s) were made with other settings and "
+                         "are not shown (settings changed: "
+                         + "; ".join(", ".join(s["differs"]) for s in stale[:3]) + ").")
+    return "This page shows " + " ".join(sentences)
+
+
+def claims_table(claims: list[dict]):
+    """The paper's claims next to this run: a DataFrame with the paper's numbers, ours, and a
+    verdict, ``"holds"`` / ``"does not hold"`` (or ``"cannot be tested here"`` when a claim's
+    ``holds`` is ``None``), plus an optional ``note`` column explaining why."""
+    import pandas as pd
+
+    verdict = {True: "holds", False: "does not hold", None: "cannot be tested here"}
+    rows = [{"paper's claim": c["claim"], "paper": c.get("paper", "-"),
+             "this build": c.get("ours", "-"),
+             "verdict": verdict[None if c.get("holds") is None else bool(c["holds"])],
+             **({"note": c["note"]} if "note" in c else {})} for c in claims]
+    df = pd.DataFrame(rows).set_index("paper's claim")
+    return df.fillna("") if "note" in df else df

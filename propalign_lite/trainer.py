@@ -96,6 +96,7 @@ from torch import nn
 
 from ._torch_utils import one_cycle
 from ._validation import check_array, check_random_state
+from .coupling import ImplicitCoupling
 
 __all__ = ["CrossModalTrainer", "CouplingSampler", "make_probe_mlp", "r2_score_pooled"]
 
@@ -203,6 +204,10 @@ def _looks_like_blocks(coupling) -> bool:
 
 def _coupling_to_csr(coupling, name: str = "coupling") -> sparse.csr_matrix:
     """Any accepted coupling format -> a float64 CSR matrix with finite, positive entries."""
+    if isinstance(coupling, ImplicitCoupling):        # its truncated support, rows sum to 1
+        coupling = coupling.to_sparse()
+    elif isinstance(coupling, (list, tuple)):
+        coupling = [_densify_implicit(item) for item in coupling]
     if sparse.issparse(coupling):
         csr = sparse.csr_matrix(coupling, dtype=np.float64, copy=True)
         csr.sum_duplicates()
@@ -248,6 +253,15 @@ def _coupling_to_csr(coupling, name: str = "coupling") -> sparse.csr_matrix:
     return csr
 
 
+def _densify_implicit(item):
+    """Blocks given as implicit couplings enter the block forms as dense arrays."""
+    if isinstance(item, ImplicitCoupling):
+        return item.to_dense()
+    if _is_triple(item) and isinstance(item[2], ImplicitCoupling):
+        return (item[0], item[1], item[2].to_dense())
+    return item
+
+
 def _check_block(block, name: str) -> np.ndarray:
     arr = check_array(block, name, allow_empty=True)
     if arr.size and arr.min() < 0:
@@ -267,7 +281,7 @@ class CouplingSampler:
 
     Parameters
     ----------
-    coupling : array-like (n_targets, n_inputs), scipy sparse matrix, or list of blocks
+    coupling : array-like (n_targets, n_inputs), scipy sparse matrix, ImplicitCoupling (its support) or list of blocks
         ``coupling[i, j]`` is the weight of input ``j`` for target ``i``; every row must be
         non-negative, finite and sum to 1 (within ``1e-5``; rows are renormalised exactly).
         A list is read as per-group blocks: either bare 2-d blocks, placed block-diagonally
@@ -468,9 +482,11 @@ class CrossModalTrainer:
             val = getattr(self, name)
             if not isinstance(val, Integral) or isinstance(val, bool) or val < 1:
                 raise ValueError(f"{name} must be a positive integer, got {val!r}")
-        if not isinstance(self.lr, Real) or not np.isfinite(self.lr) or self.lr <= 0:
+        if (isinstance(self.lr, bool) or not isinstance(self.lr, Real)
+                or not np.isfinite(self.lr) or self.lr <= 0):
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
-        if (not isinstance(self.weight_decay, Real) or not np.isfinite(self.weight_decay)
+        if (isinstance(self.weight_decay, bool) or not isinstance(self.weight_decay, Real)
+                or not np.isfinite(self.weight_decay)
                 or self.weight_decay < 0):
             raise ValueError(f"weight_decay must be a non-negative number, got "
                              f"{self.weight_decay!r}")
@@ -533,7 +549,7 @@ class CrossModalTrainer:
             The modality we predict *from* (any trailing shape the model accepts).
         targets : array-like (n_targets, D)
             The modality we predict.
-        coupling : array-like (n_targets, n_inputs), scipy sparse, or list of blocks
+        coupling : array-like (n_targets, n_inputs), scipy sparse, ImplicitCoupling, or list of blocks
             ``coupling[i, j]`` = weight of input ``j`` as partner of target ``i``; rows are
             non-negative and sum to 1. See :class:`CouplingSampler` for the block forms.
         eval_inputs, eval_targets : array-like, optional

@@ -222,7 +222,7 @@ def test_download_only_when_asked(monkeypatch, tmp_path):
         calls.append((url, known_hash, cache_dir))
         return FIXTURE
 
-    monkeypatch.setattr(citeseq, "_retrieve", fake_retrieve)
+    monkeypatch.setattr(citeseq.geo, "_retrieve", fake_retrieve)  # where fetch_cite_seq looks
     with pytest.raises(FileNotFoundError):
         fetch_cite_seq()
     assert calls == []
@@ -333,7 +333,9 @@ def test_preprocess_matches_scale_then_pca():
         data = preprocess_cite_seq(adata, n_pcs=10, svd_solver=solver)
         got = data.gex_pca.astype(np.float64)
         # compare up to the sign of each component; the leading ones must agree closely
-        np.testing.assert_allclose(np.abs(got[:, :5]), np.abs(ref[:, :5]), atol=2e-2 *
+        # (the fixture's 5th and 6th eigenvalues are nearly equal, so the 5th component is
+        # not identified: only its explained variance is compared below)
+        np.testing.assert_allclose(np.abs(got[:, :4]), np.abs(ref[:, :4]), atol=2e-2 *
                                    np.abs(ref[:, 0]).max())
         evr = data.info["explained_variance_ratio"]
         np.testing.assert_allclose(evr[:5], (s[:5] ** 2 / (s ** 2).sum()), rtol=2e-2)
@@ -415,7 +417,8 @@ def test_simulator_realism_targets(sim):
     c = sim.layers["counts"]
     c_gex = c[:, np.flatnonzero(ft == "GEX")]
     zero_rna = 1 - c_gex.nnz / np.prod(c_gex.shape)
-    assert 0.75 <= zero_rna <= 0.90
+    # the real file: ~1e8 non-zeros in 90,261 x 13,953 GEX counts, i.e. ~92 % zeros
+    assert 0.75 <= zero_rna <= 0.93
     detected = sim.obs["ADT_n_antibodies_by_counts"].to_numpy()
     assert np.quantile(detected, 0.05) >= 80                    # of 134 proteins
     totals = sim.obs["ADT_total_counts"].to_numpy()

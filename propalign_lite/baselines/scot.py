@@ -81,7 +81,8 @@ import warnings
 
 import numpy as np
 
-from .._validation import check_array, check_labels, check_random_state
+from .._validation import (check_array, check_int, check_labels, check_number,
+                           check_random_state)
 
 __all__ = ["scot_match", "scot_match_groups", "scot_graph_distances", "default_k",
            "SCOTConvergenceError", "subsample_groups"]
@@ -105,8 +106,7 @@ def default_k(n1: int, n2: int | None = None) -> int:
 
 
 def _check_k(k, n: int, name: str) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
+    k = check_int(k, "k")
     if k > n:
         raise ValueError(f"k={k} neighbours is more than the {n} samples of {name}")
     return int(k)
@@ -252,10 +252,11 @@ def scot_match(x1, x2, *, k: int | None = None, metric: str = "correlation",
     n1, n2 = x1.shape[0], x2.shape[0]
     if min(n1, n2) < 2:
         raise ValueError(f"SCOT needs at least 2 samples per modality, got {n1} and {n2}")
-    if not (np.isfinite(epsilon) and epsilon > 0):
-        raise ValueError(f"epsilon must be positive, got {epsilon!r}")
-    if not epsilon_step > 0:
-        raise ValueError(f"epsilon_step must be positive, got {epsilon_step!r}")
+    check_number(epsilon, "epsilon", low=0, low_open=True)
+    check_number(epsilon_step, "epsilon_step", low=0, low_open=True)
+    check_number(max_epsilon, "max_epsilon", low=0, low_open=True)
+    check_int(max_iter, "max_iter")
+    check_number(tol, "tol", low=0, low_open=True)
     if k is None:
         k = default_k(n1, n2)
     C1 = scot_graph_distances(x1, k, metric=metric, mode=mode, normalize=normalize, name="x1")

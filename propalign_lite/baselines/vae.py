@@ -108,7 +108,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .._validation import check_labels, check_random_state
+from .._validation import (check_labels, check_number, check_random_state,
+                           validate_random_state)
 from .._torch_utils import one_cycle
 from ..encoders import CNN_CHANNELS, CNNEncoder, MLPEncoder
 
@@ -299,18 +300,23 @@ class CrossModalVAE:
             raise ValueError(f"latent_dim must be a positive integer, got {self.latent_dim!r}")
         for name in ("lr", "weight_decay", "alpha", "beta", "lam"):
             val = getattr(self, name)
-            if not (isinstance(val, (int, float, np.floating)) and np.isfinite(val) and val >= 0):
-                raise ValueError(f"{name} must be a finite non-negative number, got {val!r}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr!r}")
-        if not 0 < self.pct_start < 1:
-            raise ValueError(f"pct_start must be in (0, 1), got {self.pct_start!r}")
+            check_number(val, name, low=0)
+        check_number(self.lr, "lr", low=0, low_open=True)
+        check_number(self.pct_start, "pct_start", low=0, high=1, low_open=True, high_open=True)
+        validate_random_state(self.random_state)
 
     def _check_x(self, x, name: str) -> np.ndarray:
         """Numpy view of the data, checked; images keep their dtype (no float64 copy)."""
         if hasattr(x, "detach"):
             x = x.detach().cpu().numpy()
-        x = np.asarray(x)
+        if x is None or isinstance(x, (str, bytes, dict)):
+            raise TypeError(f"{name} must be a numeric array, got {type(x).__name__}")
+        try:
+            x = np.asarray(x)
+        except ValueError as err:                      # ragged lists
+            raise ValueError(f"{name} must be a numeric array: {err}") from None
+        if x.dtype.kind == "c":
+            raise TypeError(f"{name} is complex; pass a real array")
         if x.dtype.kind not in "fiub":
             raise ValueError(f"{name} must be a numeric array, got dtype {x.dtype}")
         if self.kind == "mlp":
@@ -332,6 +338,9 @@ class CrossModalVAE:
             bad = ~np.isfinite(x)
             if bad.any():
                 raise ValueError(f"{name} contains {int(bad.sum())} NaN or infinite value(s)")
+            if np.abs(x).max() > 1e30:
+                raise ValueError(f"{name} has values of magnitude up to {np.abs(x).max():.3g}, "
+                                 "too large for float32 training; standardise it first")
             if self.kind == "cnn" and (x.min() < 0 or x.max() > 1):
                 raise ValueError(f"{name} has values in [{x.min():.3g}, {x.max():.3g}]; the image "
                                  "VAE's decoder ends in a sigmoid, so scale images to [0, 1] "

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._validation import check_random_state
+from .._validation import check_array, check_int, check_random_state
 
 N_BACKGROUND = 25
 INTERVENTION_VALUES = (0.25, 0.5, 0.75)
@@ -91,6 +91,7 @@ def _draw_child(x1, y1, rng):
 
 def sample_latents(n: int, *, random_state=None):
     """Latents and interventions: returns ``z (n, 4), t (n,), target k (n,), value v (n,)``."""
+    n = check_int(n, "n")
     rng = check_random_state(random_state)
     x1 = rng.uniform(0.1, 0.9, n)
     y1 = rng.uniform(0.1, 0.9, n)
@@ -148,10 +149,8 @@ def make_balls(n: int, *, image_size: int = 128, random_state=None) -> BallsData
     -------
     BallsData
     """
-    if not (isinstance(n, (int, np.integer)) and n >= 1):
-        raise ValueError(f"n must be a positive integer, got {n!r}")
-    if not (isinstance(image_size, (int, np.integer)) and image_size >= 8):
-        raise ValueError(f"image_size must be an integer >= 8, got {image_size!r}")
+    check_int(n, "n")
+    check_int(image_size, "image_size", min_value=8)
     rng = check_random_state(random_state)
     z, t, k, v = sample_latents(n, random_state=rng)
     S = int(image_size)
@@ -196,6 +195,23 @@ def channel_stats(x: np.ndarray, *, max_samples: int = 2000) -> tuple[np.ndarray
 
     This is what the official code meant to use for normalisation (its ``MU_noisy_*``
     constants); it actually normalised both views with white-background constants.
+    Float images are taken to be in [0, 1] already (they are not divided by 255 again).
     """
-    sub = np.asarray(x[:max_samples], dtype=np.float64) / 255.0
+    max_samples = check_int(max_samples, "max_samples")
+    if x is None or isinstance(x, (str, bytes, dict)):
+        raise TypeError(f"x must be an array of images (n, S, S, C), got {type(x).__name__}")
+    arr = np.asarray(x)
+    if arr.ndim != 4 or arr.shape[-1] not in (1, 3) or arr.shape[0] == 0:
+        raise ValueError(f"x must be a non-empty batch of images (n, S, S, C) with 1 or 3 "
+                         f"channels, got shape {arr.shape}")
+    if arr.dtype == np.uint8:
+        sub = arr[:max_samples].astype(np.float64) / 255.0
+    elif arr.dtype.kind == "f":
+        sub = check_array(arr[:max_samples], "x", ndim=4)
+        if sub.min() < 0 or sub.max() > 1:
+            raise ValueError(f"x: float images must be in [0, 1], got values in "
+                             f"[{sub.min():.3g}, {sub.max():.3g}] (or pass uint8 0-255 images)")
+    else:
+        raise ValueError(f"x must hold uint8 (0-255) or float ([0, 1]) images, got dtype "
+                         f"{arr.dtype}")
     return sub.mean(axis=(0, 1, 2)), sub.std(axis=(0, 1, 2))

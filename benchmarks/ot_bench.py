@@ -1,0 +1,81 @@
+"""Entropic OT benchmark: ours against POT (numpy, torch) and, when installed, ott-jax/GeomLoss.
+
+Not part of the tests. Every run is a fresh subprocess (own peak memory) on the same data:
+12-d, two noisy copies (noise 0.5) of Gaussian points of scale 3, reg 0.05, uniform marginals,
+plain Euclidean cost (see propalign_lite.ot_benchmark).
+
+    .venv/bin/python benchmarks/ot_bench.py --n 2000 5000 --solvers ours pot
+    .venv/bin/python benchmarks/ot_bench.py --n 2000 --solvers pot_log pot_log_torch --max-iter 50
+    .venv/bin/python benchmarks/ot_bench.py --n 20000 100000 --solvers ours --json big.json
+
+Prints seconds, iterations, final marginal error, peak memory and the time ratio of every
+solver to POT's default ``ot.sinkhorn`` at the same n (when it ran). A solver capped by
+``--max-iter`` before ``--tol`` is marked as not converged; compare seconds per iteration then.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from propalign_lite.ot_benchmark import SOLVERS, available, run  # noqa: E402
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n", type=int, nargs="+", default=[2000])
+    p.add_argument("--solvers", nargs="+", default=["ours", "pot"], choices=SOLVERS)
+    p.add_argument("--tol", type=float, default=1e-6)
+    p.add_argument("--reg", type=float, default=0.05)
+    p.add_argument("--max-iter", type=int, default=10000)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--timeout", type=float, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", default=None, help="append the records to this JSON-lines file")
+    args = p.parse_args(argv)
+    print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.node()}, "
+          f"{os.cpu_count()} CPUs, threads={args.threads}, load {os.getloadavg()[0]:.1f}; "
+          f"reg={args.reg}, tol={args.tol}, max_iter={args.max_iter}")
+    head = (f"{'n':>7} {'solver':>14} {'seconds':>9} {'cpu s':>9} {'iters':>6} {'marg. err':>10} "
+            f"{'conv':>5} {'peak GB':>8} {'+GB':>6} {'POT/ours-time':>13}")
+    print(head)
+    records = []
+    for n in args.n:
+        ref = None
+        for s in args.solvers:
+            if not available(s):
+                print(f"{n:>7} {s:>14}  not installed here")
+                continue
+            r = run(s, n, seed=args.seed, reg=args.reg, tol=args.tol, max_iter=args.max_iter,
+                    threads=args.threads, timeout=args.timeout)
+            r["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            r["machine"] = f"{platform.node()}, {os.cpu_count()} CPUs"
+            r["load"] = round(os.getloadavg()[0], 1)
+            records.append(r)
+            if args.json:                       # one line per run, written as soon as it ends
+                with open(args.json, "a") as fh:
+                    fh.write(json.dumps(r) + "\n")
+            if r.get("timed_out"):
+                print(f"{n:>7} {s:>14}  timed out after {args.timeout} s")
+                continue
+            if s == "pot":
+                ref = r["seconds"]
+            conv = r.get("converged")
+            if conv is None and r.get("err") is not None:
+                conv = r["err"] < args.tol
+            ratio = f"{ref / r['seconds']:.1f}x" if ref and s != "pot" else ""
+            err = "n/a" if r.get("err") is None else f"{r['err']:.2e}"
+            print(f"{n:>7} {s:>14} {r['seconds']:9.3f} {r['cpu_seconds']:9.3f} "
+                  f"{str(r.get('n_iter')):>6} {err:>10} "
+                  f"{str(conv):>5} {r['mem_gb']:8.3f} {r['mem_increase_gb']:6.3f} {ratio:>13}",
+                  flush=True)
+    return records
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+r"""Blocked passes over the cost :math:`C_{ij} = \lVert x_i - y_j\rVert_2` that never hold it whole.
+
+Every function here walks over blocks of rows of ``x`` (``block_size`` cost entries at a time),
+computes that block of the cost from the embeddings (one BLAS product) and reduces it at once,
+so memory stays :math:`O(\text{block} + n_1 + n_2)` whatever :math:`n_1 n_2`. The passes run in
+numpy on the CPU, or in torch when ``device`` is not ``"cpu"`` (e.g. ``"cuda"``); results come
+back as float64 numpy arrays. Potentials are in *log units*: the plan is
+:math:`P_{ij} = \exp(\alpha_i + \beta_j - C_{ij}/\varepsilon)`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+DEFAULT_BLOCK = 2 ** 18          # cost entries per block (1 MiB in float32)
+
+
+def _rows_per_block(n2: int, block_size: int) -> int:
+    return max(1, int(block_size) // max(int(n2), 1))
+
+
+class BlockedCost:
+    """The cost between ``x`` and ``y``, computed block by block (numpy or torch)."""
+
+    def __init__(self, x, y, *, dtype=np.float32, device: str = "cpu",
+                 block_size: int = DEFAULT_BLOCK, backend: str | None = None):
+        x = np.asarray(x, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        center = 0.5 * (x.mean(0) + y.mean(0))       # smaller norms: less cancellation
+        self.x64, self.y64 = x - center, y - center
+        self.n1, self.n2 = len(x), len(y)
+        self.device = str(device)
+        self.rows = _rows_per_block(self.n2, block_size)
+        if backend not in (None, "numpy", "torch"):
+            raise ValueError(f"backend must be 'numpy' or 'torch', got {backend!r}")
+        self.torch = backend == "torch" or (backend is None and self.device != "cpu")
+        if self.torch is False and self.device != "cpu":
+            raise ValueError(f"the numpy backend runs on the CPU only, got device={device!r}")
+        r = float(np.sqrt((self.x64 ** 2).sum(1).max()) + np.sqrt((self.y64 ** 2).sum(1).max()))
+        # bound on the rounding error of one computed distance (expansion, then sqrt)
+        eps = float(np.finfo(dtype).eps)
+        self.cost_err = 4.0 * np.sqrt(eps) * r + 1e-12
+        if self.torch:
+            import torch
+
+            tdt = torch.float32 if dtype == np.float32 else torch.float64
+            self._t = torch
+            self.x = torch.as_tensor(self.x64, dtype=tdt, device=self.device)
+            self.y = torch.as_tensor(self.y64, dtype=tdt, device=self.device)
+        else:
+            self.x, self.y = self.x64.astype(dtype), self.y64.astype(dtype)
+        self.xn = (self.x * self.x).sum(1)
+        self.yn = (self.y * self.y).sum(1)
+
+    def as_float64(self) -> "BlockedCost":
+        """The same cost with float64 blocks (for passes that must be exact)."""
+        return BlockedCost(self.x64, self.y64, dtype=np.float64, device=self.device,
+                           block_size=self.rows * self.n2,
+                           backend="torch" if self.torch else "numpy")
+
+    # -- helpers --------------------------------------------------------------------------
+    def blocks(self):
+        """Yield ``(start, stop, C_block)`` over row blocks."""
+        for s in range(0, self.n1, self.rows):
+            e = min(s + self.rows, self.n1)
+            sq = self.x[s:e] @ self.y.T
+            sq *= -2.0
+            sq += self.xn[s:e, None]
+            sq += self.yn[None, :]
+            if self.torch:
+                yield s, e, sq.clamp_(min=0.0).sqrt_()
+            else:
+                np.maximum(sq, 0.0, out=sq)
+                yield s, e, np.sqrt(sq, out=sq)
+
+    def vec(self, v):
+        """A float64 numpy vector on this backend."""
+        if self.torch:
+            return self._t.as_tensor(np.asarray(v, dtype=np.float64), device=self.device)
+        return np.asarray(v, dtype=np.float64)
+
+    def np(self, v) -> np.ndarray:
+        if self.torch:
+            return v.detach().cpu().numpy().astype(np.float64)
+        return np.asarray(v, dtype=np.float64)
+
+    def exact_cost(self, i, j) -> np.ndarray:
+        """Float64 distances of the pairs ``(i[k], j[k])``, computed directly (no expansion)."""
+        return np.sqrt(((self.x64[i] - self.y64[j]) ** 2).sum(1))
+
+    # -- reductions -----------------------------------------------------------------------
+    def _logp(self, s, e, C, alpha, beta, reg):
+        lp = C * (-1.0 / reg)
+        if self.torch:
+            lp = lp.double() if alpha.dtype != lp.dtype else lp
+        lp += beta[None, :]
+        lp += alpha[s:e, None]
+        return lp
+
+    def lse(self, alpha, beta, reg, *, axis: int):
+        r"""Log-sum-exp of :math:`\alpha_i + \beta_j - C_{ij}/\varepsilon` over ``axis``
+        (0: over rows, one value per column; 1: over columns, one value per row)."""
+        alpha, beta = self.vec(alpha), self.vec(beta)
+        if axis == 1:
+            out = []
+            for s, e, C in self.blocks():
+                lp = self._logp(s, e, C, alpha, beta, reg)
+                m = lp.max(1)[0] if self.torch else lp.max(1)
+                lp -= m[:, None]
+                sm = (lp.exp_() if self.torch else np.exp(lp, out=lp)).sum(1)
+                out.append(self.np(m) + np.log(self.np(sm)))
+            return np.concatenate(out)
+        run_m = np.full(self.n2, -np.inf)
+        run_s = np.zeros(self.n2)
+        for s, e, C in self.blocks():
+            lp = self._logp(s, e, C, alpha, beta, reg)
+            m = self.np(lp.max(0)[0] if self.torch else lp.max(0))
+            new_m = np.maximum(run_m, m)
+            lp -= self.vec(new_m)[None, :] if self.torch else new_m[None, :]
+            sm = self.np((lp.exp_() if self.torch else np.exp(lp, out=lp)).sum(0))
+            run_s = run_s * np.exp(run_m - new_m) + sm
+            run_m = new_m
+        return run_m + np.log(run_s)
+
+    def support(self, alpha, beta, reg, level: float):
+        r"""Pairs with :math:`\alpha_i + \beta_j - C_{ij}/\varepsilon \ge` ``level`` (plus the
+        largest entry of every row and column), with their float64 log-values.
+
+        Returns ``(rows, cols, logp)``; the computed cost's rounding error is covered by a
+        margin, and the kept values are recomputed exactly from the embeddings.
+        """
+        a_t, b_t = self.vec(alpha), self.vec(beta)
+        margin = self.cost_err / reg + 0.05
+        rows, cols = [], []
+        for s, e, C in self.blocks():
+            lp = self._logp(s, e, C, a_t, b_t, reg)
+            if self.torch:
+                keep = (lp >= level - margin).nonzero().cpu().numpy()
+                r, c = keep[:, 0], keep[:, 1]
+            else:
+                r, c = np.nonzero(lp >= level - margin)
+            rows.append(r + s)
+            cols.append(c)
+        rows = np.concatenate(rows).astype(np.int64)
+        cols = np.concatenate(cols).astype(np.int64)
+        # every row and column keeps at least its largest entry (found in a second, small pass)
+        lonely_r = np.flatnonzero(np.bincount(rows, minlength=self.n1) == 0)
+        lonely_c = np.flatnonzero(np.bincount(cols, minlength=self.n2) == 0)
+        if lonely_r.size or lonely_c.size:
+            all_r, all_c = np.arange(self.n1), np.arange(self.n2)
+            for i in lonely_r:
+                lp_i = beta - self.exact_cost(np.full(self.n2, i), all_c) / reg
+                rows, cols = np.append(rows, i), np.append(cols, int(np.argmax(lp_i)))
+            for j in lonely_c:
+                lp_j = alpha - self.exact_cost(all_r, np.full(self.n1, j)) / reg
+                rows, cols = np.append(rows, int(np.argmax(lp_j))), np.append(cols, j)
+            key = np.unique(rows * self.n2 + cols)
+            rows, cols = key // self.n2, key % self.n2
+        logp = alpha[rows] + beta[cols] - self.exact_cost(rows, cols) / reg
+        return rows, cols, logp
+
+
+class DenseCost(BlockedCost):
+    """The same passes over a cost matrix that is already in memory (the dense path)."""
+
+    def __init__(self, C, *, block_size: int = DEFAULT_BLOCK):
+        self.C = np.asarray(C, dtype=np.float64)
+        self.n1, self.n2 = self.C.shape
+        self.rows = _rows_per_block(self.n2, block_size)
+        self.torch, self.device, self.cost_err = False, "cpu", 0.0
+
+    def blocks(self):
+        for s in range(0, self.n1, self.rows):
+            e = min(s + self.rows, self.n1)
+            yield s, e, self.C[s:e]
+
+    def exact_cost(self, i, j) -> np.ndarray:
+        return self.C[i, j]
+
+    def as_float64(self) -> "DenseCost":
+        return self

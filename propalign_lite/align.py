@@ -1,0 +1,346 @@
+r"""The front door for single-cell data: align two AnnData objects and transfer a modality.
+
+:func:`align` takes two :class:`anndata.AnnData` objects holding *different* cells measured
+in two modalities (e.g. RNA-only and protein-only cells), or one :class:`mudata.MuData` with
+two modalities, and a shared grouping of the cells (``groupby``: a cell type, a perturbation,
+a sample of origin). It
+
+1. trains one propensity classifier per object to predict the group from that object's
+   features (:class:`~propalign_lite.PropensityClassifier`, an MLP; a stratified validation
+   split is taken inside each object and the epoch with the lowest validation loss is kept);
+2. writes the classifiers' logits -- the propensity embedding
+   :math:`\log \hat\pi(t \mid x) + c(x)`, a space shared by both modalities -- to
+   ``.obsm[f"{key_added}_logits"]`` of each object;
+3. matches the cells of every group with :func:`~propalign_lite.match_groups` (entropic OT on
+   the plain Euclidean cost between logits by default, :math:`\lambda = 0.05`), and
+4. returns an :class:`~propalign_lite.alignment.Alignment` that transfers features of one object
+   onto the cells of the other (the barycentric projection
+   :math:`\hat y_i = \sum_j M_{ij} y_j` within the cell's group) and samples pseudo-pairs.
+
+It follows scanpy's conventions: ``use_rep=None`` means ``.X``, any other string an ``.obsm``
+key; results go to ``.obsm`` and the settings to ``.uns[key_added]``.
+
+Example
+-------
+>>> import numpy as np, anndata as ad, pandas as pd
+>>> from propalign_lite import align
+>>> rng = np.random.default_rng(0)
+>>> def toy(n, d, shift):
+...     t = rng.integers(0, 3, n)
+...     x = rng.normal(size=(n, d)) + shift * np.eye(3, d)[t]
+...     return ad.AnnData(x, obs=pd.DataFrame({"kind": pd.Categorical(np.array(list("abc"))[t])},
+...                                            index=[f"c{i}" for i in range(n)]))
+>>> rna, prot = toy(300, 8, 3.0), toy(200, 5, 3.0)
+>>> aln = align(rna, prot, groupby="kind", classifier=dict(epochs=5, width=32, lr=1e-2),
+...             random_state=0)
+>>> rna.obsm["propalign_logits"].shape
+(300, 3)
+>>> aln.transfer("adata2").shape            # prot's 5 features for each rna cell
+(300, 5)
+>>> aln.sample_pairs(4, random_state=0).columns.tolist()
+['adata1', 'adata2', 'kind']
+
+References
+----------
+Xi, Osea, Xu and Hartford (2024), *Propensity score alignment of unpaired multimodal data*,
+NeurIPS; Wolf, Angerer and Theis (2018), *SCANPY: large-scale single-cell gene expression data
+analysis* (the AnnData conventions).
+"""
+from __future__ import annotations
+
+import copy
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from ._validation import check_array, check_random_state
+from .alignment import Alignment
+from .classifiers import PropensityClassifier
+from .matchers import match_groups
+
+#: Settings of the default classifier: smaller and faster than the paper's (width 1024,
+#: 100 epochs, lr 1e-4), which suits a CPU and a few thousand cells per object.
+DEFAULT_CLASSIFIER = dict(width=256, epochs=30, lr=1e-3, batch_size=256)
+
+
+# --------------------------------------------------------------------------------------------
+# inputs
+def _is_mudata(obj) -> bool:
+    return hasattr(obj, "mod") and hasattr(obj, "obs")
+
+
+def _resolve_objects(adata1, adata2, modalities):
+    """Return ``(a1, a2, (name1, name2), mdata_or_None)``."""
+    if _is_mudata(adata1):
+        if adata2 is not None:
+            raise ValueError("pass either a MuData as adata1 (adata2=None) or two AnnData objects")
+        mdata = adata1
+        mods = list(mdata.mod) if modalities is None else list(modalities)
+        if len(mods) != 2:
+            raise ValueError(f"modalities must name exactly two modalities of the MuData; it has "
+                             f"{list(mdata.mod)}" + ("" if modalities is None else
+                                                      f", got modalities={modalities!r}"))
+        missing = [m for m in mods if m not in mdata.mod]
+        if missing:
+            raise KeyError(f"modalities: {missing} not in the MuData (it has {list(mdata.mod)})")
+        return mdata.mod[mods[0]], mdata.mod[mods[1]], (mods[0], mods[1]), mdata
+    if adata2 is None:
+        raise ValueError("adata2 is missing: pass two AnnData objects or one MuData")
+    for name, a in (("adata1", adata1), ("adata2", adata2)):
+        if not (hasattr(a, "obs") and hasattr(a, "obsm") and hasattr(a, "X")):
+            raise TypeError(f"{name} must be an AnnData (or adata1 a MuData), got "
+                            f"{type(a).__name__}")
+    if modalities is not None:
+        raise ValueError("modalities is only used with a MuData")
+    return adata1, adata2, ("adata1", "adata2"), None
+
+
+def _labels(a, groupby: str, name: str, mdata=None, mod=None) -> np.ndarray:
+    """The ``groupby`` column of ``a.obs`` (or of the MuData's global ``.obs``) as labels."""
+    if groupby in a.obs.columns:
+        col = a.obs[groupby]
+    elif mdata is not None and groupby in mdata.obs.columns:
+        if not mdata.obs.index.is_unique:
+            raise ValueError(f"groupby={groupby!r} is a global MuData column but the MuData's obs "
+                             f"names are not unique; copy the column into .mod[{mod!r}].obs")
+        col = mdata.obs[groupby].reindex(a.obs_names)
+    else:
+        raise KeyError(f"groupby={groupby!r} is not a column of {name}.obs (columns: "
+                       f"{list(a.obs.columns)[:20]})")
+    nan = pd.isna(col.to_numpy())
+    if nan.any():
+        raise ValueError(f"groupby={groupby!r} has {int(nan.sum())} missing (NaN) value(s) in "
+                         f"{name}.obs; drop those cells or give them a label")
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        col = col.astype(col.cat.categories.dtype)   # unused categories play no role
+    return col.to_numpy()
+
+
+def get_rep(a, use_rep, name: str, *, arg: str = "use_rep") -> np.ndarray:
+    """The representation ``use_rep`` of ``a`` as a dense, finite float32 array.
+
+    ``None`` or ``"X"`` is ``a.X`` (sparse is densified); any other string an ``.obsm`` key.
+    """
+    if use_rep is None or use_rep == "X":
+        x, where = a.X, f"{name}.X"
+        if x is None:
+            raise ValueError(f"{where} is empty (None); pass {arg}=<an .obsm key>")
+    else:
+        if use_rep not in a.obsm:
+            raise KeyError(f"{arg}={use_rep!r} is not a key of {name}.obsm (keys: "
+                           f"{list(a.obsm.keys())})")
+        x, where = a.obsm[use_rep], f"{name}.obsm[{use_rep!r}]"
+    if sparse.issparse(x):
+        x = x.toarray()
+    elif isinstance(x, pd.DataFrame):
+        x = x.to_numpy()
+    return check_array(np.asarray(x), where, dtype=np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# classifiers
+def stratified_validation(labels, fraction: float, rng) -> np.ndarray:
+    """Boolean validation mask: ``round(fraction * n_g)`` cells of every group ``g``, at most
+    ``n_g - 1`` (so every group keeps a training cell). Seeded by ``rng``."""
+    labels = np.asarray(labels)
+    val = np.zeros(len(labels), dtype=bool)
+    for g in pd.unique(labels):
+        idx = np.flatnonzero(labels == g)
+        k = min(int(round(fraction * len(idx))), len(idx) - 1)
+        if k > 0:
+            val[rng.choice(idx, size=k, replace=False)] = True
+    return val
+
+
+def _validation_mask(a, validation, labels, name, rng):
+    if validation is None:
+        return np.zeros(len(labels), dtype=bool)
+    if isinstance(validation, str):
+        if validation not in a.obs.columns:
+            raise KeyError(f"validation={validation!r} is not a column of {name}.obs")
+        mask = a.obs[validation].to_numpy()
+        if mask.dtype != bool:
+            raise ValueError(f"validation={validation!r}: {name}.obs column must be boolean "
+                             f"(True = validation cell), got dtype {mask.dtype}")
+        return mask
+    if not (isinstance(validation, (float, int)) and 0 <= validation < 1):
+        raise ValueError(f"validation must be a fraction in [0, 1), the name of a boolean .obs "
+                         f"column, or None; got {validation!r}")
+    return stratified_validation(labels, float(validation), rng)
+
+
+def _make_classifier(classifier, seed, device) -> PropensityClassifier:
+    if classifier is None or isinstance(classifier, dict):
+        params = {**DEFAULT_CLASSIFIER, **(classifier or {})}
+        params.setdefault("random_state", seed)
+        params.setdefault("device", device)
+        try:
+            return PropensityClassifier("mlp", **params)
+        except TypeError as err:
+            raise ValueError(f"classifier: {err}") from None
+    if isinstance(classifier, PropensityClassifier):
+        if classifier.encoder != "mlp":
+            raise ValueError("classifier must use the 'mlp' encoder for AnnData features, got "
+                             f"{classifier.encoder!r}")
+        clf = copy.deepcopy(classifier)
+        for attr in ("model_", "classes_", "history_"):
+            clf.__dict__.pop(attr, None)
+        if clf.random_state is None:
+            clf.random_state = seed
+        return clf
+    raise TypeError("classifier must be None, a dict of PropensityClassifier settings, an "
+                    "(unfitted) PropensityClassifier, or a pair of fitted ones; got "
+                    f"{type(classifier).__name__}")
+
+
+# --------------------------------------------------------------------------------------------
+def align(adata1, adata2=None, *, groupby: str, use_rep1=None, use_rep2=None,
+          method: str = "ot", reg: float = 0.05, classifier=None, validation=0.2,
+          min_group_size: int = 2, key_added: str = "propalign", modalities=None,
+          match_kwargs: dict | None = None, random_state=0, device: str = "cpu") -> Alignment:
+    """Align the cells of two AnnData objects within groups by propensity scores.
+
+    Parameters
+    ----------
+    adata1, adata2 : AnnData
+        Two objects with *different* cells, one modality each. Or ``adata1`` a MuData and
+        ``adata2=None``: its two modalities (see ``modalities``).
+    groupby : str
+        Column of ``.obs`` present in both (for a MuData: in each modality's ``.obs`` or the
+        global ``.obs``): the shared treatment / label. Cells are matched only within a group.
+    use_rep1, use_rep2 : str, optional
+        Features the classifiers see: ``None`` = ``.X`` (sparse allowed, densified), else an
+        ``.obsm`` key such as ``"X_pca"``.
+    method : str
+        Matcher (:func:`~propalign_lite.match`): ``"ot"`` (default), ``"emd"``, ``"snn"``,
+        ``"random"``, ``"uniform"``.
+    reg : float
+        Entropic regularisation of ``"ot"`` (the paper's 0.05).
+    classifier : None, dict, PropensityClassifier or (PropensityClassifier, PropensityClassifier)
+        ``None``: an MLP with :data:`DEFAULT_CLASSIFIER` settings; a dict: settings that
+        override those; an unfitted ``PropensityClassifier("mlp", ...)``: a template copied for
+        each object; a pair of *fitted* classifiers (one per object, the same ``classes_``):
+        used as they are, nothing is trained.
+    validation : float, str or None
+        Validation cells of each object for early stopping: a fraction (a stratified, seeded
+        split by group), the name of a boolean ``.obs`` column (True = validation), or
+        ``None`` (keep the last epoch).
+    min_group_size : int
+        Groups with fewer cells than this in either object raise (default 2: a group needs two
+        cells to be matched and learned).
+    key_added : str
+        Logits go to ``.obsm[f"{key_added}_logits"]`` of both objects, the settings to
+        ``.uns[key_added]``.
+    modalities : (str, str), optional
+        The two MuData modalities to align (default: its two modalities in order).
+    match_kwargs : dict, optional
+        More options for :func:`~propalign_lite.match_groups` (e.g. ``k`` for ``"snn"``).
+    random_state : int, Generator or None
+        Seeds the validation splits, the classifiers and random matchers.
+    device : str
+        Torch device of the classifiers.
+
+    Returns
+    -------
+    Alignment
+        Groups present in one object only cannot be matched: they are left out, listed in
+        ``Alignment.unmatched_`` and in a ``UserWarning``; their cells get NaN on transfer.
+
+    Raises
+    ------
+    KeyError
+        ``groupby``, ``use_rep1``/``use_rep2`` or ``validation`` not found (message names it).
+    ValueError
+        ``groupby`` with missing values, non-finite features, a shared group with fewer than
+        ``min_group_size`` cells, no shared group, or mismatched fitted classifiers.
+    """
+    a1, a2, names, mdata = _resolve_objects(adata1, adata2, modalities)
+    if not isinstance(groupby, str):
+        raise TypeError(f"groupby must be the name of an .obs column, got {groupby!r}")
+    if not (isinstance(key_added, str) and key_added):
+        raise ValueError(f"key_added must be a non-empty string, got {key_added!r}")
+    t1 = _labels(a1, groupby, names[0], mdata, names[0])
+    t2 = _labels(a2, groupby, names[1], mdata, names[1])
+    x1 = get_rep(a1, use_rep1, names[0], arg="use_rep1")
+    x2 = get_rep(a2, use_rep2, names[1], arg="use_rep2")
+    rng = check_random_state(random_state)
+    seeds = rng.integers(0, 2 ** 31 - 1, size=3)
+
+    g1, g2 = set(pd.unique(t1).tolist()), set(pd.unique(t2).tolist())
+    shared = g1 & g2
+    unmatched = {g: f"only in {names[0] if g in g1 else names[1]}"
+                 for g in sorted(g1 ^ g2, key=str)}
+    small = {g: (int((t1 == g).sum()), int((t2 == g).sum())) for g in shared}
+    small = {g: n for g, n in small.items() if min(n) < min_group_size}
+    if small:
+        desc = "; ".join(f"{g!r}: {n[0]} in {names[0]}, {n[1]} in {names[1]}"
+                         for g, n in sorted(small.items(), key=lambda kv: str(kv[0])))
+        raise ValueError(f"groupby={groupby!r}: group(s) with fewer than min_group_size="
+                         f"{min_group_size} cells: {desc}. Remove or merge them first.")
+    if len(shared) < 2 and not isinstance(classifier, (tuple, list)):
+        raise ValueError(f"groupby={groupby!r}: {names[0]} and {names[1]} share "
+                         f"{len(shared)} group(s); a propensity score needs at least two "
+                         f"(groups: {sorted(g1, key=str)} vs {sorted(g2, key=str)})")
+    if unmatched:
+        warnings.warn(f"align: {len(unmatched)} group(s) of {groupby!r} cannot be matched and "
+                      "are left out (their cells get NaN on transfer): "
+                      + "; ".join(f"{g!r} {why}" for g, why in unmatched.items()), stacklevel=2)
+
+    # ---- propensity classifiers, trained on the cells of the shared groups
+    if isinstance(classifier, (tuple, list)):
+        if len(classifier) != 2 or not all(hasattr(c, "model_") for c in classifier):
+            raise ValueError("classifier: a pair must hold two fitted PropensityClassifiers")
+        clf1, clf2 = classifier
+        if not np.array_equal(np.asarray(clf1.classes_), np.asarray(clf2.classes_)):
+            raise ValueError("classifier: the two fitted classifiers have different classes_, so "
+                             "their logits do not live in one space")
+        shared &= set(np.asarray(clf1.classes_).tolist())
+        if not shared:
+            raise ValueError("classifier: the fitted classifiers know none of the shared groups")
+    else:
+        clf1 = _make_classifier(classifier, int(seeds[0]), device)
+        clf2 = _make_classifier(classifier, int(seeds[1]), device)
+        split_rng = np.random.default_rng(seeds[2])
+        for clf, a, x, t, name in ((clf1, a1, x1, t1, names[0]), (clf2, a2, x2, t2, names[1])):
+            keep = np.isin(t, list(shared))
+            val = _validation_mask(a, validation, t, name, split_rng) & keep
+            mask = keep & ~val
+            if len(pd.unique(t[mask])) < len(shared):
+                raise ValueError(f"validation leaves some group of {name} without training "
+                                 "cells; use a smaller fraction")
+            _fit_subset(clf, x, t, mask, val)
+    e1, e2 = clf1.logits(x1), clf2.logits(x2)
+    a1.obsm[f"{key_added}_logits"] = e1
+    a2.obsm[f"{key_added}_logits"] = e2
+
+    # ---- couplings within the shared groups
+    groups = sorted(shared, key=str)
+    in1, in2 = np.flatnonzero(np.isin(t1, groups)), np.flatnonzero(np.isin(t2, groups))
+    mkw = dict(match_kwargs or {})
+    mkw.setdefault("method", method)
+    if mkw["method"] == "ot":
+        mkw.setdefault("reg", reg)
+    match_rng = check_random_state(mkw.pop("random_state", rng))
+    couplings = match_groups(e1[in1], t1[in1], e2[in2], t2[in2], random_state=match_rng, **mkw)
+
+    settings = dict(groupby=groupby, use_rep1="X" if use_rep1 is None else use_rep1,
+                    use_rep2="X" if use_rep2 is None else use_rep2, method=mkw["method"],
+                    reg=float(reg), validation=str(validation), min_group_size=min_group_size,
+                    random_state=str(random_state), modalities=list(names),
+                    groups=[str(g) for g in groups],
+                    unmatched_groups=[str(g) for g in unmatched],
+                    logits_key=f"{key_added}_logits")
+    for a, role in ((a1, "adata1"), (a2, "adata2")):
+        a.uns[key_added] = dict(settings, role=role)
+    return Alignment(a1, a2, couplings=couplings, labels=(t1, t2), names=names,
+                     groupby=groupby, key_added=key_added, unmatched=unmatched,
+                     classifiers=(clf1, clf2), match_kwargs=mkw, random_state=match_rng)
+
+
+def _fit_subset(clf, x, t, train, val):
+    if val.any():
+        clf.fit(x[train], t[train], x_val=x[val], t_val=t[val])
+    else:
+        clf.fit(x[train], t[train])

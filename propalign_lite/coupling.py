@@ -1,0 +1,276 @@
+r"""Couplings that are never materialised: potentials + embeddings, evaluated on demand.
+
+An entropic OT plan between embeddings :math:`x \in \mathbb R^{n_1\times d}` and
+:math:`y \in \mathbb R^{n_2\times d}` is determined by its log-potentials:
+:math:`P_{ij} = \exp(\alpha_i + \beta_j - \lVert x_i - y_j\rVert/\varepsilon)`. The row-normalised
+coupling of the package is :math:`M_{ij} = P_{ij} / \sum_{j'} P_{ij'}`. :class:`ImplicitCoupling`
+keeps :math:`x, y, \alpha, \beta` (:math:`O((n_1+n_2)d)` memory) plus the truncated support of
+the solver (the entries above :math:`e^{-40}` or so of their row, typically a few per row at the
+paper's :math:`\varepsilon`) and implements what the package does with a coupling:
+
+============================  ===========================================================
+``M.shape``, ``M.ndim``        ``(n1, n2)``, 2
+``M @ Z``                      barycentric projection (on the support; ``M.matmul(Z,
+                               exact=True)`` runs a block pass over all pairs)
+``M.row(i)``, ``M.block(r,c)``  exact entries on demand
+``M.diagonal()``               :math:`M_{ii}` (the trace metric)
+``M.sample_partners(...)``     one :math:`j \sim M_{i\cdot}` per row (the trainer)
+``M.topk(k)``                  the ``k`` largest entries of every row (exact block pass)
+``M.foscttm(x2, ...)``         the paper's FOSCTTM, without an :math:`n \times n` matrix
+``M.to_sparse()``              the support as a row-normalised CSR matrix
+``M.to_dense()``, ``np.asarray(M)``  the dense matrix (refused above ``max_dense`` entries)
+============================  ===========================================================
+
+The entries outside the support carry a total mass bounded by the solver's tolerance/100 (see
+:mod:`propalign_lite.sinkhorn`), so support-based results agree with the dense ones to that
+accuracy. :func:`as_dense` turns any coupling (dense, scipy sparse, implicit) into an ndarray.
+
+Example
+-------
+>>> import numpy as np
+>>> from propalign_lite import match
+>>> rng = np.random.default_rng(0)
+>>> x = rng.normal(size=(300, 4)); y = x + 0.1 * rng.normal(size=x.shape)
+>>> M = match(x, y, online=True)
+>>> type(M).__name__, M.shape, bool(np.allclose(M @ np.ones((300, 1)), 1))
+('ImplicitCoupling', (300, 300), True)
+>>> bool(np.allclose(as_dense(M), match(x, y, online=False), atol=1e-8))
+True
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import sparse
+
+from ._blocked import DEFAULT_BLOCK, BlockedCost
+from ._validation import check_array, check_random_state
+
+MAX_DENSE = 10 ** 8          # entries; to_dense() refuses more (0.8 GB in float64)
+
+
+class ImplicitCoupling:
+    """Row-normalised entropic OT coupling held as potentials + embeddings (see module doc).
+
+    Parameters
+    ----------
+    x, y : arrays (n1, d), (n2, d)
+        The embeddings that were matched (plain Euclidean cost).
+    alpha, beta : arrays (n1,), (n2,)
+        Log-potentials of the plan.
+    reg : float
+        The entropic regularisation :math:`\\varepsilon`.
+    support : tuple (rows, cols, logp), optional
+        Kept pairs and their log plan values; without it, row sums are computed by a block
+        pass and sampling / ``@`` use block passes.
+    result : SinkhornResult, optional
+        Diagnostics of the solve, kept as ``M.result`` (``converged``, ``n_iter``, ``err``).
+    """
+
+    ndim = 2
+    dtype = np.dtype(np.float64)
+
+    def __init__(self, x, y, alpha, beta, reg: float, *, support=None, result=None,
+                 device: str = "cpu", block_size: int = DEFAULT_BLOCK):
+        self.x = check_array(x, "x")
+        self.y = check_array(y, "y")
+        self.alpha = check_array(alpha, "alpha", ndim=1)
+        self.beta = check_array(beta, "beta", ndim=1)
+        if len(self.alpha) != len(self.x) or len(self.beta) != len(self.y):
+            raise ValueError("alpha and beta must have one entry per row of x and y")
+        self.reg = float(reg)
+        self.result = result
+        self.device = device
+        self.block_size = block_size
+        self.shape = (len(self.x), len(self.y))
+        self._cost = BlockedCost(self.x, self.y, dtype=np.float64, device=device,
+                                 block_size=block_size)
+        if support is not None:
+            rows, cols, logp = support
+            self._rows, self._cols = np.asarray(rows), np.asarray(cols)
+            order = np.lexsort((self._cols, self._rows))
+            self._rows, self._cols = self._rows[order], self._cols[order]
+            logp = np.asarray(logp)[order]
+            # log row sums from the support (the dropped tail is below the solver's tolerance)
+            self.log_row_sum = _segment_logsumexp(logp, self._rows, self.shape[0])
+            self._vals = np.exp(logp - self.log_row_sum[self._rows])
+        else:
+            self._rows = None
+            self.log_row_sum = self._cost.lse(self.alpha, self.beta, self.reg, axis=1)
+
+    @classmethod
+    def from_result(cls, x, y, result, **kwargs) -> "ImplicitCoupling":
+        """Wrap the :class:`~propalign_lite.sinkhorn.SinkhornResult` of ``sinkhorn_online``."""
+        return cls(x, y, result.alpha, result.beta, result.reg, support=result.support,
+                   result=result, **kwargs)
+
+    def __repr__(self) -> str:
+        nnz = "no support" if self._rows is None else f"support {self._rows.size} entries"
+        return f"ImplicitCoupling(shape={self.shape}, reg={self.reg}, {nnz})"
+
+    # -- entries ---------------------------------------------------------------------------
+    def block(self, rows=None, cols=None) -> np.ndarray:
+        """Exact dense block ``M[rows][:, cols]`` (``None`` = all), computed from the embeddings."""
+        r = np.arange(self.shape[0]) if rows is None else np.atleast_1d(np.asarray(rows))
+        c = np.arange(self.shape[1]) if cols is None else np.atleast_1d(np.asarray(cols))
+        if r.size * c.size > MAX_DENSE:
+            raise MemoryError(f"a block of {r.size} x {c.size} entries is too large to hold; "
+                              "use the implicit operations (M @ Z, sample_partners, ...)")
+        xr, yc = self.x[r], self.y[c]
+        sq = (xr * xr).sum(1)[:, None] + (yc * yc).sum(1)[None, :] - 2.0 * (xr @ yc.T)
+        lp = -np.sqrt(np.maximum(sq, 0.0)) / self.reg
+        lp += (self.alpha[r] - self.log_row_sum[r])[:, None]
+        lp += self.beta[c][None, :]
+        return np.exp(lp)
+
+    def row(self, i: int) -> np.ndarray:
+        """Row ``i`` of the coupling (a distribution over the ``n2`` partners)."""
+        return self.block([int(i)]).ravel()
+
+    def diagonal(self) -> np.ndarray:
+        """:math:`M_{ii}`, ``i < min(n1, n2)``, computed pair by pair."""
+        k = np.arange(min(self.shape))
+        lp = (self.alpha[k] + self.beta[k] - self._cost.exact_cost(k, k) / self.reg
+              - self.log_row_sum[k])
+        return np.exp(lp)
+
+    # -- support-based operations ----------------------------------------------------------
+    def to_sparse(self) -> sparse.csr_matrix:
+        """The kept support as a row-normalised CSR matrix (rows sum to 1)."""
+        if self._rows is None:
+            raise ValueError("this coupling has no truncated support; use M.block or "
+                             "M.matmul(Z, exact=True)")
+        return sparse.csr_matrix((self._vals, (self._rows, self._cols)), shape=self.shape)
+
+    def matmul(self, Z, *, exact: bool = False) -> np.ndarray:
+        """:math:`M Z` for ``Z`` of shape ``(n2, ...)``: on the support, or over all pairs."""
+        Z = np.asarray(Z, dtype=np.float64)
+        if Z.shape[0] != self.shape[1]:
+            raise ValueError(f"cannot multiply a coupling of shape {self.shape} with an "
+                             f"array of {Z.shape[0]} rows")
+        if not exact and self._rows is not None:
+            return self.to_sparse() @ Z
+        flat = Z.reshape(Z.shape[0], -1)
+        out = np.empty((self.shape[0], flat.shape[1]))
+        for s, e, C in BlockedCost(self.x, self.y, dtype=np.float64,
+                                   block_size=self.block_size).blocks():
+            lp = C * (-1.0 / self.reg)
+            lp += self.beta[None, :]
+            lp += (self.alpha[s:e] - self.log_row_sum[s:e])[:, None]
+            out[s:e] = np.exp(lp, out=lp) @ flat
+        return out.reshape((self.shape[0],) + Z.shape[1:])
+
+    def __matmul__(self, Z):
+        return self.matmul(Z)
+
+    def sample_partners(self, *, random_state=None) -> np.ndarray:
+        """One partner :math:`j_i \\sim M_{i\\cdot}` per row (inverse CDF on the support)."""
+        rng = check_random_state(random_state)
+        if self._rows is None:               # Gumbel-max over all pairs, block by block
+            out = np.empty(self.shape[0], dtype=np.int64)
+            for s, e, C in BlockedCost(self.x, self.y, dtype=np.float64,
+                                       block_size=self.block_size).blocks():
+                lp = self.beta[None, :] - C / self.reg
+                lp += rng.gumbel(size=lp.shape)
+                out[s:e] = lp.argmax(1)
+            return out
+        indptr = np.searchsorted(self._rows, np.arange(self.shape[0] + 1))
+        cum = np.cumsum(self._vals)
+        start = np.concatenate([[0.0], cum])[indptr[:-1]]
+        t = start + rng.random(self.shape[0]) * self._vals_row_sums(indptr)
+        k = np.searchsorted(cum, t, side="right")
+        k = np.clip(k, indptr[:-1], indptr[1:] - 1)
+        return self._cols[k].astype(np.int64)
+
+    def _vals_row_sums(self, indptr) -> np.ndarray:
+        return np.add.reduceat(self._vals, indptr[:-1]) if self._vals.size else np.zeros(0)
+
+    # -- exact block passes ----------------------------------------------------------------
+    def topk(self, k: int = 1):
+        """Indices and weights of the ``k`` largest entries of every row, largest first."""
+        if not (isinstance(k, (int, np.integer)) and 1 <= k <= self.shape[1]):
+            raise ValueError(f"k must be an integer in [1, {self.shape[1]}], got {k!r}")
+        idx = np.empty((self.shape[0], k), dtype=np.int64)
+        for s, e, C in BlockedCost(self.x, self.y, dtype=np.float64,
+                                   block_size=self.block_size).blocks():
+            lp = self.beta[None, :] - C / self.reg
+            part = np.argpartition(-lp, k - 1, axis=1)[:, :k] if k < lp.shape[1] else \
+                np.tile(np.arange(lp.shape[1]), (e - s, 1))
+            order = np.argsort(-np.take_along_axis(lp, part, 1), axis=1, kind="stable")
+            idx[s:e] = np.take_along_axis(part, order, 1)
+        r = np.repeat(np.arange(self.shape[0]), k)
+        w = np.exp(self.alpha[r] + self.beta[idx.ravel()]
+                   - self._cost.exact_cost(r, idx.ravel()) / self.reg - self.log_row_sum[r])
+        return idx, w.reshape(idx.shape)
+
+    def foscttm(self, x2, *, how: str = "sample", random_state=None) -> float:
+        """The paper's FOSCTTM (see :func:`propalign_lite.metrics.foscttm_coupling`)."""
+        x2 = check_array(x2, "x2")
+        if self.shape[0] != self.shape[1] or len(x2) != self.shape[0]:
+            raise ValueError(f"FOSCTTM needs a square coupling and one row of x2 per sample, "
+                             f"got {self.shape} and {len(x2)} rows")
+        if how == "sample":
+            x_hat = x2[self.sample_partners(random_state=random_state)]
+        elif how == "barycentric":
+            x_hat = self @ x2
+        else:
+            raise ValueError(f"how must be 'sample' or 'barycentric', got {how!r}")
+        return foscttm_blocked(x2, x_hat, block_size=self.block_size)
+
+    # -- dense -----------------------------------------------------------------------------
+    def to_dense(self) -> np.ndarray:
+        """The full ``(n1, n2)`` matrix (refused above ``MAX_DENSE`` entries)."""
+        return self.block()
+
+    def __array__(self, dtype=None, copy=None):
+        M = self.to_dense()
+        return M if dtype is None else M.astype(dtype)
+
+
+def _segment_logsumexp(values, seg, n) -> np.ndarray:
+    """Log-sum-exp of ``values`` grouped by the sorted segment ids ``seg`` (length ``n``)."""
+    m = np.full(n, -np.inf)
+    np.maximum.at(m, seg, values)
+    s = np.zeros(n)
+    np.add.at(s, seg, np.exp(values - m[seg]))
+    with np.errstate(divide="ignore"):
+        return m + np.log(s)
+
+
+def foscttm_blocked(a, b, *, block_size: int = DEFAULT_BLOCK) -> float:
+    """Textbook FOSCTTM (:func:`propalign_lite.metrics.foscttm`) counted block by block.
+
+    Same value without the ``n x n`` distance matrix: memory ``O(block_size)``.
+    """
+    a = check_array(a, "a")
+    b = check_array(b, "b")
+    if a.shape != b.shape or len(a) < 2:
+        raise ValueError(f"a and b must have the same shape with at least 2 rows, got "
+                         f"{a.shape} and {b.shape}")
+    from .matchers import euclidean_cost   # same arithmetic as the dense metric (same ties)
+
+    n = len(a)
+    rows = max(1, int(block_size) // n)
+    true = np.concatenate([np.diag(euclidean_cost(a[s:s + rows], b[s:s + rows]))
+                           for s in range(0, n, rows)])
+    from_a, from_b = 0, np.zeros(n, dtype=np.int64)
+    for s in range(0, n, rows):
+        e = min(s + rows, n)
+        C = euclidean_cost(a[s:e], b)
+        C[np.arange(e - s), np.arange(s, e)] = true[s:e]
+        from_a += int((C < true[s:e, None]).sum())
+        from_b += (C < true[None, :]).sum(0)
+    return float((from_a + from_b.sum()) / (2 * n * (n - 1)))
+
+
+def is_implicit(M) -> bool:
+    """Whether ``M`` is an :class:`ImplicitCoupling`."""
+    return isinstance(M, ImplicitCoupling)
+
+
+def as_dense(M) -> np.ndarray:
+    """Any coupling (ndarray, scipy sparse, :class:`ImplicitCoupling`) as a dense ndarray."""
+    if isinstance(M, ImplicitCoupling):
+        return M.to_dense()
+    if sparse.issparse(M):
+        return M.toarray()
+    return np.asarray(M, dtype=np.float64)

@@ -1,0 +1,141 @@
+r"""Timing entropic OT solvers side by side (used by ``benchmarks/ot_bench.py`` and the book).
+
+Every run happens in a fresh Python subprocess, so that its peak memory (``ru_maxrss``) is its
+own; the subprocess builds the data itself from ``(n, seed)``:
+:math:`z \sim 3\,\mathcal N(0, I_{12})`, :math:`x = z + 0.5\,\xi`, :math:`y = z + 0.5\,\xi'`
+(two noisy copies of Gaussian points, shaped like classifier logits), one group with
+:math:`n_1 = n_2 = n`, plain Euclidean cost, ``reg`` 0.05, uniform marginals.
+
+Solvers (``SOLVERS``): ``"ours"`` (:func:`propalign_lite.match`, dense or online by size),
+``"ours_online"`` (always online), ``"pot"`` (``ot.sinkhorn``, POT's default numpy method),
+``"pot_log"`` (``method="sinkhorn_log"``, numpy), ``"pot_log_torch"`` (the same on torch
+tensors), ``"ott"`` (ott-jax, when installed) and ``"geomloss"`` (when installed). Each
+reports wall-clock and CPU seconds (including the cost matrix where the solver needs one; CPU
+time is less disturbed by other jobs on a shared machine), iterations, the final
+marginal error :math:`\lVert P^\top \mathbf 1 - b\rVert_2` as the solver measures it, the peak
+resident memory of the subprocess and its increase over the state just before solving.
+
+Example
+-------
+>>> rec = run("pot", 200, tol=1e-6)          # doctest: +SKIP
+>>> sorted(rec)                               # doctest: +SKIP
+['err', 'mem_gb', 'mem_increase_gb', 'n', 'n_iter', 'seconds', 'solver', ...]
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+SOLVERS = ("ours", "ours_online", "pot", "pot_log", "pot_log_torch", "ott", "geomloss")
+
+_CHILD = textwrap.dedent('''
+    import json, resource, sys, time, warnings
+    import numpy as np
+    warnings.simplefilter("ignore")
+    solver, n, seed, reg, tol, max_iter, threads = sys.argv[1:8]
+    n, seed, reg, tol, max_iter = int(n), int(seed), float(reg), float(tol), int(max_iter)
+    rng = np.random.default_rng(seed)
+    z = 3.0 * rng.normal(size=(n, 12))
+    x = z + 0.5 * rng.normal(size=z.shape)
+    y = z + 0.5 * rng.normal(size=z.shape)
+    a = np.full(n, 1.0 / n)
+    out = {"solver": solver, "n": n}
+    if solver.startswith("ours"):
+        from propalign_lite import match
+        online = True if solver == "ours_online" else None
+    elif solver.startswith("pot"):
+        import ot
+        out["version"] = ot.__version__
+        if solver == "pot_log_torch":
+            import torch
+            torch.set_num_threads(int(threads))
+    elif solver == "ott":
+        import jax, ott
+        from ott.geometry import pointcloud, costs
+        from ott.problems.linear import linear_problem
+        from ott.solvers.linear import sinkhorn
+        out["version"] = ott.__version__
+    elif solver == "geomloss":
+        import torch, geomloss
+        out["version"] = getattr(geomloss, "__version__", "?")
+    def rss():
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    base = rss()
+    t0, c0 = time.perf_counter(), time.process_time()
+    if solver.startswith("ours"):
+        M, res = match(x, y, reg=reg, tol=tol, max_iter=max_iter, online=online,
+                       return_result=True, warn=False)
+        out.update(n_iter=res.n_iter, err=float(res.err), converged=bool(res.converged),
+                   path=type(M).__name__)
+    elif solver == "pot":
+        C = ot.dist(x, y, metric="euclidean")
+        G, log = ot.sinkhorn(a, a, C, reg, numItermax=max_iter, stopThr=tol, log=True)
+        out.update(n_iter=int(log["niter"]) + 1, err=float(log["err"][-1]))
+    elif solver == "pot_log":
+        C = ot.dist(x, y, metric="euclidean")
+        G, log = ot.sinkhorn(a, a, C, reg, method="sinkhorn_log", numItermax=max_iter,
+                             stopThr=tol, log=True)
+        out.update(n_iter=int(log["niter"]) + 1, err=float(log["err"][-1]))
+    elif solver == "pot_log_torch":
+        xt, yt, at = (torch.as_tensor(v) for v in (x, y, a))
+        C = ot.dist(xt, yt, metric="euclidean")
+        G, log = ot.sinkhorn(at, at, C, reg, method="sinkhorn_log", numItermax=max_iter,
+                             stopThr=tol, log=True)
+        out.update(n_iter=int(log["niter"]) + 1, err=float(log["err"][-1]))
+    elif solver == "ott":
+        geom = pointcloud.PointCloud(jax.numpy.asarray(x), jax.numpy.asarray(y),
+                                     cost_fn=costs.Euclidean(), epsilon=reg)
+        solve = jax.jit(lambda g: sinkhorn.Sinkhorn(threshold=tol, max_iterations=max_iter)(
+            linear_problem.LinearProblem(g)))
+        o = solve(geom)
+        jax.block_until_ready(o.f)
+        out.update(n_iter=int(o.n_iters), err=float(o.errors[o.errors > -1][-1]))
+    elif solver == "geomloss":
+        loss = geomloss.SamplesLoss("sinkhorn", p=1, blur=reg, scaling=0.9, debias=False,
+                                    potentials=True)
+        f, g = loss(torch.as_tensor(x), torch.as_tensor(y))
+        out.update(n_iter=None, err=None)
+    out["seconds"] = time.perf_counter() - t0
+    out["cpu_seconds"] = time.process_time() - c0
+    out["mem_gb"] = rss()
+    out["mem_increase_gb"] = out["mem_gb"] - base
+    print("RESULT " + json.dumps(out))
+''')
+
+
+def available(solver: str) -> bool:
+    """Whether the packages a solver needs can be imported here."""
+    import importlib.util
+
+    need = {"ott": "ott", "geomloss": "geomloss", "pot_log_torch": "torch"}.get(solver)
+    return need is None or importlib.util.find_spec(need) is not None
+
+
+def run(solver: str, n: int, *, seed: int = 0, reg: float = 0.05, tol: float = 1e-6,
+        max_iter: int = 10000, threads: int = 2, timeout: float | None = None,
+        python: str | None = None) -> dict:
+    """Run one solver on the size-``n`` problem in a subprocess; returns its record.
+
+    A run that exceeds ``timeout`` seconds returns ``{"timed_out": True, ...}``.
+    """
+    if solver not in SOLVERS:
+        raise ValueError(f"unknown solver {solver!r}; choose one of {SOLVERS}")
+    if not (isinstance(n, int) and n >= 2):
+        raise ValueError(f"n must be an integer >= 2, got {n!r}")
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
+               MKL_NUM_THREADS=str(threads), PYTHONWARNINGS="ignore")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    cmd = [python or sys.executable, "-c", _CHILD, solver, str(n), str(seed), str(reg),
+           str(tol), str(max_iter), str(threads)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"solver": solver, "n": n, "timed_out": True, "seconds": timeout}
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    raise RuntimeError(f"solver {solver!r} at n={n} failed:\n{proc.stderr[-2000:]}")

@@ -1,0 +1,307 @@
+r"""Results store: one file per experiment unit, keyed by what determines its result.
+
+An *experiment unit* (see :mod:`propalign_lite.experiments`) maps ``(settings, seed)`` to a
+*record*: a dict of JSON-able values and small numpy arrays. The store keeps one record per
+unit under a directory (``results/`` at the repository root by default, git-ignored)::
+
+    results/<unit name>/<key>.json
+
+where the key is a hash of everything the record depends on,
+
+.. math::
+    \mathrm{key} = \mathrm{sha256}\big(\text{unit name},\ \text{settings},\ \text{seed},\
+    \text{package version},\ \text{data fingerprint}\big)[:20],
+
+with the settings serialised canonically (sorted keys), so that equal settings give equal
+keys in any process. The *package version* includes a hash of the package's source files
+(:func:`package_version`): a code change never serves a stale record.
+
+Each file holds the record, its key material and its provenance, plus a SHA-256 checksum of
+that content. Files are written to a temporary name and renamed (``os.replace``), which is
+atomic on POSIX: a reader sees either no file or a complete one. A file that is truncated,
+edited or otherwise corrupt fails its checksum; it is reported (:meth:`ResultsStore.status`
+says ``"corrupt"``), never read, and the unit is recomputed.
+
+Example
+-------
+>>> import tempfile
+>>> store = ResultsStore(tempfile.mkdtemp())
+>>> key = store.key("toy.matching", {"n": 3}, seed=1)
+>>> _ = store.put(key, {"trace": 0.5}, unit="toy.matching", settings={"n": 3}, seed=1)
+>>> store.get(key)["trace"]
+0.5
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+import tempfile
+from functools import lru_cache
+
+import numpy as np
+
+__all__ = ["ResultsStore", "CorruptRecordError", "encode", "decode", "settings_hash",
+           "package_version", "provenance", "default_store_dir", "FORMAT"]
+
+#: Format tag written into every record file.
+FORMAT = "propalign-record/1"
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+ENV_RESULTS_DIR = "PROPALIGN_RESULTS_DIR"
+
+
+class CorruptRecordError(ValueError):
+    """A record file exists but is truncated, malformed or fails its checksum."""
+
+
+# --------------------------------------------------------------------------------------
+# Encoding: JSON with numpy arrays and scalars
+# --------------------------------------------------------------------------------------
+def encode(value):
+    """Turn a record into plain JSON data; numpy arrays become tagged dicts.
+
+    Floats keep their exact value (JSON round-trips ``repr``); NaN and infinities are kept.
+    """
+    if isinstance(value, dict):
+        bad = [k for k in value if not isinstance(k, str)]
+        if bad:
+            raise TypeError(f"record keys must be str, got {bad[:3]}")
+        return {k: encode(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [encode(v) for v in value]
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "biuf":
+            if value.dtype.kind == "U":
+                return {"__ndarray__": value.tolist(), "dtype": "str",
+                        "shape": list(value.shape)}
+            raise TypeError(f"cannot store an array of dtype {value.dtype}")
+        return {"__ndarray__": value.ravel().tolist(), "dtype": value.dtype.str,
+                "shape": list(value.shape)}
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"cannot store a value of type {type(value).__name__} in a record "
+                    "(use numbers, strings, lists, dicts or numpy arrays)")
+
+
+def decode(value):
+    """Inverse of :func:`encode`."""
+    if isinstance(value, dict):
+        if "__ndarray__" in value:
+            if value["dtype"] == "str":
+                return np.asarray(value["__ndarray__"], dtype=str).reshape(value["shape"])
+            return np.asarray(value["__ndarray__"],
+                              dtype=np.dtype(value["dtype"])).reshape(value["shape"])
+        return {k: decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [decode(v) for v in value]
+    return value
+
+
+def _canonical(value) -> str:
+    return json.dumps(encode(value), sort_keys=True, separators=(",", ":"))
+
+
+def settings_hash(settings: dict) -> str:
+    """SHA-256 (hex, 16 characters) of the canonical JSON of ``settings``."""
+    return hashlib.sha256(_canonical(settings).encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------------------
+# Versions and provenance
+# --------------------------------------------------------------------------------------
+@lru_cache(maxsize=1)
+def package_version() -> str:
+    """``<__version__>+src.<hash>``: the release number and a hash of the package sources.
+
+    The source hash changes with any edit of a ``propalign_lite/**/*.py`` file, so records
+    computed by older code are not served as current.
+    """
+    from . import __version__
+
+    pkg = pathlib.Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for path in sorted(pkg.rglob("*.py")):
+        h.update(path.relative_to(pkg).as_posix().encode())
+        h.update(path.read_bytes())
+    return f"{__version__}+src.{h.hexdigest()[:10]}"
+
+
+@lru_cache(maxsize=1)
+def _commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=10)
+        if out.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain",
+                                "--untracked-files=no"], capture_output=True, text=True,
+                               timeout=10).stdout.strip()
+        return out.stdout.strip()[:12] + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def hardware() -> str:
+    """A short description of the machine: host, CPU count and the GPU (if torch sees one)."""
+    desc = f"{platform.node() or 'unknown host'} ({os.cpu_count()} CPUs"
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        desc += f", GPU {torch.cuda.get_device_name(0)}"
+    return desc + ")"
+
+
+def provenance(**extra) -> dict:
+    """Where and when a record was made: commit, host/hardware, UTC date, versions."""
+    info = {"commit": _commit(), "hardware": hardware(),
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime(
+                "%Y-%m-%d %H:%M:%S UTC"),
+            "python": platform.python_version(), "package_version": package_version()}
+    info.update(extra)
+    return info
+
+
+def default_store_dir() -> pathlib.Path:
+    """``$PROPALIGN_RESULTS_DIR`` if set, else ``results/`` at the repository root."""
+    env = os.environ.get(ENV_RESULTS_DIR)
+    return pathlib.Path(env).expanduser() if env else ROOT / "results"
+
+
+# --------------------------------------------------------------------------------------
+# The store
+# --------------------------------------------------------------------------------------
+class ResultsStore:
+    """A directory of records, one JSON file per unit, written atomically.
+
+    Parameters
+    ----------
+    root : path-like, optional
+        The directory (created on first write). Default :func:`default_store_dir`.
+    """
+
+    def __init__(self, root=None):
+        self.root = pathlib.Path(root) if root is not None else default_store_dir()
+
+    def __repr__(self) -> str:
+        return f"ResultsStore({str(self.root)!r})"
+
+    @staticmethod
+    def key(unit: str, settings: dict, seed: int, *, version: str | None = None,
+            fingerprint: str = "") -> str:
+        """The key of a unit: a hash of (unit, settings, seed, version, data fingerprint)."""
+        if not isinstance(unit, str) or not unit:
+            raise ValueError(f"unit must be a non-empty str, got {unit!r}")
+        material = {"unit": unit, "settings": settings, "seed": int(seed),
+                    "version": version if version is not None else package_version(),
+                    "fingerprint": fingerprint}
+        return hashlib.sha256(_canonical(material).encode()).hexdigest()[:20]
+
+    def path(self, key: str, unit: str) -> pathlib.Path:
+        """Where the record of ``key`` lives: ``<root>/<unit>/<key>.json``."""
+        return self.root / unit / f"{key}.json"
+
+    def _find(self, key: str) -> pathlib.Path | None:
+        hits = list(self.root.glob(f"*/{key}.json")) if self.root.is_dir() else []
+        return hits[0] if hits else None
+
+    def put(self, key: str, record: dict, *, unit: str, settings: dict, seed: int,
+            fingerprint: str = "", meta: dict | None = None) -> pathlib.Path:
+        """Write ``record`` under ``key`` atomically (temporary file + ``os.replace``)."""
+        if not isinstance(record, dict):
+            raise TypeError(f"record must be a dict, got {type(record).__name__}")
+        body = {"format": FORMAT, "key": key, "unit": unit, "seed": int(seed),
+                "settings": encode(settings), "settings_hash": settings_hash(settings),
+                "fingerprint": fingerprint, "meta": encode(meta or {}),
+                "record": encode(record)}
+        text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        checksum = hashlib.sha256(text.encode()).hexdigest()
+        payload = '{"checksum":"' + checksum + '","body":' + text + "}\n"
+        target = self.path(key, unit)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{key}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(payload)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            pathlib.Path(tmp).unlink(missing_ok=True)
+            raise
+        return target
+
+    @staticmethod
+    def read_file(path) -> dict:
+        """Read and verify one record file; return its body (record decoded).
+
+        Raises :class:`CorruptRecordError` if the file is truncated, malformed or its
+        checksum does not match.
+        """
+        path = pathlib.Path(path)
+        try:
+            raw = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise CorruptRecordError(f"{path}: not a record file ({err})") from None
+        start = raw.find('"body":')
+        try:
+            outer = json.loads(raw)
+            checksum = outer["checksum"]
+        except (ValueError, KeyError, TypeError) as err:
+            raise CorruptRecordError(f"{path}: not a complete record file ({err})") from None
+        text = raw[start + len('"body":'):].rstrip()
+        if not text.endswith("}"):
+            raise CorruptRecordError(f"{path}: not a complete record file")
+        text = text[:-1]
+        if hashlib.sha256(text.encode()).hexdigest() != checksum:
+            raise CorruptRecordError(f"{path}: checksum mismatch (the file was truncated or "
+                                     "edited); it is ignored and the unit recomputed")
+        body = outer["body"]
+        if body.get("format") != FORMAT:
+            raise CorruptRecordError(f"{path}: unknown format {body.get('format')!r}")
+        body["record"] = decode(body["record"])
+        body["settings"] = decode(body["settings"])
+        body["meta"] = decode(body["meta"])
+        return body
+
+    def status(self, key: str) -> str:
+        """``"ok"``, ``"missing"`` or ``"corrupt"``."""
+        path = self._find(key)
+        if path is None:
+            return "missing"
+        try:
+            self.read_file(path)
+        except CorruptRecordError:
+            return "corrupt"
+        return "ok"
+
+    def load(self, key: str) -> dict | None:
+        """The verified file body of ``key`` (``record``, ``meta``, settings...), or ``None``
+        when it is missing or corrupt (a corrupt file is never read)."""
+        path = self._find(key)
+        if path is None:
+            return None
+        try:
+            return self.read_file(path)
+        except CorruptRecordError:
+            return None
+
+    def get(self, key: str) -> dict | None:
+        """The record of ``key``, or ``None`` when it is missing or corrupt."""
+        body = self.load(key)
+        return None if body is None else body["record"]
+
+    def __contains__(self, key: str) -> bool:
+        return self.load(key) is not None
+
+    def keys(self, unit: str | None = None) -> list[str]:
+        """Keys of the files present (any status), optionally of one unit."""
+        if not self.root.is_dir():
+            return []
+        pattern = f"{unit}/*.json" if unit else "*/*.json"
+        return sorted(p.stem for p in self.root.glob(pattern))

@@ -1,0 +1,123 @@
+"""The Sinkhorn solver: POT's converged plan, online == dense, warnings, bad input."""
+import warnings
+
+import numpy as np
+import ot
+import pytest
+
+from propalign_lite import match, match_groups
+from propalign_lite.coupling import ImplicitCoupling, as_dense
+from propalign_lite.matchers import euclidean_cost
+from propalign_lite.sinkhorn import ConvergenceWarning, sinkhorn, sinkhorn_online
+
+
+def _logits_like(n, d=12, seed=0, noise=0.5):
+    rng = np.random.default_rng(seed)
+    z = 3.0 * rng.normal(size=(n, d))
+    return z + noise * rng.normal(size=(n, d)), z + noise * rng.normal(size=(n, d))
+
+
+def _pot_converged(x, y, reg):
+    n1, n2 = len(x), len(y)
+    C = ot.dist(x, y, metric="euclidean")
+    G, log = ot.sinkhorn(np.full(n1, 1 / n1), np.full(n2, 1 / n2), C, reg,
+                         method="sinkhorn_log", numItermax=20000, stopThr=1e-12, log=True)
+    assert log["err"][-1] < 1e-12            # the reference itself converged
+    return G
+
+
+@pytest.mark.parametrize("n1,n2,d,scale,reg", [(40, 70, 5, 3.0, 0.05), (50, 30, 3, 1.0, 0.2),
+                                                (35, 35, 2, 0.5, 0.05)])
+def test_converged_plan_equals_pot(n1, n2, d, scale, reg):
+    rng = np.random.default_rng(n1 + n2)
+    x, y = rng.normal(size=(n1, d)) * scale, rng.normal(size=(n2, d)) * scale
+    G = _pot_converged(x, y, reg)
+    res = sinkhorn(euclidean_cost(x, y), reg, tol=1e-12, max_iter=5000)
+    assert res.converged and res.err < 1e-12
+    np.testing.assert_allclose(res.plan, G, atol=1e-10)
+    M = match(x, y, reg=reg, tol=1e-12, max_iter=5000)
+    np.testing.assert_allclose(M, G / G.sum(1, keepdims=True), atol=1e-8)
+
+
+def test_far_fewer_iterations_than_plain_sinkhorn():
+    x, y = _logits_like(300, noise=1.0)
+    C = euclidean_cost(x, y)
+    res = sinkhorn(C, 0.05, tol=1e-10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, log = ot.sinkhorn(np.full(300, 1 / 300), np.full(300, 1 / 300), C, 0.05,
+                             numItermax=2000, stopThr=1e-10, log=True)
+    assert res.converged and res.n_iter < 200
+    assert log["err"][-1] > 1e-10          # POT's default iteration is still far away
+
+
+def test_large_costs_stay_finite_and_meet_marginals():
+    rng = np.random.default_rng(1)
+    # costs ~ 100 with reg 0.05: exp(-C/reg) underflows everywhere without stabilisation
+    x, y = rng.normal(size=(30, 3)) * 40, rng.normal(size=(30, 3)) * 40
+    res = sinkhorn(euclidean_cost(x, y), 0.05, max_iter=5000)
+    assert res.converged and np.isfinite(res.plan).all()
+    np.testing.assert_allclose(res.plan.sum(0), 1 / 30, atol=1e-10)
+    np.testing.assert_allclose(res.plan.sum(1), 1 / 30, atol=1e-10)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_online_equals_dense(backend):
+    x, y = _logits_like(400, d=6, seed=2, noise=1.0)
+    y = y[:350]
+    dense = sinkhorn(euclidean_cost(x, y), 0.05, tol=1e-11)
+    on = sinkhorn_online(x, y, 0.05, tol=1e-11, backend=backend, block_size=40000,
+                         verify=True)
+    assert on.converged and on.err < 1e-11 and on.nnz < 0.2 * 400 * 350
+    M = ImplicitCoupling.from_result(x, y, on)
+    np.testing.assert_allclose(as_dense(M), dense.plan / dense.plan.sum(1, keepdims=True),
+                               atol=1e-9)
+
+
+def test_lse_fallback_when_support_too_large():
+    x, y = _logits_like(120, d=3, seed=3)
+    dense = sinkhorn(euclidean_cost(x, y), 3.0, tol=1e-10)
+    with pytest.warns(RuntimeWarning, match="max_nnz"):
+        on = sinkhorn_online(x, y, 3.0, tol=1e-10, max_nnz=10, max_iter=2000)
+    assert on.converged and on.support is None
+    M = ImplicitCoupling.from_result(x, y, on)
+    np.testing.assert_allclose(as_dense(M), dense.plan * 120, atol=1e-8)
+
+
+def test_unconverged_warns_once_and_reports():
+    x, y = _logits_like(200, seed=4, noise=2.0)
+    with pytest.warns(ConvergenceWarning, match="max_iter=3"):
+        res = sinkhorn(euclidean_cost(x, y), 0.05, max_iter=3, tol=1e-14)
+    assert not res.converged and res.n_iter == 3 and res.err > 1e-14
+    t = np.repeat([0, 1, 2], [70, 70, 60])
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        match_groups(x, t, y, t, max_iter=2, tol=1e-14)
+    conv = [w for w in rec if issubclass(w.category, ConvergenceWarning)]
+    assert len(conv) == 1 and "3 group(s)" in str(conv[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        match_groups(x, t, y, t, max_iter=2, tol=1e-14, warn=False)
+        M, info = match(x[:60], y[:60], return_result=True)   # the defaults converge here
+    assert info.converged and info.n_iter < 1000
+
+
+@pytest.mark.parametrize("kw,msg", [({"max_iter": 0}, "max_iter"), ({"max_iter": -5}, "max_iter"),
+                                    ({"reg": 0.0}, "reg"), ({"tol": 0}, "tol"),
+                                    ({"omega": 2.5}, "omega")])
+def test_bad_parameters(kw, msg):
+    x, y = _logits_like(20)
+    with pytest.raises(ValueError, match=msg):
+        sinkhorn(euclidean_cost(x, y), **{"reg": 0.05, **kw})
+    if "omega" not in kw:
+        with pytest.raises(ValueError, match=msg):
+            match(x, y, **kw)
+
+
+def test_overrelaxation_option_converges_to_same_plan():
+    x, y = _logits_like(150, seed=5, noise=1.5)
+    C = euclidean_cost(x, y)
+    ref = sinkhorn(C, 0.05, tol=1e-11)
+    sor = sinkhorn(C, 0.05, tol=1e-11, omega=1.5)
+    assert sor.converged
+    np.testing.assert_allclose(sor.plan, ref.plan, atol=1e-10)
