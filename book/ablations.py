@@ -205,7 +205,7 @@ assert med.loc["proba", "Trace"] < med.loc["logits", "Trace"]
 
 # %% [markdown]
 # Two effects are mixed here. Probabilities live in $[0, 1]$, so the same $\lambda$ blurs them
-# far more (see the printed scales, and exercise 1). They also compress everything near 0 and
+# far more (see the printed scales, and {ref}`ablations-cost-scale`). They also compress everything near 0 and
 # 1, where a classifier's confident scores all look alike. The raw logits' arbitrary per-unit
 # constant does no visible harm in this setting. Centring removes it at no cost, which makes
 # centred logits a safe default.
@@ -438,18 +438,23 @@ print(f"chapter executed in {time.perf_counter() - chapter_start:.0f} s")
 # %% [markdown]
 # ## Exercises
 #
-# **Exercise 1 (the scale of the cost).** Show numerically that entropic OT on embeddings
+# :::{exercise}
+# :label: ablations-cost-scale
+#
+# **The scale of the cost.** Show numerically that entropic OT on embeddings
 # $c\,E$ with regularisation $\lambda$ gives the same coupling as on $E$ with $\lambda / c$.
 # Use this to choose a regularisation for *probabilities* that blurs about as much as 0.05
 # does for logits, and rerun the embedding comparison with it.
+# :::
 #
-# :::{admonition} Solution
+# :::{solution} ablations-cost-scale
 # :class: dropdown
+#
 # The objective $\langle C, M\rangle - \lambda H(M)$ with $C$ scaled by $c$ is $c$ times the
 # objective with $C$ and $\lambda / c$, so both have the same minimiser. To give
 # probabilities a comparable blur, scale $\lambda$ by the ratio of the typical distances
-# (`spread` above). The trace of the probability embedding then improves (from about 0.05 to
-# about 0.08 in the `ci` run), but it stays behind the logits on both metrics: rescaling
+# (`spread` above). The trace of the probability embedding then improves, but it stays
+# behind the logits on both metrics (compare with the table of section 4): rescaling
 # cannot undo the saturation near 0 and 1.
 #
 # ```python
@@ -465,13 +470,18 @@ print(f"chapter executed in {time.perf_counter() - chapter_start:.0f} s")
 # ```
 # :::
 #
-# **Exercise 2 (early stopping in hindsight).** From the table `monitor` of section 5, find
+# :::{exercise}
+# :label: ablations-early-stopping
+#
+# **Early stopping in hindsight.** From the table `monitor` of section 5, find
 # for each seed the epoch that the validation cross-entropy selects and the epoch a
 # ground-truth oracle would select for latent MSE. How much MSE does the practical rule
 # lose? How many epochs apart are the two choices?
+# :::
 #
-# :::{admonition} Solution
+# :::{solution} ablations-early-stopping
 # :class: dropdown
+#
 # Group by seed and take the row of the smallest validation cross-entropy and the row of the
 # smallest MSE. In the `ci` run the two choices are usually only a few epochs apart, and the
 # practical rule loses little MSE compared with the gap to the overfitted last epoch.
@@ -484,13 +494,18 @@ print(f"chapter executed in {time.perf_counter() - chapter_start:.0f} s")
 # ```
 # :::
 #
-# **Exercise 3 (chance level of the trace).** Show that the uniform coupling
+# :::{exercise}
+# :label: ablations-chance-trace
+#
+# **Chance level of the trace.** Show that the uniform coupling
 # $M_{ij} = 1/n$ and a random permutation both have an expected trace of $1/n$. Check it with
 # `match_groups(..., method="uniform")` and `method="random"` on the test set. Why does
 # section 7 compare traces against $1/n$ rather than against 0?
+# :::
 #
-# :::{admonition} Solution
+# :::{solution} ablations-chance-trace
 # :class: dropdown
+#
 # For the uniform coupling every diagonal entry is $1/n$, so the trace is exactly $1/n$. A
 # random permutation puts its single 1 of row $i$ on the diagonal with probability $1/n$, so
 # the expected trace is $n \cdot (1/n) / n = 1/n$. A matching is only informative if it

@@ -232,3 +232,95 @@ print(f"chapter executed in {time.perf_counter() - chapter_start:.0f} s")
 # chapter on the real file: `load_cite_seq(download=True)` once (about 0.6 GB), then
 # `python -m propalign_lite.book --only citeseq --profile paper`. The baselines (SCOT, scGLUE,
 # VAE) are in the {doc}`baselines chapter <baselines>`.
+
+# %% [markdown]
+# ## Exercises
+#
+# :::{exercise}
+# :label: citeseq-trace-weighting
+#
+# Table 2's trace is an unweighted mean over cell types. Take the per-type values of the first
+# seed (`kept["per_group"]["PS+OT"]`, which has a `"size"` and a `"Trace"` entry, each keyed by
+# cell type). Compute the trace weighted by the number of test cells of each type, and the chance
+# level of each of the two averages. Show that, for a coupling that ignores the data, the
+# cell-weighted chance level is $G/N$ ($G$ types, $N$ cells) and never exceeds the
+# unweighted one. Which types dominate each average?
+# :::
+#
+# :::{solution} citeseq-trace-weighting
+# :class: dropdown
+#
+# ```python
+# per = kept["per_group"]["PS+OT"]
+# size = pd.Series(per["size"])
+# tr = pd.Series(per["Trace"])
+# print("unweighted   ", tr.mean(), "chance", metrics.chance_trace(size))
+# print("cell-weighted", (tr * size).sum() / size.sum(), "chance", len(size) / size.sum())
+# print((tr * size).sort_values().round(1))       # trace / chance, per type
+# ```
+#
+# A type with $n_g$ cells has chance level $1/n_g$. Weighting it by $n_g / N$ gives
+# $\sum_g (n_g/N)(1/n_g) = G/N$. The unweighted chance level is $\frac1G \sum_g 1/n_g$, the
+# reciprocal of the harmonic mean of the sizes. The harmonic mean never exceeds the arithmetic
+# mean $N/G$, so $\frac1G \sum_g 1/n_g \ge G/N$, with equality only when all types have the same
+# size. A type with two test cells adds $1/2$ to the unweighted chance sum, as much as a type
+# of a thousand cells that is matched perfectly. So the unweighted mean is dominated by the
+# small types, the cell-weighted one by the large types. Each average must be compared with its
+# own chance level. The per-type ratio $n_g \cdot \mathrm{trace}_g$ (trace over chance) is
+# the quantity that is comparable across types.
+# :::
+#
+# :::{exercise}
+# :label: citeseq-foscttm-chance
+#
+# The page gives 0.5 as the chance level of FOSCTTM. Take one cell type with $n$ test cells and
+# the uniform coupling $M_{ij} = 1/n$, which knows nothing about the pairing.
+#
+# 1. Show that the official, sampled FOSCTTM (`metrics.foscttm_coupling(M, x2)`, one partner
+#    drawn per row) has expectation $\frac12 - \frac{1}{4n}$, whatever the points (as long
+#    as no two distances are equal).
+# 2. Show that the barycentric FOSCTTM (`how="barycentric"`) of the same coupling is exactly
+#    $\frac14$ when the distances have no ties.
+#
+# Check both with random points. What do the two results mean for the chance level of the
+# group-averaged score, and for the "FOSCTTM (barycentric)" column?
+# :::
+#
+# :::{solution} citeseq-foscttm-chance
+# :class: dropdown
+#
+# `foscttm_coupling` computes `foscttm(x2, x_hat)`. The first half counts, for each $i$, the
+# $k \ne i$ with $d(x_i, \hat x_k) < d(x_i, \hat x_i)$. The second half counts the $k \ne i$ with
+# $d(x_k, \hat x_i) < d(x_i, \hat x_i)$. Both use strict inequalities, so ties are not counted.
+#
+# 1. *Sampled.* $\hat x_i = x_{j_i}$ with $j_1, \dots, j_n$ drawn independently and uniformly.
+#    First half: $j_k$ and $j_i$ are independent draws from the same distribution, so
+#    $d(x_i, x_{j_k}) < d(x_i, x_{j_i})$ has probability $\frac12 (1 - P(j_k = j_i))
+#    = \frac12(1 - \frac1n)$. When $j_k = j_i$ the two distances are equal and the strict
+#    inequality fails. Second half: for a pair $\{i, k\}$ and every $j$, exactly one of
+#    $d(x_k, x_j) < d(x_i, x_j)$ and $d(x_i, x_j) < d(x_k, x_j)$ holds. So over both orders
+#    and a uniform $j$ the probability is exactly $\frac12$. The mean of the two halves is
+#    $\frac12 - \frac1{4n}$. For a type of 2 cells that is $3/8$. Averaged over types, the
+#    uniform coupling's expected score on this page is $\frac12 - \frac14 \cdot$
+#    `chance_trace`: a little below 0.5, and further below when there are many small types.
+#    (A random *permutation* has no repeated partners and scores closer to $\frac12$.)
+# 2. *Barycentric.* Every row is the group mean: $\hat x_i = \bar x$ for all $i$. In the first
+#    half, $d(x_i, \hat x_k) = d(x_i, \hat x_i)$ for every $k$, so the strict inequality never
+#    holds and that half is 0. The second half counts the points closer to $\bar x$ than $x_i$.
+#    Summed over $i$ that is $0 + 1 + \dots + (n-1) = n(n-1)/2$, which gives $\frac12$. The
+#    total is $\frac14$. A coupling that spreads its mass evenly therefore scores *better*
+#    than chance on the barycentric variant. Read that column against the PS+OT and PS+SNN
+#    rows, not against 0.5.
+#
+# ```python
+# from propalign_lite import match
+#
+# rng = np.random.default_rng(0)
+# for n in (5, 50):
+#     x2 = rng.normal(size=(n, 3))
+#     U = match(x2, x2, method="uniform")
+#     sampled = [metrics.foscttm_coupling(U, x2, random_state=r) for r in range(2000)]
+#     print(n, np.mean(sampled), 0.5 - 1 / (4 * n),
+#           metrics.foscttm_coupling(U, x2, how="barycentric"))    # the last value is 0.25
+# ```
+# :::

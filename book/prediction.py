@@ -194,3 +194,136 @@ display(Markdown(
 #
 # With `profile="paper"` and `data="geo"` the same code runs on the real file with the paper's
 # settings.
+
+# %% [markdown]
+# ## Exercises
+#
+# :::{exercise}
+# :label: prediction-estimators
+#
+# Fix a target $i$ and write $\bar f_i = \sum_j M_{ij} f_\theta(x_j)$ for its average
+# prediction.
+#
+# 1. Show that the naive loss of one sampled partner satisfies
+#    $\mathbb E_{j \sim M_{i\cdot}} \lVert y_i - f_\theta(x_j)\rVert^2 = \lVert y_i - \bar f_i
+#    \rVert^2 + \sum_j M_{ij} \lVert f_\theta(x_j) - \bar f_i\rVert^2$.
+# 2. Show that with two independent draws $\dot j, \ddot j \sim M_{i\cdot}$, the product (5)
+#    has expectation $\nabla_\theta \lVert y_i - \bar f_i \rVert^2$. What goes wrong when the
+#    same draw is used in both factors?
+# 3. `CrossModalTrainer.history_["train_loss"]` can be negative in the unbiased mode. Why?
+#
+# Check point 2 numerically for a linear model $f(x) = x^\top w$.
+# :::
+#
+# :::{solution} prediction-estimators
+# :class: dropdown
+#
+# 1. Write $y_i - f(x_j) = (y_i - \bar f_i) + (\bar f_i - f(x_j))$ and expand the square. The
+#    cross term is $2 (y_i - \bar f_i)^\top \mathbb E_j[\bar f_i - f(x_j)] = 0$, because
+#    $\mathbb E_j f(x_j) = \bar f_i$. What is left is the loss (4) term plus the variance of the
+#    predictions over the candidates. Minimising the naive loss also pulls the predictions of
+#    the candidates of one target towards each other.
+# 2. The draws are independent given $i$, so the expectation of the product factorises:
+#    $\mathbb E[-2 (y_i - f(x_{\dot j}))^\top \nabla f(x_{\ddot j})] = -2 (y_i - \bar f_i)^\top
+#    \nabla \bar f_i$. Since $\bar f_i$ is linear in the $f(x_j)$, this is
+#    $\nabla \lVert y_i - \bar f_i\rVert^2$. With one draw in both factors, the expectation
+#    picks up the extra term $-2\,\mathbb E_j[(\bar f_i - f(x_j))^\top \nabla f(x_j)]$.
+#    That is exactly the gradient of the variance term of point 1, so the single draw
+#    follows the gradient of the naive loss, not of loss (4).
+# 3. The trainer reports the estimate $(f(x_{\dot j}) - y_i)^\top (f(x_{\ddot j}) - y_i)$ of
+#    the loss (4). Its expectation is $\lVert y_i - \bar f_i\rVert^2 \ge 0$, but it is a
+#    product of two *different* residuals, and one batch's product is negative when the
+#    residuals point in opposite directions. That happens often near the minimum, where
+#    $\bar f_i \approx y_i$ and the residuals are mostly the spread of the candidates.
+#
+# ```python
+# rng = np.random.default_rng(0)
+# x = rng.normal(size=(3, 2))                     # the 3 candidates of one target
+# p = np.array([0.5, 0.3, 0.2])                   # its row of M
+# y, w = 1.0, np.array([0.2, -0.1])               # f(x) = x @ w, so grad_w f(x) = x
+# exact = -2 * (y - p @ (x @ w)) * (p @ x)        # gradient of (y - sum_j p_j f(x_j))^2
+# j = rng.choice(3, size=(200_000, 2), p=p)       # two independent draws per step
+# two = (-2 * (y - x[j[:, 0]] @ w))[:, None] * x[j[:, 1]]
+# one = (-2 * (y - x[j[:, 0]] @ w))[:, None] * x[j[:, 0]]
+# print(exact, two.mean(0), one.mean(0))          # the two-draw mean matches, one draw does not
+# ```
+# :::
+#
+# :::{exercise}
+# :label: prediction-shrinkage
+#
+# Build the toy problem of the `CrossModalTrainer` docstring at a larger size. Take 600 inputs
+# $x \sim N(0, I_2)$ in 200 blocks of 3 candidates, the block-uniform coupling
+# `M = np.kron(np.eye(200), np.full((3, 3), 1 / 3))` and targets $y = M x w$ with
+# $w = (1, -2)^\top$. Fit a `torch.nn.Linear(2, 1)` with `unbiased=True` and with
+# `unbiased=False`, and compare the fitted weights with $w$. Derive where the naive estimator's
+# weights go for blocks of $k$ independent standard-normal candidates.
+# :::
+#
+# :::{solution} prediction-shrinkage
+# :class: dropdown
+#
+# ```python
+# import torch
+# from propalign_lite import CrossModalTrainer
+#
+# torch.set_num_threads(1)
+# rng = np.random.default_rng(0)
+# x = rng.normal(size=(600, 2)).astype("float32")
+# M = np.kron(np.eye(200), np.full((3, 3), 1 / 3))
+# w = np.array([[1.0], [-2.0]], dtype="float32")
+# y = (M @ x @ w).astype("float32")
+# for unbiased in (True, False):
+#     fit = CrossModalTrainer(torch.nn.Linear(2, 1), unbiased=unbiased, epochs=60,
+#                             batch_size=100, lr=0.05, scheduler=None,
+#                             random_state=0).fit(x, y, M)
+#     print(unbiased, fit.model_.weight.detach().numpy().ravel())
+# ```
+#
+# Loss (4) is zero at $w$, so the unbiased fit ends near $w$. The SGD noise and the small
+# weight decay keep it from landing exactly on $w$. The naive fit solves a least-squares
+# problem with one random candidate $x_j$ of the block as the regressor. Its population
+# solution is $w_{\text{naive}} = \mathbb E[x_j x_j^\top]^{-1} \mathbb E[x_j y_i]$. Here
+# $y_i = \frac1k \sum_{l \in \text{block}} x_l^\top w$, and $x_j$ is correlated only with its
+# own term, so $\mathbb E[x_j y_i] = w / k$ and $w_{\text{naive}} = w / k$: about a third of
+# $w$ for $k = 3$. This is the variance penalty of the previous exercise at work. A diffuse
+# coupling makes the naive probe shrink its predictions towards the mean of the candidates. It
+# is one reason why the two columns of Table 3 differ for diffuse couplings such as Rand.
+# :::
+#
+# :::{exercise}
+# :label: prediction-type-mean
+#
+# The Rand coupling is uniform within each cell type. Show that the function minimising the
+# naive loss for this coupling is the training mean of the targets of each type, provided the
+# input identifies the type. Then compute the validation $R^2$ of that predictor directly
+# (no training: the mean RNA PCs of the training cells of each type, with
+# `propalign_lite.trainer.r2_score_pooled`), and compare it with the Rand and True Pairs rows
+# of Table 3 (`r2`).
+# :::
+#
+# :::{solution} prediction-type-mean
+# :class: dropdown
+#
+# For an input $x_j$ of type $g$, the naive loss sums $\lVert y_i - f(x_j)\rVert^2$ over all
+# targets $i$ of type $g$ with the same weight. A free value $f(x_j)$ minimises that sum at
+# the mean of those $y_i$: the type mean, whatever the input's own target. A probe that sees
+# only Rand pairs can therefore learn the type, and nothing about the variation within a type.
+# With enough epochs, its validation $R^2$ should approach the type-mean predictor's from
+# below and not exceed it by more than noise. The gap between the type-mean $R^2$ and the True
+# Pairs row is the within-type signal that a good coupling can add. The unbiased loss only
+# constrains the *average* prediction over a type, so its Rand probe is not tied to the type
+# mean at all.
+#
+# ```python
+# from propalign_lite.trainer import r2_score_pooled
+#
+# train, val = cite.split_view("train"), cite.split_view("val")
+# means = pd.DataFrame(train.gex_pca).groupby(train.cell_type).mean()
+# overall = pd.Series(train.gex_pca.mean(axis=0))      # for a type absent from training
+# pred = means.reindex(val.cell_type).fillna(overall).to_numpy()
+# print("type mean:", r2_score_pooled(val.gex_pca, pred))
+# print("Rand (naive):", r2["Rand"]["R2 (MSE)"])
+# print("True Pairs:", r2["True Pairs"]["R2 (MSE)"])
+# ```
+# :::

@@ -62,6 +62,12 @@ from propalign_lite.profiles import get_profile
 from propalign_lite.report import profile_banner, records_note
 from propalign_lite.runner import run_units
 
+import warnings
+
+with warnings.catch_warnings():     # the runner imports tqdm.auto, which warns without ipywidgets
+    warnings.simplefilter("ignore")
+    import tqdm.auto  # noqa: F401
+
 # small networks: one torch thread is as fast as two, and much faster on a shared CPU
 torch.set_num_threads(1)
 settings = get_profile("realdata", profile)
@@ -230,7 +236,7 @@ display(Markdown(
     "scanned digit share much of that; the propensity score keeps only what predicts the "
     "class. PS+SNN with $k = 1$ puts its mass on the few candidates that share a nearest "
     "neighbour and nothing on the others, so its trace can be above chance while its partner "
-    "rank stays near 0.5 (exercise 1)."))
+    "rank stays near 0.5 (see the first exercise at the end of this page)."))
 
 # %% [markdown]
 # ## One class, ordered by a known quantity

@@ -560,14 +560,19 @@ print(f"chapter executed in {time.perf_counter() - chapter_start:.0f} s")
 # %% [markdown]
 # ## Exercises
 #
-# **Exercise 1 (more perturbations are not always enough).** Proposition 2 only says that
+# :::{exercise}
+# :label: theory-collinear-shifts
+#
+# **More perturbations are not always enough.** Proposition 2 only says that
 # $T < d$ is too few. Build a 2-d latent with three perturbations whose means all lie on one
 # line, e.g. `make_views(..., n_treatments=4, latent_dim=2, design=means)` with
 # `means = [[0, 0], [1, 0], [2, 0], [3, 0]]`. Is the propensity score injective? Check it
 # with `score_null_space` and with two latents that share a score.
+# :::
 #
-# :::{admonition} Solution
+# :::{solution} theory-collinear-shifts
 # :class: dropdown
+#
 # The log-odds are $h(z) = Bz + c$ with rows $(\mu_t - \mu_0)^\top$ of $B$. All three rows are
 # multiples of $(1, 0)$, so $B$ has rank 1 and the null space is the $z_2$ axis. Having
 # $T \ge d$ perturbations is necessary but not sufficient: their shifts must span the latent
@@ -581,12 +586,17 @@ print(f"chapter executed in {time.perf_counter() - chapter_start:.0f} s")
 # ```
 # :::
 #
-# **Exercise 2 (which costs sort?).** In section 5, match the trained 1-d scores `g1`, `g2`
+# :::{exercise}
+# :label: theory-cost-power
+#
+# **Which costs sort?** In section 5, match the trained 1-d scores `g1`, `g2`
 # with exact OT under the costs $|a - b|^p$ for $p = 0.5, 1, 2, 3$ (use `ot.emd` with your own
 # cost matrix). For which $p$ is the plan the sorted one? Why does $p < 1$ behave differently?
+# :::
 #
-# :::{admonition} Solution
+# :::{solution} theory-cost-power
 # :class: dropdown
+#
 # For $p > 1$ the cost is strictly convex in $a - b$. Then any crossing pair
 # $a_1 < a_2$, $b_1 > b_2$ can be uncrossed at a strictly lower cost, so the optimum is the
 # sorted plan ($p = 2, 3$ agree with `sorting_coupling` exactly). For $p = 1$ sorting is
@@ -603,13 +613,18 @@ print(f"chapter executed in {time.perf_counter() - chapter_start:.0f} s")
 # ```
 # :::
 #
-# **Exercise 3 (cycle cancelling).** Start from a random matching of the group in section 6 and
+# :::{exercise}
+# :label: theory-cycle-cancelling
+#
+# **Cycle cancelling.** Start from a random matching of the group in section 6 and
 # repeatedly apply the cycle found by `find_cost_reducing_cycle`: row `cycle[j]` takes the
 # partner of row `cycle[j + 1]`. Stop when none is left. Compare the final cost with the cost
 # of the exact OT plan `M_exact`.
+# :::
 #
-# :::{admonition} Solution
+# :::{solution} theory-cycle-cancelling
 # :class: dropdown
+#
 # Each step lowers the total cost by `res.gain > 0`, and there are finitely many
 # permutations, so the loop stops. When it stops the matching is cyclically monotone. For a
 # one-to-one matching with uniform weights that means it is optimal, so its cost equals the

@@ -21,7 +21,7 @@ Rules:
 
 >>> check_int(3, "k")
 3
->>> check_random_state(0).integers(10) == np.random.default_rng(0).integers(10)
+>>> int(check_random_state(0).integers(10)) == int(np.random.default_rng(0).integers(10))
 True
 """
 from __future__ import annotations

@@ -45,7 +45,10 @@ from .matchers import euclidean_cost
 
 
 def trace(M) -> float:
-    r"""Mean mass on the true partner, :math:`\frac1n\sum_i M_{ii}` (square coupling)."""
+    r"""Mean mass on the true partner, :math:`\frac1n\sum_i M_{ii}` (square coupling).
+
+    The rows of ``M`` must sum to 1 (within 1e-6): an unnormalised coupling raises instead of
+    scoring, e.g., ``np.ones((3, 3))`` as a perfect 1.0."""
     if isinstance(M, ImplicitCoupling):
         if M.shape[0] != M.shape[1]:
             raise ValueError(f"M must be square (row i and column i are true partners), got "

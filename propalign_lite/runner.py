@@ -162,7 +162,7 @@ def run_units(name: str, settings: dict, seeds, *, store=None, client=None,
                                        source="store", store=where, **body["meta"])
     todo = [s for s in seeds if s not in results]
 
-    from tqdm.auto import tqdm
+    from tqdm import tqdm        # not tqdm.auto: in a notebook without ipywidgets it warns on stderr
 
     bar = tqdm(total=len(seeds), initial=len(results), desc=name, disable=not progress,
                file=sys.stderr, leave=True)

@@ -216,8 +216,9 @@ def test_vae_transform_shapes_sampling_and_reproducibility():
     assert not np.allclose(vae.transform(x1, 1), vae.transform(x1, 1))
     np.testing.assert_array_equal(vae.transform(x1, 1, random_state=5),
                                   vae.transform(x1, 1, random_state=5))
-    np.testing.assert_array_equal(vae.transform(x1, 1, sample=False),
-                                  vae.transform(x1, 1, sample=False, batch_size=7))
+    # batches of another size may differ in the last bit (BLAS kernels depend on the shape)
+    np.testing.assert_allclose(vae.transform(x1, 1, sample=False),
+                                  vae.transform(x1, 1, sample=False, batch_size=7), rtol=1e-5, atol=1e-6)
     assert vae.reconstruct(x2[:5], 2).shape == (5, 7)
     # same seed, same model
     vae_b = CrossModalVAE("mlp", epochs=2, random_state=0, **SMALL).fit(x1, t1, x2[:70], t2[:70])
