@@ -58,6 +58,7 @@ from scipy import sparse
 from ._validation import check_array, check_labels, check_random_state
 from .coupling import ImplicitCoupling
 from .sinkhorn import (ConvergenceWarning, SinkhornResult, check_solver_params,  # noqa: F401
+                       needs_warning,
                        sinkhorn, sinkhorn_online)
 
 METHODS = ("ot", "emd", "snn", "random", "uniform", "identity")
@@ -290,7 +291,7 @@ def match_groups(emb1, t1, emb2, t2, *, min_group_size: int = 2, on_missing: str
                            f"min_group_size={min_group_size}")
             continue
         out[g], res = _match(x[i1], y[i2], random_state=rng, warn=False, **opts)
-        if res is not None and not res.converged:
+        if res is not None and needs_warning(res):
             unconverged.append(f"{g!r} (error {res.err:.2g} after {res.n_iter} iterations)")
     if unconverged and warn:
         warnings.warn(f"match_groups: Sinkhorn did not reach tol={opts['tol']:g} within "

@@ -149,6 +149,9 @@ def _solve(cost: BlockedCost, a, b, reg, *, max_iter, tol, omega, max_nnz, newto
         else:
             K = sparse.csr_matrix((np.exp(logp), (rows, cols)), shape=(n1, n2))
             KT = K.T.tocsr()
+        # Newton steps pay off on a sparse support; on a dense one their linear solves cost
+        # O(n^3), so plain (dense, fast) Sinkhorn iterations are used there, as POT does
+        use_newton = newton and not dense_k and rows.size <= 16 * (n1 + n2)
         u, v = np.ones(n1), np.ones(n2)
         Kv = K @ v
         rows_exact = False
@@ -162,7 +165,8 @@ def _solve(cost: BlockedCost, a, b, reg, *, max_iter, tol, omega, max_nnz, newto
                 break
             it += 1
             steps += 1
-            step = _newton_step(K, u, v, a, b) if newton and steps > n_plain else None
+            step = (_newton_step(K, u, v, a, b)
+                    if use_newton and steps > n_plain else None)
             if step is not None:
                 u, v = step
                 Kv = K @ v
@@ -204,6 +208,8 @@ def _newton_step(K, u, v, a, b, *, direct_max: int = 10 ** 7, cg_iter: int = 300
     # tiny ridge: the support graph may fall apart into components (singular Hessian)
     ridge = 1e-12 * float(max(r.max(), c.max()))
     Hm = H[:m, :m] + ridge * sparse.identity(m, format="csc")
+    # sparse LU only while the support is sparse: on a dense support its fill-in makes one
+    # step cost O(n^3) (seconds to minutes for groups of a few thousand)
     if m <= direct_max:
         d[:m] = spsolve(Hm, grad[:m], permc_spec="MMD_AT_PLUS_A")
     else:                                           # inexact Newton: Jacobi-preconditioned CG
@@ -243,6 +249,16 @@ def _solve_lse(cost, alpha, beta, log_a, log_b, b, reg, it, max_iter, tol):
         beta = beta + log_b - lse_col
         alpha = alpha + log_a - cost.lse(alpha, beta, reg, axis=1)
     return alpha, beta, it, err, converged, 0, None
+
+
+#: an unconverged plan is reported when its marginal error is above this (or above ``tol``):
+#: the default ``tol`` of 1e-10 (POT's) is far below what any use of the plan can see
+WARN_ERR = 1e-4
+
+
+def needs_warning(res) -> bool:
+    """Whether an unconverged result is far enough from its marginals to be reported."""
+    return (not res.converged) and res.err > WARN_ERR
 
 
 def _warn_unconverged(res, where: str = "sinkhorn"):
@@ -297,7 +313,7 @@ def sinkhorn(cost, reg: float = 0.05, *, a=None, b=None, max_iter: int = 1000,
     conv = conv or err < tol
     res = SinkhornResult(plan=plan, n_iter=it, err=err, converged=conv, alpha=alpha,
                          beta=beta, reg=reg, n_builds=nb)
-    if warn and not conv:
+    if warn and needs_warning(res):
         _warn_unconverged(res)
     return res
 
@@ -338,6 +354,6 @@ def sinkhorn_online(x, y, reg: float = 0.05, *, a=None, b=None, max_iter: int = 
     res = SinkhornResult(plan=None, n_iter=it, err=err, converged=conv, alpha=alpha,
                          beta=beta, reg=reg, nnz=0 if support is None else support[0].size,
                          n_builds=nb, support=support)
-    if warn and not conv:
+    if warn and needs_warning(res):
         _warn_unconverged(res, "sinkhorn_online")
     return res
