@@ -77,6 +77,12 @@ exact_ce = -val.exact_log_propensity()[np.arange(len(val)), val.t].mean()
 # every section's work for one seed is one experiment unit (propalign_lite.experiments.ablations)
 records = run_units("ablations.seed", S, S["seeds"], progress=False)
 display(Markdown(records_note(records)))
+unconverged = sorted({m for r in records for m in r.get("convergence_warnings", [])})
+if unconverged:
+    print(f"note: {len(unconverged)} matching(s) stopped at max_iter before reaching Sinkhorn's "
+          "tolerance (marginal error > 1e-4; small regularisations or early-epoch logits):")
+    for m in unconverged[:5]:
+        print("  " + m[:300])
 base = {r["_run"]["seed"]: tuple(r["test_logits"]) for r in records}
 for r in records:
     print(f"seed {r['_run']['seed']}: validation cross-entropy {r['val_loss'][0]:.3f} (view 1),"

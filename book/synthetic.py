@@ -211,7 +211,7 @@ display(curve.round(4))
 claims = table1_claims(results, chance)
 with pd.option_context("display.max_colwidth", None):
     display(claims_table(claims))
-save_results("synthetic", results, settings)
+_ = save_results("synthetic", results, settings)
 
 # %% [markdown]
 # ## What to take away

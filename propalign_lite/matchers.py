@@ -55,7 +55,8 @@ import warnings
 import numpy as np
 from scipy import sparse
 
-from ._validation import check_array, check_labels, check_random_state
+from ._validation import (check_array, check_coupling, check_int, check_labels,
+                          check_random_state)
 from .coupling import ImplicitCoupling
 from .sinkhorn import (ConvergenceWarning, SinkhornResult, check_solver_params,  # noqa: F401
                        needs_warning,
@@ -186,6 +187,10 @@ def _match(emb1, emb2, *, method, reg, k, max_iter, tol, snn_normalize, online, 
            device, warn, random_state):
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
+    if method == "ot":                       # before the data: a bad setting fails fast
+        check_solver_params(reg, max_iter, tol)
+    if method == "snn":
+        k = check_int(k, "k", min_value=1)
     x = check_array(emb1, "emb1")
     y = check_array(emb2, "emb2")
     n1, n2 = len(x), len(y)
@@ -263,6 +268,7 @@ def match_groups(emb1, t1, emb2, t2, *, min_group_size: int = 2, on_missing: str
     """
     if on_missing not in ("raise", "skip"):
         raise ValueError(f"on_missing must be 'raise' or 'skip', got {on_missing!r}")
+    min_group_size = check_int(min_group_size, "min_group_size", min_value=1)
     x = check_array(emb1, "emb1")
     y = check_array(emb2, "emb2")
     t1 = check_labels(t1, "t1", len(x))
@@ -313,14 +319,24 @@ def block_coupling(couplings: dict, t1, t2) -> sparse.csr_matrix:
     """Assemble the per-group couplings of :func:`match_groups` into one sparse ``(n1, n2)``
     coupling over all samples (zero between groups). Rows of skipped groups stay empty.
     Implicit couplings contribute their truncated support (``M.to_sparse()``)."""
+    if not isinstance(couplings, dict) or not couplings:
+        raise ValueError(f"couplings must be a non-empty dict {{group: coupling}} as returned "
+                         f"by match_groups, got {type(couplings).__name__} "
+                         f"{'(empty)' if isinstance(couplings, dict) else ''}")
     t1 = check_labels(t1, "t1")
     t2 = check_labels(t2, "t2")
     rows, cols, vals = [], [], []
     for g, M in couplings.items():
+        if not isinstance(M, ImplicitCoupling):
+            if not (sparse.issparse(M) or isinstance(M, np.ndarray)):
+                raise ValueError(f"couplings[{g!r}] must be an array, a sparse matrix or an "
+                                 f"ImplicitCoupling, got {type(M).__name__}")
+            M = check_coupling(M.toarray() if sparse.issparse(M) else M, f"couplings[{g!r}]",
+                               row_stochastic=True)
         i1, i2 = np.flatnonzero(t1 == g), np.flatnonzero(t2 == g)
         if M.shape != (len(i1), len(i2)):
-            raise ValueError(f"coupling of group {g!r} has shape {M.shape}, expected "
-                             f"{(len(i1), len(i2))}")
+            raise ValueError(f"couplings[{g!r}] has shape {M.shape}, but t1 and t2 hold "
+                             f"{(len(i1), len(i2))} samples of group {g!r}")
         Ms = M.to_sparse() if isinstance(M, ImplicitCoupling) else sparse.coo_matrix(M)
         Ms = Ms.tocoo()
         Ms.eliminate_zeros()

@@ -92,13 +92,13 @@ class SinkhornResult:
 
 
 def check_solver_params(reg, max_iter, tol) -> None:
-    """Clear errors for a bad ``reg``, ``max_iter`` or ``tol``."""
-    if not (np.isscalar(reg) and np.isfinite(reg) and reg > 0):
-        raise ValueError(f"reg must be positive, got {reg!r}")
-    if not (isinstance(max_iter, (int, np.integer)) and max_iter >= 1):
-        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
-    if not (np.isscalar(tol) and tol > 0):
-        raise ValueError(f"tol must be a positive number, got {tol!r}")
+    """Clear errors for a bad ``reg``, ``max_iter`` or ``tol`` (the package's one rule for
+    numbers: no bools, strings or complex; finite; in range)."""
+    from ._validation import check_int, check_number
+
+    check_number(reg, "reg", low=0.0, low_open=True)
+    check_int(max_iter, "max_iter", min_value=1)
+    check_number(tol, "tol", low=0.0, low_open=True)
 
 
 def _marginals(a, b, n1, n2):

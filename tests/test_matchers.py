@@ -146,7 +146,7 @@ def test_match_groups_skip_reports():
 def test_match_bad_method_and_reg():
     with pytest.raises(ValueError, match="unknown method"):
         match(np.ones((2, 1)), np.ones((2, 1)), method="hungarian")
-    with pytest.raises(ValueError, match="reg must be positive"):
+    with pytest.raises(ValueError, match="reg must be > 0"):
         match(np.ones((2, 1)), np.ones((2, 1)), method="ot", reg=0)
     with pytest.raises(ValueError, match="larger than the group"):
         match(np.ones((2, 1)), np.ones((2, 1)), method="snn", k=3)

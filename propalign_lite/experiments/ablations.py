@@ -20,6 +20,7 @@ depend on the machine's thread count).
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import numpy as np
 
@@ -171,6 +172,25 @@ def exact_a1_rows(S: dict) -> list[dict]:
 
 @unit("ablations.seed")
 def ablations_seed(S: dict, seed: int) -> dict:
+    """Every ablation of the chapter for one training seed (see :func:`_ablations_seed`).
+
+    Sinkhorn convergence warnings (small regularisations, early-epoch logits) are not lost:
+    the record keeps them in ``convergence_warnings`` and the chapter prints them.
+    """
+    from ..sinkhorn import ConvergenceWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        rec = _ablations_seed(S, seed)
+    rec["convergence_warnings"] = sorted({str(w.message) for w in caught
+                                          if issubclass(w.category, ConvergenceWarning)})
+    for w in caught:                               # anything else is re-emitted
+        if not issubclass(w.category, ConvergenceWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return rec
+
+
+def _ablations_seed(S: dict, seed: int) -> dict:
     """Every ablation of the chapter for one training seed (see the module docstring).
 
     Record: ``val_loss`` (best validation CE of the base pair's two classifiers),
