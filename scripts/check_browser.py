@@ -184,10 +184,19 @@ def check_page(port: int, rel: str, shot: Path) -> tuple[list[str], dict]:
 SERVER_PORT = 0
 
 
+def is_redirect(path: Path) -> bool:
+    """A bare ``<meta http-equiv="Refresh">`` page (jupyter-book's root ``index.html``): the
+    browser leaves it at once, so its target page is what gets checked."""
+    head = path.read_text(errors="replace")[:500].lower()
+    return 'http-equiv="refresh"' in head and "<body" not in head
+
+
 def pages_of(root: Path) -> list[str]:
-    """The book's pages (relative paths), without Sphinx's static and source folders."""
+    """The book's pages (relative paths), without Sphinx's static and source folders and
+    without redirect stubs."""
     return sorted(str(p.relative_to(root)) for p in root.rglob("*.html")
-                  if not {"_static", "_sources", "_images", "notebooks"} & set(p.parts))
+                  if not {"_static", "_sources", "_images", "notebooks"} & set(p.parts)
+                  and not is_redirect(p))
 
 
 def main(argv=None) -> int:

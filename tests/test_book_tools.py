@@ -205,3 +205,13 @@ def test_page_times_counts_prose_and_reads_last_timings(tmp_path):
         page_times(["nope"], root=tmp_path)
     with pytest.raises(ValueError, match="words_per_minute"):
         page_times(["a"], words_per_minute=0, root=tmp_path)
+
+
+def test_browser_pages_skip_redirect_stubs(tmp_path):
+    # jupyter-book's root index.html is a bare meta refresh: the browser navigates away at once
+    # and the check failed with "Inspected target navigated or closed"
+    cb = _script("check_browser")
+    (tmp_path / "book").mkdir()
+    (tmp_path / "book" / "intro.html").write_text("<html><body>intro</body></html>")
+    (tmp_path / "index.html").write_text('<meta http-equiv="Refresh" content="0; url=book/intro.html" />')
+    assert cb.pages_of(tmp_path) == ["book/intro.html"]
