@@ -44,8 +44,8 @@ from IPython.display import Markdown, display
 from propalign_lite import metrics, paper
 from propalign_lite.experiments.baselines import (baselines_settings, image_settings,
                                                   paper_claims_1, paper_claims_2, per_seed_rows)
-from propalign_lite.experiments.synthetic import METHODS as PS_METHODS
 from propalign_lite.experiments.synthetic import chapter_unit_settings
+from propalign_lite.experiments.synthetic import scores_table as ps_scores_table
 from propalign_lite.profiles import get_profile
 from propalign_lite.report import (claims_verdict, comparison_table, load_results,
                                    profile_banner, records_note, seed_count)
@@ -194,8 +194,7 @@ vae_img = per_seed_rows(vae_img_records)
 ps_records = run_units("synthetic.seed", chapter_unit_settings(img_set), img_set["seeds"],
                        progress=False)
 shown.extend(ps_records)
-ps = {m: {k: [r["scores"][m][k] for r in ps_records] for k in ("MSE", "Trace")}
-      for m in PS_METHODS}
+ps = ps_scores_table(ps_records)
 ours1 = {"SCOT": {"MSE": scot_img["MSE"], "Trace": scot_img["Trace"]},
          "VAE+SNN": vae_img["VAE+SNN"], "VAE+OT": vae_img["VAE+OT"],
          "PS+SNN": ps["PS+SNN"], "PS+OT": ps["PS+OT"], "Rand": ps["Rand"]}

@@ -43,8 +43,8 @@ from IPython.display import Markdown, display
 from propalign_lite import match, metrics, paper, plots
 from propalign_lite.datasets import treatment_name
 from propalign_lite.experiments.synthetic import (METHODS, budget, chapter_unit_settings,
-                                                  learning_curve_settings, synthetic_data,
-                                                  table1_claims)
+                                                  learning_curve_settings, scores_table,
+                                                  synthetic_data, table1_claims)
 from propalign_lite.profiles import get_profile
 from propalign_lite.report import (claims_table, comparison_table, profile_banner,
                                    records_note, save_results)
@@ -93,8 +93,7 @@ plt.show()
 # %%
 records = run_units("synthetic.seed", unit_settings, settings["seeds"], progress=False)
 display(Markdown(records_note(records)))
-results = {name: {k: [r["scores"][name][k] for r in records] for k in ("MSE", "Trace")}
-           for name in METHODS}
+results = scores_table(records)
 chance = float(np.mean([r["chance_trace"] for r in records]))
 for r in records:
     v1, v2 = r["views"]["x1"], r["views"]["x2"]

@@ -69,3 +69,12 @@ def test_table1_claims_verdicts():
                         "more than the group mean)"]
     table = claims_table(ex.table1_claims(bad, chance=0.001) + [{"claim": "x", "holds": None}])
     assert set(table["verdict"]) == {"holds", "does not hold", "cannot be tested here"}
+
+
+def test_scores_table_collects_per_seed_values():
+    recs = [{"scores": {m: {"MSE": 0.1 * i, "Trace": 0.01 * i} for m in ex.METHODS}}
+            for i in (1, 2, 3)]
+    table = ex.scores_table(recs)
+    assert set(table) == set(ex.METHODS)
+    assert table["PS+OT"]["MSE"] == [0.1, 0.2, 0.30000000000000004]
+    assert table["Uniform"]["Trace"] == [0.01, 0.02, 0.03]

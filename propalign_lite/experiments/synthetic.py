@@ -142,6 +142,13 @@ def synthetic_seed(settings: dict, seed: int, *, device: str | None = None) -> d
     return record
 
 
+def scores_table(records: list[dict]) -> dict:
+    """``{method: {"MSE": [per seed], "Trace": [per seed]}}`` from the unit's records (as
+    :func:`propalign_lite.experiments.citeseq.scores_table` does for Table 2)."""
+    return {m: {k: [r["scores"][m][k] for r in records] for k in ("MSE", "Trace")}
+            for m in METHODS}
+
+
 def display_rows(t, *, group: int = 0, n_group: int = 150, n_scatter: int = 2000) -> dict:
     """Which test scenes the chapter's figures show: the first ``n_group`` scenes of treatment
     ``group`` (a coupling figure) and the first ``n_scatter`` scenes (matched latents)."""
