@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-DEFAULT_BLOCK = 2 ** 18          # cost entries per block (1 MiB in float32)
+DEFAULT_BLOCK = 2 ** 20          # cost entries per block (4 MiB in float32)
 
 
 def _rows_per_block(n2: int, block_size: int) -> int:
@@ -39,6 +39,7 @@ class BlockedCost:
         # bound on the rounding error of one computed distance (expansion, then sqrt)
         eps = float(np.finfo(dtype).eps)
         self.cost_err = 4.0 * np.sqrt(eps) * r + 1e-12
+        self.max_cost = r                               # triangle inequality: C_ij <= r
         if self.torch:
             import torch
 
@@ -167,6 +168,7 @@ class DenseCost(BlockedCost):
         self.n1, self.n2 = self.C.shape
         self.rows = _rows_per_block(self.n2, block_size)
         self.torch, self.device, self.cost_err = False, "cpu", 0.0
+        self.max_cost = float(np.abs(self.C).max()) if self.C.size else 0.0
 
     def blocks(self):
         for s in range(0, self.n1, self.rows):

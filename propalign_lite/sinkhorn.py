@@ -62,6 +62,9 @@ from ._blocked import DEFAULT_BLOCK, BlockedCost, DenseCost
 from ._validation import check_array
 
 LOG_BOUND = np.log(1e4)          # B: scalings live in [1e-4, 1e4] between support rebuilds
+#: largest cost / reg the float64 log-domain can resolve: log-plan entries are differences of
+#: numbers of this size, so their rounding error is about 1e-16 * this (here 0.01 log units)
+MAX_COST_OVER_REG = 1e14
 
 
 class ConvergenceWarning(UserWarning):
@@ -101,6 +104,21 @@ def check_solver_params(reg, max_iter, tol) -> None:
     check_number(tol, "tol", low=0.0, low_open=True)
 
 
+def check_cost_scale(max_cost: float, reg: float) -> None:
+    """Refuse costs so large against ``reg`` that float64 cannot resolve the plan.
+
+    The plan's log-entries :math:`\alpha_i + \beta_j - C_{ij}/\varepsilon` are differences
+    of numbers as large as :math:`\max C/\varepsilon`; beyond ``MAX_COST_OVER_REG`` their
+    rounding error exceeds 0.01 in log units and the scalings overflow.
+    """
+    ratio = float(max_cost) / float(reg)
+    if not ratio <= MAX_COST_OVER_REG:
+        raise ValueError(
+            f"cost / reg reaches {ratio:.3g} (largest cost {float(max_cost):.3g}, reg {reg:g}), "
+            f"beyond the {MAX_COST_OVER_REG:.0e} that float64 can resolve in the entropic plan; "
+            "rescale the embeddings (e.g. standardise them) or raise reg")
+
+
 def _marginals(a, b, n1, n2):
     a = np.full(n1, 1.0 / n1) if a is None else check_array(a, "a", ndim=1)
     b = np.full(n2, 1.0 / n2) if b is None else check_array(b, "b", ndim=1)
@@ -119,6 +137,7 @@ def _solve(cost: BlockedCost, a, b, reg, *, max_iter, tol, omega, max_nnz, newto
            n_plain=10):
     """Truncated over-relaxed Sinkhorn; returns (alpha, beta, n_iter, err, converged, ...)."""
     n1, n2 = cost.n1, cost.n2
+    check_cost_scale(cost.max_cost, reg)
     log_a, log_b = np.log(a), np.log(b)
     nmax = max(n1, n2)
     B = LOG_BOUND
@@ -188,13 +207,17 @@ def _solve(cost: BlockedCost, a, b, reg, *, max_iter, tol, omega, max_nnz, newto
     return alpha, beta, it, err, converged, n_builds, support
 
 
-def _newton_step(K, u, v, a, b, *, direct_max: int = 10 ** 7, cg_iter: int = 300):
+def _newton_step(K, u, v, a, b, *, direct_max: int = 60_000, cg_iter: int = 300):
     """One damped Newton step on the dual, restricted to the kept support.
 
-    Returns new ``(u, v)``, or ``None`` when no ascent step was found. The Hessian of the dual is the (negated) graph Laplacian-like
-    matrix ``[[diag(P1), P], [P^T, diag(P^T 1)]]`` of the current plan ``P = diag(u) K
-    diag(v)``; it is sparse like the support. One potential is held fixed (the dual is
-    invariant to ``alpha + c, beta - c``) and the system is solved by sparse LU.
+    Returns new ``(u, v)``, or ``None`` when no ascent step was found. The Hessian of the
+    dual is the (negated) graph Laplacian-like matrix ``[[diag(P1), P], [P^T, diag(P^T 1)]]``
+    of the current plan ``P = diag(u) K diag(v)``; it is sparse like the support. One
+    potential is held fixed (the dual is invariant to ``alpha + c, beta - c``) and the system
+    is solved by sparse LU while ``n1 + n2 <= direct_max``; above that, LU's fill-in grows
+    faster than the support (at n1 = n2 = 100,000 one factorisation ran for minutes and took
+    gigabytes), so the step is an inexact one from ``cg_iter`` Jacobi-preconditioned
+    conjugate-gradient iterations, made safe by the line search below.
     """
     P = K.multiply(u[:, None]).multiply(v[None, :]).tocsr() if sparse.issparse(K) \
         else sparse.csr_matrix(K * u[:, None] * v[None, :])

@@ -336,10 +336,7 @@ FINITE_CALLS = {
 
 
 @pytest.mark.filterwarnings("ignore")
-@pytest.mark.parametrize("name", [pytest.param(
-    n, marks=pytest.mark.xfail(strict=False, reason="Sinkhorn (sinkhorn.py) returns a "
-                               "non-finite plan on costs of magnitude ~1e100; OT module"))
-    if n == "match_ot" else n for n in sorted(FINITE_CALLS)])
+@pytest.mark.parametrize("name", sorted(FINITE_CALLS))
 def test_finite_input_gives_finite_output(name):
     rng = np.random.default_rng(123)
     for draw in range(12):

@@ -121,3 +121,43 @@ def test_overrelaxation_option_converges_to_same_plan():
     sor = sinkhorn(C, 0.05, tol=1e-11, omega=1.5)
     assert sor.converged
     np.testing.assert_allclose(sor.plan, ref.plan, atol=1e-10)
+
+
+@pytest.mark.parametrize("online", [False, True])
+def test_costs_beyond_float64_resolution_are_refused_clearly(online):
+    """Embeddings of magnitude 1e50 made the scalings overflow (FloatingPointError); the
+    solver now refuses them up front with a ValueError that says what to do."""
+    rng = np.random.default_rng(0)
+    x, y = 1e50 * rng.normal(size=(6, 3)), 1e50 * rng.normal(size=(5, 3))
+    with pytest.raises(ValueError, match="rescale the embeddings"):
+        if online:
+            sinkhorn_online(x, y, 0.05)
+        else:
+            sinkhorn(euclidean_cost(x, y), 0.05)
+    # large but resolvable magnitudes (cost / reg ~ 1e13) still give a finite plan (which
+    # may need more than max_iter iterations: then it warns)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        M = sinkhorn(euclidean_cost(x * 1e-38, y * 1e-38), 0.05).plan
+    assert np.isfinite(M).all()
+
+
+def test_inexact_newton_for_large_groups_reaches_the_same_plan(monkeypatch):
+    """Above ``direct_max`` unknowns the Newton step uses conjugate gradients instead of
+    sparse LU (whose fill-in took minutes and gigabytes at n = 100,000); forcing that path on
+    a small group must give the same converged plan."""
+    import propalign_lite.sinkhorn as S
+
+    x, y = _logits_like(300, seed=4, noise=1.5)      # needs Newton steps (40 iterations)
+    ref = sinkhorn_online(x, y, 0.05, tol=1e-9, max_iter=5000)
+    exact_step, calls = S._newton_step, []
+
+    def cg_only(*args, **kw):
+        calls.append(1)
+        return exact_step(*args, **dict(kw, direct_max=0))
+
+    monkeypatch.setattr(S, "_newton_step", cg_only)
+    res = sinkhorn_online(x, y, 0.05, tol=1e-9, max_iter=5000)
+    assert calls and res.converged
+    P, Q = ImplicitCoupling.from_result(x, y, ref), ImplicitCoupling.from_result(x, y, res)
+    np.testing.assert_allclose(as_dense(P), as_dense(Q), atol=1e-5)   # row-normalised
