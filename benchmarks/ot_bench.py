@@ -70,7 +70,7 @@ def main(argv=None):
             conv = r.get("converged")
             if conv is None and r.get("err") is not None:
                 conv = r["err"] < args.tol
-            ratio = f"{ref / r['seconds']:.1f}x" if ref and s != "pot" else ""
+            ratio = f"{ref / r['seconds']:.2g}x" if ref and s != "pot" else ""
             err = "n/a" if r.get("err") is None else f"{r['err']:.2e}"
             print(f"{n:>7} {s:>14} {r['seconds']:9.3f} {r['cpu_seconds']:9.3f} "
                   f"{str(r.get('n_iter')):>6} {err:>10} "

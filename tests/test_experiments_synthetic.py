@@ -71,6 +71,18 @@ def test_table1_claims_verdicts():
     assert set(table["verdict"]) == {"holds", "does not hold", "cannot be tested here"}
 
 
+def test_table1_claims_exact_score_row():
+    res = {"PS+OT": {"MSE": [0.040], "Trace": [0.01]}, "PS+SNN": {"MSE": [0.05], "Trace": [0.005]},
+           "Rand": {"MSE": [0.07], "Trace": [0.001]}, "Uniform": {"MSE": [0.035], "Trace": [0.001]}}
+    exact = {"scores": {"Exact PS+OT": {"MSE": 0.0330, "Trace": 0.004},
+                        "Uniform": {"MSE": 0.0350, "Trace": 0.001}}}
+    assert len(ex.table1_claims(res, chance=0.001)) == 5
+    row = ex.table1_claims(res, chance=0.001, exact=exact)[-1]
+    assert row["holds"] and "0.0330 vs 0.0350" in row["ours"]
+    exact["scores"]["Exact PS+OT"]["MSE"] = 0.036
+    assert not ex.table1_claims(res, chance=0.001, exact=exact)[-1]["holds"]
+
+
 def test_scores_table_collects_per_seed_values():
     recs = [{"scores": {m: {"MSE": 0.1 * i, "Trace": 0.01 * i} for m in ex.METHODS}}
             for i in (1, 2, 3)]

