@@ -7,6 +7,7 @@ plain Euclidean cost (see propalign_lite.ot_benchmark).
     .venv/bin/python benchmarks/ot_bench.py --n 2000 5000 --solvers ours pot
     .venv/bin/python benchmarks/ot_bench.py --n 2000 --solvers pot_log pot_log_torch --max-iter 50
     .venv/bin/python benchmarks/ot_bench.py --n 20000 100000 --solvers ours --json big.json
+    .venv/bin/python benchmarks/ot_bench.py --n 2000 --solvers pot ott --python peers/bin/python
 
 Prints seconds, iterations, final marginal error, peak memory and the time ratio of every
 solver to POT's default ``ot.sinkhorn`` at the same n (when it ran). A solver capped by
@@ -37,6 +38,8 @@ def main(argv=None):
     p.add_argument("--timeout", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None, help="append the records to this JSON-lines file")
+    p.add_argument("--python", default=None,
+                   help="interpreter for the solver subprocesses (e.g. a venv with ott-jax)")
     args = p.parse_args(argv)
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.node()}, "
           f"{os.cpu_count()} CPUs, threads={args.threads}, load {os.getloadavg()[0]:.1f}; "
@@ -50,11 +53,11 @@ def main(argv=None):
     for n in args.n:
         ref = None
         for s in order:
-            if not available(s):
+            if not available(s, args.python):
                 print(f"{n:>7} {s:>14}  not installed here")
                 continue
             r = run(s, n, seed=args.seed, reg=args.reg, tol=args.tol, max_iter=args.max_iter,
-                    threads=args.threads, timeout=args.timeout)
+                    threads=args.threads, timeout=args.timeout, python=args.python)
             r["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             r["machine"] = f"{platform.node()}, {os.cpu_count()} CPUs"
             r["load"] = round(os.getloadavg()[0], 1)

@@ -1,0 +1,29 @@
+"""The OT benchmark harness (benchmarks/ot_bench.py, the performance page)."""
+import importlib.util
+import sys
+
+import pytest
+
+from propalign_lite.ot_benchmark import available, run
+
+
+def test_ours_and_pot_records_on_one_problem():
+    ours, pot = run("ours", 300, tol=1e-6), run("pot", 300, tol=1e-6)
+    for rec in (ours, pot):
+        assert rec["n"] == 300 and rec["seconds"] > 0 and rec["mem_gb"] > 0
+        assert rec["err"] < 1e-6
+    assert ours["converged"] and ours["n_iter"] <= pot["n_iter"]
+
+
+def test_available_checks_the_given_interpreter():
+    assert available("pot") and available("pot", python=sys.executable)
+    for solver, module in (("ott", "ott"), ("geomloss", "geomloss")):
+        here = importlib.util.find_spec(module) is not None
+        assert available(solver) == here == available(solver, python=sys.executable)
+
+
+def test_bad_solver_and_size():
+    with pytest.raises(ValueError, match="unknown solver"):
+        run("nope", 100)
+    with pytest.raises(ValueError, match="n must be"):
+        run("ours", 1)
