@@ -104,7 +104,7 @@ _CHILD = textwrap.dedent('''
         done = (time.perf_counter(), time.process_time())
         # GeomLoss has no stopping rule (epsilon-scaling, fixed schedule): measure the final
         # marginal error of its plan exp((f + g - C) / reg) a b^T like the others'
-        f, g = f.double().numpy(), g.double().numpy()
+        f, g = f.double().numpy().ravel(), g.double().numpy().ravel()   # shapes (1, n)
         C = np.sqrt(np.maximum((x ** 2).sum(1)[:, None] + (y ** 2).sum(1)[None, :]
                                - 2 * x @ y.T, 0))
         P = np.exp((f[:, None] + g[None, :] - C) / reg) * a[:, None] * a[None, :]
