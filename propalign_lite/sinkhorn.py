@@ -105,7 +105,7 @@ def check_solver_params(reg, max_iter, tol) -> None:
 
 
 def check_cost_scale(max_cost: float, reg: float) -> None:
-    """Refuse costs so large against ``reg`` that float64 cannot resolve the plan.
+    r"""Refuse costs so large against ``reg`` that float64 cannot resolve the plan.
 
     The plan's log-entries :math:`\alpha_i + \beta_j - C_{ij}/\varepsilon` are differences
     of numbers as large as :math:`\max C/\varepsilon`; beyond ``MAX_COST_OVER_REG`` their

@@ -53,3 +53,20 @@ def test_no_notebooks_or_build_output_tracked():
     ignored = (ROOT / ".gitignore").read_text()
     for pattern in ("*.ipynb", "_build/", ".venv/", "_assets/"):
         assert pattern in ignored
+
+
+def test_sources_have_no_invalid_escape_sequences():
+    """A docstring with ``\\c`` or ``\\a`` (LaTeX in a non-raw string) compiles with a
+    SyntaxWarning and renders wrongly (``\\a`` is a bell character): every source must
+    compile cleanly with warnings as errors."""
+    import pathlib
+    import warnings
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    files = [p for d in ("propalign_lite", "book", "scripts", "benchmarks", "tests")
+             for p in (root / d).rglob("*.py")]
+    assert len(files) > 50
+    for path in files:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            compile(path.read_text(), str(path), "exec")

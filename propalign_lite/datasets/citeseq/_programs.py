@@ -126,7 +126,7 @@ def choose_program_genes(rng, n_genes: int, exclude) -> dict[str, np.ndarray]:
 
 
 def set_program_baselines(gene_base: np.ndarray, genes: dict, state=None) -> None:
-    """Set the baseline log-expression of the mito and ribo genes (in place) so that they
+    r"""Set the baseline log-expression of the mito and ribo genes (in place) so that they
     carry :data:`UMI_SHARE` of the UMIs of the median cell.
 
     ``state`` (cells x genes) holds :math:`z_i^\top W_{\cdot g} + \gamma_{b_i g}` for a sample
