@@ -19,12 +19,12 @@ treatment group. The likelihoods of coincident treatments are cell measures of t
 length on the lines of an intervened coordinate, ``grid`` per unit and axis over the parent
 ball's square, which the SCM's region boundary cuts, and ``grid / 4`` over the child's boxes).
 A cell that the region boundary cuts in a sliver thinner than the grid gets measure zero; a
-scene whose every treatment has zero measure (a few in 100,000 at 32 px) falls back to the
-one-hot score of its own treatment.
+scene whose every treatment has zero measure (1 of 12,000 scenes at 32 px in one check) falls
+back to the one-hot score of its own treatment.
 
-Not modelled: a ball hidden by the other ball (both drawn at nearly the same place, a few in a
-thousand scenes at 64 px); there the image shows less than :math:`q` and the exact score is
-flatter than the one returned.
+Not modelled: a ball hidden by the other ball (both drawn at nearly the same place, which is
+rare); there the image shows less than :math:`q` and the exact score is flatter than the one
+returned.
 
 Example
 -------
