@@ -184,8 +184,11 @@ display(scal[["n", "seconds", "n_iter", "err", "converged", "mem_gb", "mem_incre
 # %% [markdown]
 # ## Large groups: recorded benchmark runs
 #
-# Groups of $2\times 10^4$ to $10^5$ samples take minutes on two cores, which is too long for
-# this page's build. `benchmarks/ot_bench.py` measures them. When its records are stored
+# Larger groups take too long for this page's build: ours needs seconds at $n = 2\times 10^4$
+# and minutes at $10^5$, while POT's solvers need minutes (and 15 GB) at $2\times 10^4$ and
+# cannot hold the $10^5 \times 10^5$ plan at all. `benchmarks/ot_bench.py` measures them,
+# with ott-jax and GeomLoss when they are installed (`--python` runs a solver from another
+# environment). When its records are stored
 # in `benchmarks/results/`, they are shown below **as recorded**, with the date and
 # machine of the run. They were not recomputed when this page was built.
 
@@ -197,10 +200,20 @@ path = os.path.join(os.path.dirname(propalign_lite.__file__), "..", "benchmarks"
 if os.path.exists(path):
     with open(path) as fh:
         big = pd.DataFrame([json.loads(line) for line in fh if line.strip()])
-    display(big[[c for c in ("when", "machine", "load", "n", "solver", "seconds", "cpu_seconds",
-                             "n_iter", "err", "converged", "mem_gb", "note") if c in big]]
-            .rename(columns={"n_iter": "iterations", "err": "marginal error",
-                             "mem_gb": "peak GB"}).style.hide(axis="index"))
+    big["iterations"] = big["n_iter"].map(lambda v: "-" if pd.isna(v) else f"{int(v)}")
+    big["converged"] = [("timed out" if t is True else "-") if pd.isna(c) else str(bool(c))
+                        for c, t in zip(big.get("converged", pd.Series(index=big.index)),
+                                        big.get("timed_out", pd.Series(index=big.index)))]
+    shown = big[[c for c in ("when", "load", "n", "solver", "seconds", "cpu_seconds",
+                             "iterations", "err", "converged", "mem_gb", "note") if c in big]]
+    display(shown.rename(columns={"err": "marginal error", "mem_gb": "peak GB",
+                                  "cpu_seconds": "CPU s"})
+            .style.format({"load": "{:.1f}", "seconds": "{:.3g}", "CPU s": "{:.3g}",
+                           "marginal error": "{:.1e}", "peak GB": "{:.3f}"}, na_rep="-")
+            .hide(axis="index"))
+    display(Markdown(f"Machine: {', '.join(sorted(set(big['machine'])))}. *load* is the "
+                     "one-minute load average when the run ended; it includes the run's "
+                     "own two threads, so about 2 means nothing else was running."))
 else:
     display(Markdown("No recorded benchmark file was found next to the book, so nothing is "
                      "shown here. Run `benchmarks/ot_bench.py --json "
