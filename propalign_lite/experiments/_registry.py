@@ -63,6 +63,16 @@ def unit_settings(settings: dict) -> dict:
     return {k: v for k, v in settings.items() if k != "seeds"}
 
 
+def with_first_seed(chapter_settings: dict, key: str, *, drop=()) -> dict:
+    """A chapter's settings as its unit sees them (:func:`unit_settings`, minus ``drop``),
+    with ``key`` = the first of the chapter's seeds (``None`` without seeds): the seed whose
+    record keeps what the chapter's figures need."""
+    s = {k: v for k, v in unit_settings(chapter_settings).items() if k not in drop}
+    seeds = chapter_settings.get("seeds")
+    s[key] = int(seeds[0]) if seeds else None
+    return s
+
+
 def fingerprint_of(name: str, settings: dict) -> str:
     """The data fingerprint of unit ``name`` under ``settings`` (``""`` if it has none)."""
     fn = get_unit(name)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import warnings
 
 from ._data import cite_data, cite_fingerprint, default_device
-from ._registry import unit
+from ._registry import unit, with_first_seed
 
 METHODS = {"PS+OT": dict(method="ot", reg=0.05), "PS+SNN": dict(method="snn", k=1)}
 SCORES = ("FOSCTTM", "FOSCTTM (barycentric)", "Trace")
@@ -22,10 +22,7 @@ SCORES = ("FOSCTTM", "FOSCTTM (barycentric)", "Trace")
 
 def citeseq_settings(chapter_settings: dict) -> dict:
     """The unit's settings from the chapter's: ``detail_seed`` = the first of its seeds."""
-    s = {k: v for k, v in chapter_settings.items() if k != "seeds"}
-    s["detail_seed"] = int(chapter_settings["seeds"][0]) if chapter_settings.get("seeds") \
-        else None
-    return s
+    return with_first_seed(chapter_settings, "detail_seed")
 
 
 def _settings_for(profile: str) -> dict:

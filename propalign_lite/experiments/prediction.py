@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._data import cite_data, cite_fingerprint, default_device
-from ._registry import unit
+from ._registry import unit, with_first_seed
 
 COUPLINGS = ("Rand", "VAE+OT", "PS+OT", "True Pairs")
 R2_COLUMNS = ("R2 (MSE)", "R2 (Unbiased)")
@@ -24,10 +24,7 @@ R2_COLUMNS = ("R2 (MSE)", "R2 (Unbiased)")
 
 def prediction_settings(chapter_settings: dict) -> dict:
     """The unit's settings from the chapter's: ``detail_seed`` = the first of its seeds."""
-    s = {k: v for k, v in chapter_settings.items() if k != "seeds"}
-    s["detail_seed"] = int(chapter_settings["seeds"][0]) if chapter_settings.get("seeds") \
-        else None
-    return s
+    return with_first_seed(chapter_settings, "detail_seed")
 
 
 def _settings_for(profile: str) -> dict:
