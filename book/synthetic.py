@@ -43,6 +43,7 @@ from IPython.display import Markdown, display
 from propalign_lite import match, metrics, paper, plots
 from propalign_lite.datasets import treatment_name
 from propalign_lite.experiments.synthetic import (METHODS, budget, chapter_unit_settings,
+                                                  exact_unit_settings,
                                                   learning_curve_settings, scores_table,
                                                   synthetic_data, table1_claims)
 from propalign_lite.profiles import get_profile
@@ -221,9 +222,7 @@ display(curve.round(4))
 # trains nothing.
 
 # %%
-exact = run_units("synthetic.exact", {k: settings[k] for k in ("image_size", "n_test",
-                                                                "data_seed")},
-                  [0], progress=False)[0]
+exact = run_units("synthetic.exact", exact_unit_settings(settings), [0], progress=False)[0]
 for message in exact["convergence_warnings"]:
     print("note:", message)
 print("test scenes whose exact score is one-hot: " + ", ".join(

@@ -160,7 +160,6 @@ def exact_propensity(z, t=None, *, view: int, image_size: int,
                              "treatment on this grid; pass their treatments t (they get a "
                              "one-hot score) or raise grid")
         t = check_array(t, "t", ndim=1, dtype=np.int64)
-        lik[empty] = 0.0
-        lik[empty, t[empty]] = 1.0
+        lik[empty, t[empty]] = 1.0                      # those rows are all zero
         tot[empty] = 1.0
     return lik / tot

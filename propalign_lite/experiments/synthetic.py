@@ -29,7 +29,7 @@ from .. import metrics
 from ..classifiers import PropensityClassifier
 from ..matchers import match_groups
 from ._data import balls_data, default_device
-from ._registry import unit
+from ._registry import unit, with_first_seed
 
 #: The matchers of Table 1's propensity-score rows, plus the information-free uniform coupling
 #: (every scene matched to its whole group with equal weight: the group-mean prediction).
@@ -85,9 +85,7 @@ def _summary(clf: PropensityClassifier) -> dict:
 def chapter_unit_settings(settings: dict) -> dict:
     """The unit's settings from a chapter's: the seed list and the learning-curve fractions
     removed, ``display_seed`` = the first seed (its record keeps the figures' data)."""
-    s = {k: v for k, v in settings.items() if k not in ("seeds", "curve_fractions")}
-    s["display_seed"] = int(settings["seeds"][0]) if settings.get("seeds") else None
-    return s
+    return with_first_seed(settings, "display_seed", drop=("curve_fractions",))
 
 
 def _settings_for(profile: str) -> dict:
@@ -142,11 +140,15 @@ def synthetic_seed(settings: dict, seed: int, *, device: str | None = None) -> d
     return record
 
 
+def exact_unit_settings(settings: dict) -> dict:
+    """The settings :func:`synthetic_exact` needs from the chapter's: the test scenes only."""
+    return {k: settings[k] for k in ("image_size", "n_test", "data_seed")}
+
+
 def _exact_settings_for(profile: str) -> dict:
     from ..profiles import get_profile
 
-    s = get_profile("synthetic", profile)
-    return {k: s[k] for k in ("image_size", "n_test", "data_seed")}
+    return exact_unit_settings(get_profile("synthetic", profile))
 
 
 @unit("synthetic.exact", settings_for=_exact_settings_for)
