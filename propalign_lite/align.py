@@ -50,12 +50,13 @@ from __future__ import annotations
 
 import copy
 import warnings
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from ._validation import check_array, check_random_state
+from ._validation import check_array, check_int, check_random_state
 from .alignment import Alignment
 from .classifiers import PropensityClassifier
 from .matchers import match_groups
@@ -196,9 +197,91 @@ def _make_classifier(classifier, seed, device) -> PropensityClassifier:
 
 
 # --------------------------------------------------------------------------------------------
+# groups
+SMALL_GROUP_POLICIES = ("skip", "raise")
+
+
+def resolve_groups(t1, t2, *, names=("adata1", "adata2"), groupby: str = "group",
+                   min_group_size: int = 2, small_groups="skip"):
+    """The groups that can be matched, and what happens to the others.
+
+    A group can be matched when both objects hold at least ``min_group_size`` of its cells.
+    ``small_groups`` says what to do with a group that is too small in either object:
+    ``"skip"`` leaves it out (reported), ``"raise"`` stops with an error naming it, and a
+    mapping ``{label: parent label}`` first merges every small group that has an entry into
+    its parent, in both objects (e.g. a rare T-cell subtype into ``"T cell"``); groups that
+    are still too small after merging are skipped. A group present in one object only is
+    always left out and reported.
+
+    Returns
+    -------
+    t1, t2 : ndarray
+        The labels after merging (a copy; unchanged without a mapping).
+    shared : set
+        The groups to match.
+    unmatched : dict
+        ``{group: reason}`` of the groups left out.
+    merged : dict
+        ``{small label: parent label}`` of the merges made.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> t1 = np.array(["a"] * 5 + ["b"] * 5 + ["c"])
+    >>> t2 = np.array(["a"] * 4 + ["b"] * 3 + ["c"] * 2 + ["d"] * 2)
+    >>> _, _, shared, unmatched, _ = resolve_groups(t1, t2)
+    >>> sorted(shared), unmatched
+    (['a', 'b'], {'c': '1 cell(s) in adata1, 2 in adata2 (min_group_size=2)', 'd': 'only in adata2'})
+    >>> t1m, _, shared, _, merged = resolve_groups(t1, t2, small_groups={"c": "b"})
+    >>> sorted(shared), merged, int((t1m == "b").sum())
+    (['a', 'b'], {'c': 'b'}, 6)
+    """
+    min_group_size = check_int(min_group_size, "min_group_size", min_value=1)
+    merge = None
+    if isinstance(small_groups, Mapping) or isinstance(small_groups, pd.Series):
+        merge = dict(small_groups)
+    elif small_groups not in SMALL_GROUP_POLICIES:
+        raise ValueError(f"small_groups must be one of {SMALL_GROUP_POLICIES} or a mapping "
+                         f"{{label: parent label}}, got {small_groups!r}")
+    t1, t2 = np.array(t1, dtype=object), np.array(t2, dtype=object)
+
+    def sizes(g):
+        return int((t1 == g).sum()), int((t2 == g).sum())
+
+    def small_ones():
+        shared = set(pd.unique(t1).tolist()) & set(pd.unique(t2).tolist())
+        return {g: sizes(g) for g in shared if min(sizes(g)) < min_group_size}
+
+    merged = {}
+    if merge:
+        for g in sorted(small_ones(), key=str):
+            if g in merge:
+                parent = merge[g]
+                if parent is None or (isinstance(parent, float) and np.isnan(parent)):
+                    raise ValueError(f"small_groups[{g!r}] must be a label, got {parent!r}")
+                t1[t1 == g] = parent
+                t2[t2 == g] = parent
+                merged[g] = parent
+    small = small_ones()
+    if small and small_groups == "raise":
+        desc = "; ".join(f"{g!r}: {n[0]} in {names[0]}, {n[1]} in {names[1]}"
+                         for g, n in sorted(small.items(), key=lambda kv: str(kv[0])))
+        raise ValueError(f"groupby={groupby!r}: group(s) with fewer than min_group_size="
+                         f"{min_group_size} cells: {desc}. Remove or merge them first, or pass "
+                         "small_groups='skip' (or a mapping to parent labels).")
+    g1, g2 = set(pd.unique(t1).tolist()), set(pd.unique(t2).tolist())
+    unmatched = {g: (f"{small[g][0]} cell(s) in {names[0]}, {small[g][1]} in {names[1]} "
+                     f"(min_group_size={min_group_size})" if g in small else
+                     f"only in {names[0] if g in g1 else names[1]}")
+                 for g in sorted((g1 ^ g2) | set(small), key=str)}
+    return t1, t2, (g1 & g2) - set(small), unmatched, merged
+
+
+# --------------------------------------------------------------------------------------------
 def align(adata1, adata2=None, *, groupby: str, use_rep1=None, use_rep2=None,
           method: str = "ot", reg: float = 0.05, classifier=None, validation=0.2,
-          min_group_size: int = 2, key_added: str = "propalign", modalities=None,
+          min_group_size: int = 2, small_groups="skip", key_added: str = "propalign",
+          modalities=None,
           match_kwargs: dict | None = None, random_state=0, device: str = "cpu") -> Alignment:
     """Align the cells of two AnnData objects within groups by propensity scores.
 
@@ -228,8 +311,12 @@ def align(adata1, adata2=None, *, groupby: str, use_rep1=None, use_rep2=None,
         split by group), the name of a boolean ``.obs`` column (True = validation), or
         ``None`` (keep the last epoch).
     min_group_size : int
-        Groups with fewer cells than this in either object raise (default 2: a group needs two
-        cells to be matched and learned).
+        A group needs at least this many cells in both objects to be matched (default 2).
+    small_groups : {"skip", "raise"} or mapping
+        What to do with smaller groups (real data always have some): ``"skip"`` (default)
+        leaves them out with a warning and lists them in ``Alignment.unmatched_``;
+        ``"raise"`` stops with an error; a mapping ``{label: parent label}`` merges the small
+        groups it names into their parents first (see :func:`resolve_groups`).
     key_added : str
         Logits go to ``.obsm[f"{key_added}_logits"]`` of both objects, the settings to
         ``.uns[key_added]``.
@@ -253,8 +340,9 @@ def align(adata1, adata2=None, *, groupby: str, use_rep1=None, use_rep2=None,
     KeyError
         ``groupby``, ``use_rep1``/``use_rep2`` or ``validation`` not found (message names it).
     ValueError
-        ``groupby`` with missing values, non-finite features, a shared group with fewer than
-        ``min_group_size`` cells, no shared group, or mismatched fitted classifiers.
+        ``groupby`` with missing values, non-finite features, a small group with
+        ``small_groups="raise"``, fewer than two groups to match, or mismatched fitted
+        classifiers.
     """
     a1, a2, names, mdata = _resolve_objects(adata1, adata2, modalities)
     if not isinstance(groupby, str):
@@ -268,24 +356,19 @@ def align(adata1, adata2=None, *, groupby: str, use_rep1=None, use_rep2=None,
     rng = check_random_state(random_state)
     seeds = rng.integers(0, 2 ** 31 - 1, size=3)
 
+    t1, t2, shared, unmatched, merged = resolve_groups(
+        t1, t2, names=names, groupby=groupby, min_group_size=min_group_size,
+        small_groups=small_groups)
     g1, g2 = set(pd.unique(t1).tolist()), set(pd.unique(t2).tolist())
-    shared = g1 & g2
-    unmatched = {g: f"only in {names[0] if g in g1 else names[1]}"
-                 for g in sorted(g1 ^ g2, key=str)}
-    small = {g: (int((t1 == g).sum()), int((t2 == g).sum())) for g in shared}
-    small = {g: n for g, n in small.items() if min(n) < min_group_size}
-    if small:
-        desc = "; ".join(f"{g!r}: {n[0]} in {names[0]}, {n[1]} in {names[1]}"
-                         for g, n in sorted(small.items(), key=lambda kv: str(kv[0])))
-        raise ValueError(f"groupby={groupby!r}: group(s) with fewer than min_group_size="
-                         f"{min_group_size} cells: {desc}. Remove or merge them first.")
     if len(shared) < 2 and not isinstance(classifier, (tuple, list)):
         raise ValueError(f"groupby={groupby!r}: {names[0]} and {names[1]} share "
-                         f"{len(shared)} group(s); a propensity score needs at least two "
-                         f"(groups: {sorted(g1, key=str)} vs {sorted(g2, key=str)})")
+                         f"{len(shared)} group(s) that can be matched; a propensity score needs "
+                         f"at least two (groups: {sorted(g1, key=str)} vs {sorted(g2, key=str)}"
+                         + (f"; left out: {unmatched}" if unmatched else "") + ")")
     if unmatched:
         warnings.warn(f"align: {len(unmatched)} group(s) of {groupby!r} cannot be matched and "
-                      "are left out (their cells get NaN on transfer): "
+                      "are left out (their cells get NaN on transfer; see "
+                      "Alignment.unmatched_): "
                       + "; ".join(f"{g!r} {why}" for g, why in unmatched.items()), stacklevel=2)
 
     # ---- propensity classifiers, trained on the cells of the shared groups
@@ -323,20 +406,26 @@ def align(adata1, adata2=None, *, groupby: str, use_rep1=None, use_rep2=None,
     if mkw["method"] == "ot":
         mkw.setdefault("reg", reg)
     match_rng = check_random_state(mkw.pop("random_state", rng))
-    couplings = match_groups(e1[in1], t1[in1], e2[in2], t2[in2], random_state=match_rng, **mkw)
+    couplings = match_groups(e1[in1], t1[in1], e2[in2], t2[in2], random_state=match_rng,
+                             min_group_size=min_group_size, **mkw)
 
     settings = dict(groupby=groupby, use_rep1="X" if use_rep1 is None else use_rep1,
                     use_rep2="X" if use_rep2 is None else use_rep2, method=mkw["method"],
-                    reg=float(reg), validation=str(validation), min_group_size=min_group_size,
+                    validation=str(validation),
+                    min_group_size=min_group_size,
+                    small_groups=small_groups if isinstance(small_groups, str) else "merge",
+                    merged_groups={str(k): str(v) for k, v in merged.items()},
                     random_state=str(random_state), modalities=list(names),
                     groups=[str(g) for g in groups],
                     unmatched_groups=[str(g) for g in unmatched],
                     logits_key=f"{key_added}_logits")
+    if mkw["method"] == "ot":
+        settings["reg"] = float(mkw["reg"])       # the value used, match_kwargs included
     for a, role in ((a1, "adata1"), (a2, "adata2")):
         a.uns[key_added] = dict(settings, role=role)
     return Alignment(a1, a2, couplings=couplings, labels=(t1, t2), names=names,
                      groupby=groupby, key_added=key_added, unmatched=unmatched,
-                     classifiers=(clf1, clf2), match_kwargs=mkw, random_state=match_rng)
+                     merged=merged, classifiers=(clf1, clf2), match_kwargs=mkw, random_state=match_rng)
 
 
 def _fit_subset(clf, x, t, train, val):

@@ -52,7 +52,11 @@ class Alignment:
     index1_, index2_ : dict
         ``{group: integer positions}`` of the group's cells in each object.
     unmatched_ : dict
-        ``{group: reason}`` for groups that could not be matched (present in one object only).
+        ``{group: reason}`` for groups that could not be matched (present in one object only,
+        or smaller than ``min_group_size`` in either).
+    merged_ : dict
+        ``{small label: parent label}``: groups merged before matching (``small_groups`` as
+        a mapping); ``labels_`` holds the labels after merging.
     classifier1_, classifier2_ : PropensityClassifier
         The fitted propensity classifiers.
     logits1_, logits2_ : ndarray
@@ -60,7 +64,7 @@ class Alignment:
     """
 
     def __init__(self, adata1, adata2, *, couplings: dict, labels, names, groupby: str,
-                 key_added: str, unmatched: dict, classifiers, match_kwargs: dict,
+                 key_added: str, unmatched: dict, classifiers, merged: dict | None = None, match_kwargs: dict,
                  random_state=None):
         self.adata1, self.adata2 = adata1, adata2
         self.names = tuple(names)
@@ -72,6 +76,7 @@ class Alignment:
         self.index1_ = {g: np.flatnonzero(t1 == g) for g in self.couplings_}
         self.index2_ = {g: np.flatnonzero(t2 == g) for g in self.couplings_}
         self.unmatched_ = dict(unmatched)
+        self.merged_ = dict(merged or {})
         self.classifier1_, self.classifier2_ = classifiers
         self.logits1_ = adata1.obsm[f"{key_added}_logits"]
         self.logits2_ = adata2.obsm[f"{key_added}_logits"]
@@ -102,7 +107,8 @@ class Alignment:
             groups = list(self.couplings_)
             in1, in2 = np.flatnonzero(np.isin(t1, groups)), np.flatnonzero(np.isin(t2, groups))
             self._reverse = match_groups(self.logits2_[in2], t2[in2], self.logits1_[in1],
-                                         t1[in1], random_state=self._rng, **self.match_kwargs)
+                                         t1[in1], random_state=self._rng, min_group_size=1,
+                                         **self.match_kwargs)     # groups vetted by align
         return self._reverse
 
     @staticmethod

@@ -10,3 +10,14 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def pytest_configure(config):
+    """The real paired cells (``propalign_lite.datasets.load_bmmc_cite`` / ``load_mop_snare``)
+    are read from the project's ``../shared/data`` when it exists and no other place is set."""
+    import os
+    import pathlib
+
+    shared = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
+    if shared.is_dir():
+        os.environ.setdefault("PROPALIGN_DATA_DIR", str(shared))

@@ -229,7 +229,9 @@ def test_bad_data():
         run(a1, bad_rep, use_rep2="X_pca")
     tiny = a2[~((a2.obs["kind"] == "c").to_numpy() & (np.arange(30) > 2))].copy()   # 1 "c" cell
     with pytest.raises(ValueError, match=r"fewer than min_group_size=2 cells: 'c': 10 in adata1, 1 in adata2"):
-        run(a1, tiny)
+        run(a1, tiny, small_groups="raise")
+    with pytest.raises(ValueError, match=r"small_groups must be one of"):
+        run(a1, tiny, small_groups="drop")
     one = a2.copy()
     one.obs["kind"] = pd.Categorical(["z"] * 30)
     with pytest.raises(ValueError, match="share 0 group"):
@@ -282,3 +284,84 @@ def test_docstring_examples_run():
     module = importlib.import_module("propalign_lite.align")   # the module, not the function
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted >= 5
+
+
+# ------------------------------------------------------------------------------ small groups
+def test_small_groups_are_skipped_and_reported_by_default():
+    a1, a2 = make(60, 6, seed=21), make(45, 5, seed=22, prefix="p")
+    keep = ~((a2.obs["kind"] == "c").to_numpy() & (np.arange(45) > 2))      # 1 "c" cell left
+    tiny = a2[keep].copy()
+    with pytest.warns(UserWarning, match=r"'c' 20 cell\(s\) in adata1, 1 in adata2"):
+        aln = run(a1, tiny)
+    assert sorted(aln.couplings_) == ["a", "b"]
+    assert "min_group_size=2" in aln.unmatched_["c"]
+    out = aln.transfer("adata2")
+    assert out.loc[a1.obs["kind"] == "c"].isna().all().all()
+    assert out.loc[a1.obs["kind"] != "c"].notna().all().all()
+    assert a1.uns["propalign"]["unmatched_groups"] == ["c"]
+    assert aln.to_df().loc["c", "matched"] == False   # noqa: E712 (numpy bool)
+
+
+def test_small_groups_merged_into_parent_labels():
+    a1, a2 = make(60, 6, seed=23), make(45, 5, seed=24, prefix="p")
+    keep = ~((a2.obs["kind"] == "c").to_numpy() & (np.arange(45) > 2))
+    tiny = a2[keep].copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                 # nothing left out, nothing to warn
+        aln = run(a1, tiny, small_groups={"c": "b"})
+    assert aln.merged_ == {"c": "b"} and not aln.unmatched_
+    assert sorted(aln.couplings_) == ["a", "b"]
+    assert aln.couplings_["b"].shape == (40, 16)       # 20 + 20 "b"/"c" rows, 15 + 1 columns
+    assert a1.uns["propalign"]["merged_groups"] == {"c": "b"}
+    assert not aln.transfer("adata2").isna().any().any()
+
+
+def test_min_group_size_one_matches_singletons():
+    a1, a2 = make(30, 6, seed=25), make(30, 5, seed=26, prefix="p")
+    keep = ~((a2.obs["kind"] == "c").to_numpy() & (np.arange(30) > 2))
+    aln = run(a1, a2[keep].copy(), min_group_size=1)
+    assert aln.couplings_["c"].shape == (10, 1) and not aln.unmatched_
+
+
+def test_reg_recorded_is_the_one_used():
+    a1, a2 = make(30, 6, seed=27), make(30, 5, seed=28, prefix="p")
+    run(a1, a2, match_kwargs={"reg": 0.5})
+    assert a1.uns["propalign"]["reg"] == 0.5
+    run(a1, a2, method="snn")
+    assert "reg" not in a1.uns["propalign"]
+
+
+@pytest.fixture(scope="module")
+def bmmc():
+    from propalign_lite.datasets import load_bmmc_cite
+
+    try:
+        return load_bmmc_cite(n_pcs=20)
+    except FileNotFoundError as err:       # outside this project's machines: no local copy
+        pytest.skip(f"real BMMC subset not available: {str(err).splitlines()[0]}")
+
+
+def test_align_on_the_real_bmmc_cells(bmmc):
+    """What a new user tries first: the 600 real cells, 41 types, 4 of them single cells; the
+    two objects made unpaired (different cells) and of unequal sizes."""
+    rna, adt = bmmc["rna"], bmmc["adt"]
+    rng = np.random.default_rng(0)
+    order = rng.permutation(rna.n_obs)
+    r, p = rna[order[:350]].copy(), adt[order[350:]].copy()
+    p = p[p.obs["cell_type"] != "CD14+ Mono"].copy()       # a type present in RNA only
+    with pytest.warns(UserWarning, match="cannot be matched") as caught:
+        aln = align(r, p, groupby="cell_type", use_rep1="X_pca", classifier=FAST,
+                    random_state=0)
+    msg = str(caught[0].message)
+    assert "'CD14+ Mono' only in adata1" in msg
+    matched, left = set(aln.couplings_), set(aln.unmatched_)
+    assert not matched & left
+    assert matched | left == set(r.obs["cell_type"]) | set(p.obs["cell_type"])
+    for g, M in aln.couplings_.items():
+        assert M.shape == ((r.obs["cell_type"] == g).sum(), (p.obs["cell_type"] == g).sum())
+        assert min(M.shape) >= 2
+        assert np.allclose(M.sum(1), 1)
+    prot = aln.transfer("adata2")
+    rows = r.obs["cell_type"].isin(matched).to_numpy()
+    assert prot.shape == (350, 134) and prot[rows].notna().all().all()
+    assert prot[~rows].isna().all().all()
