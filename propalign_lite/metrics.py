@@ -72,14 +72,22 @@ def latent_mse(M, z, z2=None) -> float:
     return float(np.mean((z - M @ z2) ** 2))
 
 
-def foscttm(a, b) -> float:
+def foscttm(a, b, *, ties: str = "strict") -> float:
     r"""Textbook FOSCTTM of two paired point sets (row ``i`` of ``a`` and ``b`` are partners).
 
     .. math:: \frac{1}{2n}\sum_{i}\Big[\frac{\#\{j\ne i: d(a_i,b_j) < d(a_i,b_i)\}}{n-1}
               + \frac{\#\{j \ne i: d(b_i,a_j) < d(b_i,a_i)\}}{n-1}\Big]
 
-    Ties with the true distance are not counted (strict inequality).
+    ``ties="strict"`` (default, SCOT's and the official code's convention) does not count
+    candidates at exactly the true distance; ``ties="half"`` counts them half, so that a
+    degenerate ``b`` (every row the same point, e.g. the barycentric projection of a uniform
+    coupling) scores the chance level 0.5 instead of a perfect 0.
+
+    >>> float(foscttm(np.eye(3), np.ones((3, 3)))), float(foscttm(np.eye(3), np.ones((3, 3)), ties="half"))
+    (0.0, 0.5)
     """
+    if ties not in ("strict", "half"):
+        raise ValueError(f"ties must be 'strict' or 'half', got {ties!r}")
     a = check_array(a, "a")
     b = check_array(b, "b")
     if a.shape != b.shape:
@@ -90,8 +98,11 @@ def foscttm(a, b) -> float:
         raise ValueError("FOSCTTM needs at least 2 samples")
     D = euclidean_cost(a, b)                   # D[i, j] = d(a_i, b_j)
     true = np.diag(D)
-    from_a = (D < true[:, None]).sum(1)         # j != i automatically (strict)
-    from_b = (D < true[None, :]).sum(0)         # d(b_i, a_j) = D[j, i]
+    from_a = (D < true[:, None]).sum(1).astype(float)     # j != i automatically (strict)
+    from_b = (D < true[None, :]).sum(0).astype(float)     # d(b_i, a_j) = D[j, i]
+    if ties == "half":
+        from_a += 0.5 * ((D == true[:, None]).sum(1) - 1)
+        from_b += 0.5 * ((D == true[None, :]).sum(0) - 1)
     return float((from_a + from_b).mean() / (2 * (n - 1)))
 
 

@@ -63,3 +63,33 @@ def _balls_cached(key: str):
     return (make_balls(s["n_train"], image_size=size, random_state=seed),
             make_balls(s["n_val"], image_size=size, random_state=seed + 1),
             make_balls(s["n_test"], image_size=size, random_state=seed + 2))
+
+
+def shared_data_dir():
+    """The project's ``../shared/data`` (the real paired cells) when it exists, else None: the
+    book's default place for :func:`propalign_lite.datasets.load_bmmc_cite` /
+    ``load_mop_snare`` when neither ``data_dir`` nor ``PROPALIGN_DATA_DIR`` is set."""
+    import os
+    import pathlib
+
+    if os.environ.get("PROPALIGN_DATA_DIR"):
+        return None                      # the loaders read the variable themselves
+    shared = pathlib.Path(__file__).resolve().parents[3] / "shared" / "data"
+    return str(shared) if shared.is_dir() else None
+
+
+@functools.lru_cache(maxsize=2)
+def paired_cells_cached(dataset: str, data_dir, n_pcs: int):
+    """``(rna, modality 2)`` AnnData of a real paired set (``"bmmc"``: RNA + protein,
+    ``"mop"``: RNA + accessibility), loaded and preprocessed once per process. Callers copy
+    before writing to them."""
+    from ..datasets import load_bmmc_cite, load_mop_snare
+
+    data_dir = data_dir or shared_data_dir()
+    if dataset == "bmmc":
+        md = load_bmmc_cite(data_dir, n_pcs=n_pcs)
+        return md["rna"], md["adt"]
+    if dataset == "mop":
+        md = load_mop_snare(data_dir, n_pcs=n_pcs)
+        return md["rna"], md["atac"]
+    raise ValueError(f"dataset must be 'bmmc' or 'mop', got {dataset!r}")
