@@ -121,6 +121,7 @@ print(f"(computed on simulated data when the book was built; profile {profile!r}
 #
 # **A researcher with their own data** (two unpaired modalities sharing a treatment or label):
 # {doc}`Your own data <own_data>` (the package's front door, step by step), then
+# {doc}`Real cells <realcells>` (the front door on real CITE-seq cells and SNARE-seq nuclei),
 # {doc}`Real multi-view data <realdata>`, {doc}`Baselines <baselines>` to see what the method
 # is compared with, {doc}`Performance <performance>` for how far it scales, and
 # {doc}`Reproduction notes <reproduction_notes>` for where we follow or differ from the authors'
@@ -134,7 +135,8 @@ from propalign_lite.book import page_times
 paths = {
     "Curious reader": ["theory", "synthetic", "citeseq"],
     "Student": ["theory", "synthetic", "prediction", "ablations"],
-    "Researcher with their own data": ["own_data", "realdata", "baselines", "performance",
+    "Researcher with their own data": ["own_data", "realcells", "realdata", "baselines",
+                                       "performance",
                                        "reproduction_notes"],
 }
 times = page_times(sorted({c for cs in paths.values() for c in cs}))

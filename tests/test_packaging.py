@@ -70,3 +70,22 @@ def test_sources_have_no_invalid_escape_sequences():
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             compile(path.read_text(), str(path), "exec")
+
+
+def test_no_real_data_file_is_tracked():
+    """The real paired cells live outside the project (../shared/data, or a download): none of
+    their files, nor any .h5ad / .npz, may enter git."""
+    import subprocess
+
+    from propalign_lite.datasets import PAIRED_SETS
+
+    try:
+        tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
+                                 check=True).stdout.splitlines()
+    except (OSError, subprocess.CalledProcessError):      # not a git checkout (e.g. an sdist)
+        import pytest
+        pytest.skip("not a git checkout")
+    names = {f.name for files in PAIRED_SETS.values() for f in files}
+    bad = [t for t in tracked if Path(t).name in names or t.endswith((".npz", ".h5ad"))
+           and not t.startswith("tests/data/")]
+    assert not bad, f"data files tracked by git: {bad}"

@@ -99,7 +99,9 @@ def load_bmmc_cite(data_dir=None, *, n_pcs: int = 50, preprocess: bool = True,
 
     paths = fetch_files("bmmc_cite_subset", PAIRED_SETS["bmmc_cite_subset"], data_dir=data_dir,
                         cache_dir=cache_dir, download=download)
-    rna, adt = (anndata.read_h5ad(paths[f.name]) for f in PAIRED_SETS["bmmc_cite_subset"])
+    with warnings.catch_warnings():     # the files predate anndata's encoding metadata
+        warnings.filterwarnings("ignore", message=".*without encoding metadata")
+        rna, adt = (anndata.read_h5ad(paths[f.name]) for f in PAIRED_SETS["bmmc_cite_subset"])
     _check_paired(rna, adt, "bmmc_cite_subset")
     for a in (rna, adt):
         a.obs["cell_type"] = a.obs["cell_type"].astype(str).astype("category")
