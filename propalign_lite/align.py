@@ -279,7 +279,7 @@ def resolve_groups(t1, t2, *, names=("adata1", "adata2"), groupby: str = "group"
 
 # --------------------------------------------------------------------------------------------
 def align(adata1, adata2=None, *, groupby: str, use_rep1=None, use_rep2=None,
-          method: str = "ot", reg: float = 0.05, classifier=None, validation=0.2,
+          method: str = "ot", reg: float = 0.05, reg_m=None, classifier=None, validation=0.2,
           min_group_size: int = 2, small_groups="skip", key_added: str = "propalign",
           modalities=None,
           match_kwargs: dict | None = None, random_state=0, device: str = "cpu") -> Alignment:
@@ -301,6 +301,13 @@ def align(adata1, adata2=None, *, groupby: str, use_rep1=None, use_rep2=None,
         ``"random"``, ``"uniform"``.
     reg : float
         Entropic regularisation of ``"ot"`` (the paper's 0.05).
+    reg_m : None, float or (float, float)
+        ``None`` (default): balanced OT, every cell sends and receives its share. A number
+        (or one per object) relaxes the marginals by a KL penalty of that strength
+        (:mod:`propalign_lite.unbalanced`): a cell with no good partner in its group (a state
+        missing from the other object, or a group whose sizes differ a lot) may keep part of
+        its mass. Smaller is looser; about the scale of the logit distances is a moderate
+        choice. ``Alignment.mass_`` and ``.obs[f"{key_added}_mass"]`` report what was kept.
     classifier : None, dict, PropensityClassifier or (PropensityClassifier, PropensityClassifier)
         ``None``: an MLP with :data:`DEFAULT_CLASSIFIER` settings; a dict: settings that
         override those; an unfitted ``PropensityClassifier("mlp", ...)``: a template copied for
@@ -405,9 +412,13 @@ def align(adata1, adata2=None, *, groupby: str, use_rep1=None, use_rep2=None,
     mkw.setdefault("method", method)
     if mkw["method"] == "ot":
         mkw.setdefault("reg", reg)
+        if reg_m is not None:
+            mkw.setdefault("reg_m", reg_m)
     match_rng = check_random_state(mkw.pop("random_state", rng))
+    results = {}
     couplings = match_groups(e1[in1], t1[in1], e2[in2], t2[in2], random_state=match_rng,
-                             min_group_size=min_group_size, **mkw)
+                             min_group_size=min_group_size, results=results, **mkw)
+    _record_mass(a1, a2, t1, t2, results, key_added)
 
     settings = dict(groupby=groupby, use_rep1="X" if use_rep1 is None else use_rep1,
                     use_rep2="X" if use_rep2 is None else use_rep2, method=mkw["method"],
@@ -421,11 +432,26 @@ def align(adata1, adata2=None, *, groupby: str, use_rep1=None, use_rep2=None,
                     logits_key=f"{key_added}_logits")
     if mkw["method"] == "ot":
         settings["reg"] = float(mkw["reg"])       # the value used, match_kwargs included
+        if mkw.get("reg_m") is not None:
+            settings["reg_m"] = [float(v) for v in np.broadcast_to(mkw["reg_m"], 2)]
     for a, role in ((a1, "adata1"), (a2, "adata2")):
         a.uns[key_added] = dict(settings, role=role)
     return Alignment(a1, a2, couplings=couplings, labels=(t1, t2), names=names,
                      groupby=groupby, key_added=key_added, unmatched=unmatched,
                      merged=merged, classifiers=(clf1, clf2), match_kwargs=mkw, random_state=match_rng)
+
+
+def _record_mass(a1, a2, t1, t2, results: dict, key: str) -> None:
+    """Per cell, the mass its plan row / column carries relative to its share (1 for balanced
+    OT and the other matchers; below 1 where unbalanced OT left mass behind), written to
+    ``.obs[f"{key}_mass"]`` (NaN for cells of unmatched groups)."""
+    for a, t, side in ((a1, t1, "row_mass"), (a2, t2, "col_mass")):
+        mass = np.full(a.n_obs, np.nan)
+        for g, res in results.items():
+            idx = np.flatnonzero(t == g)
+            got = getattr(res, side, None)
+            mass[idx] = 1.0 if got is None else np.asarray(got) * len(idx)
+        a.obs[f"{key}_mass"] = mass
 
 
 def _fit_subset(clf, x, t, train, val):

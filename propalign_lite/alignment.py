@@ -106,9 +106,12 @@ class Alignment:
             t1, t2 = self.labels_
             groups = list(self.couplings_)
             in1, in2 = np.flatnonzero(np.isin(t1, groups)), np.flatnonzero(np.isin(t2, groups))
+            kw = dict(self.match_kwargs)
+            if isinstance(kw.get("reg_m"), (tuple, list)):       # the sides swap
+                kw["reg_m"] = tuple(kw["reg_m"])[::-1]
             self._reverse = match_groups(self.logits2_[in2], t2[in2], self.logits1_[in1],
                                          t1[in1], random_state=self._rng, min_group_size=1,
-                                         **self.match_kwargs)     # groups vetted by align
+                                         **kw)     # groups vetted by align
         return self._reverse
 
     @staticmethod
@@ -216,11 +219,23 @@ class Alignment:
         return pd.DataFrame({self.names[0]: i1, self.names[1]: i2, self.groupby: grp})
 
     def to_df(self) -> pd.DataFrame:
-        """One row per group of either object: cells in each, whether it was matched, why not."""
+        """One row per group of either object: cells in each, whether it was matched, why not,
+        and the share of each object's mass the plan left unmatched (0 for balanced OT)."""
         t1, t2 = self.labels_
         groups = sorted(set(pd.unique(t1).tolist()) | set(pd.unique(t2).tolist()), key=str)
+        key = f"{self.key_added}_mass"
+        m1 = self.adata1.obs[key].to_numpy() if key in self.adata1.obs else None
+        m2 = self.adata2.obs[key].to_numpy() if key in self.adata2.obs else None
+
+        def left(m, t, g):
+            if m is None or g not in self.couplings_:
+                return np.nan
+            return float(np.clip(1.0 - m[t == g], 0, None).mean())
+
         rows = [{self.groupby: g, f"n_{self.names[0]}": int((t1 == g).sum()),
                  f"n_{self.names[1]}": int((t2 == g).sum()), "matched": g in self.couplings_,
+                 f"unmatched mass {self.names[0]}": left(m1, t1, g),
+                 f"unmatched mass {self.names[1]}": left(m2, t2, g),
                  "note": self.unmatched_.get(g, "")} for g in groups]
         return pd.DataFrame(rows).set_index(self.groupby)
 

@@ -17,7 +17,10 @@ Methods
               \qquad H(M) = -\sum_{ij} M_{ij}\log M_{ij},
 
     solved by Sinkhorn's algorithm (:func:`sinkhorn`), then row-normalised
-    (:math:`n_1 M^\star`). ``reg`` is :math:`\lambda` (0.05 in the paper).
+    (:math:`n_1 M^\star`). ``reg`` is :math:`\lambda` (0.05 in the paper). With ``reg_m``
+    (a number or a pair :math:`(\tau_1, \tau_2)`) the marginals are relaxed by KL penalties
+    (:mod:`propalign_lite.unbalanced`): cells without a good partner in the group may keep
+    part of their mass; the plan is row-normalised all the same.
 ``"emd"``
     Exact (unregularised) OT through POT's network simplex; for ``n1 == n2`` a permutation.
 ``"snn"``
@@ -158,7 +161,7 @@ def row_normalize(M: np.ndarray) -> np.ndarray:
 DENSE_MAX = 2 ** 24      # n1 * n2 above which method="ot" switches to the online solver
 
 
-def match(emb1, emb2, *, method: str = "ot", reg: float = 0.05, k: int = 1,
+def match(emb1, emb2, *, method: str = "ot", reg: float = 0.05, reg_m=None, k: int = 1,
           max_iter: int = 1000, tol: float = 1e-10, snn_normalize: bool = True,
           online: bool | None = None, dense_max: int = DENSE_MAX, device: str = "cpu",
           return_result: bool = False, warn: bool = True, random_state=None):
@@ -166,7 +169,9 @@ def match(emb1, emb2, *, method: str = "ot", reg: float = 0.05, k: int = 1,
 
     See the module docstring for the methods. ``reg``, ``max_iter`` and ``tol`` apply to
     ``"ot"`` (the official settings: 0.05, 1000, 1e-10); ``k`` and ``snn_normalize`` to
-    ``"snn"``; ``random_state`` to ``"random"``.
+    ``"snn"``; ``random_state`` to ``"random"``; ``reg_m`` (``None``: balanced) makes
+    ``"ot"`` unbalanced (:func:`~propalign_lite.unbalanced.sinkhorn_unbalanced`; its result
+    holds the plan's row and column masses).
 
     For ``"ot"``, groups with ``n1 * n2 <= dense_max`` (and ``online=None``) are solved on the
     cost matrix and return a dense array; larger ones (or ``online=True``) use
@@ -177,14 +182,15 @@ def match(emb1, emb2, *, method: str = "ot", reg: float = 0.05, k: int = 1,
     silences it); ``return_result=True`` returns ``(coupling, SinkhornResult)`` with
     ``converged``, ``n_iter`` and ``err`` (``None`` for the other methods).
     """
-    M, res = _match(emb1, emb2, method=method, reg=reg, k=k, max_iter=max_iter, tol=tol,
+    M, res = _match(emb1, emb2, method=method, reg=reg, reg_m=reg_m, k=k, max_iter=max_iter,
+                    tol=tol,
                     snn_normalize=snn_normalize, online=online, dense_max=dense_max,
                     device=device, warn=warn, random_state=random_state)
     return (M, res) if return_result else M
 
 
 def _match(emb1, emb2, *, method, reg, k, max_iter, tol, snn_normalize, online, dense_max,
-           device, warn, random_state):
+           device, warn, random_state, reg_m=None):
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
     if method == "ot":                       # before the data: a bad setting fails fast
@@ -201,6 +207,9 @@ def _match(emb1, emb2, *, method, reg, k, max_iter, tol, snn_normalize, online, 
         check_solver_params(reg, max_iter, tol)
         if online is None:
             online = n1 * n2 > dense_max
+        if reg_m is not None:
+            return _match_unbalanced(x, y, reg, reg_m, online=online, max_iter=max_iter,
+                                     tol=tol, device=device, warn=warn)
         if online:
             res = sinkhorn_online(x, y, reg, max_iter=max_iter, tol=tol, device=device,
                                   warn=warn)
@@ -231,8 +240,22 @@ def _match(emb1, emb2, *, method, reg, k, max_iter, tol, snn_normalize, online, 
     return M, None
 
 
+def _match_unbalanced(x, y, reg, reg_m, *, online, max_iter, tol, device, warn):
+    from .unbalanced import check_reg_m, sinkhorn_unbalanced, sinkhorn_unbalanced_online
+
+    check_reg_m(reg_m)
+    tol = max(tol, 1e-9)          # in log units of the potentials (see propalign_lite.unbalanced)
+    if online:
+        res = sinkhorn_unbalanced_online(x, y, reg, reg_m=reg_m, max_iter=max_iter, tol=tol,
+                                         device=device, warn=warn)
+        return ImplicitCoupling.from_result(x, y, res, device=device), res
+    res = sinkhorn_unbalanced(euclidean_cost(x, y), reg, reg_m=reg_m, max_iter=max_iter,
+                              tol=tol, warn=warn)
+    return row_normalize(res.plan), res
+
+
 def match_groups(emb1, t1, emb2, t2, *, min_group_size: int = 2, on_missing: str = "raise",
-                 **match_kwargs) -> dict:
+                 results: dict | None = None, **match_kwargs) -> dict:
     """Apply :func:`match` within every treatment group.
 
     Parameters
@@ -246,8 +269,11 @@ def match_groups(emb1, t1, emb2, t2, *, min_group_size: int = 2, on_missing: str
     on_missing : {"raise", "skip"}
         What to do with a group present in only one modality or smaller than
         ``min_group_size``. ``"skip"`` leaves it out and reports it in a warning.
+    results : dict, optional
+        Filled with ``{label: SinkhornResult or None}``, the solver's result of every matched
+        group (for ``"ot"``: iterations, error; unbalanced: the plan's masses).
     **match_kwargs
-        Passed to :func:`match` (``method``, ``reg``, ``k``, ``online``, ``device``,
+        Passed to :func:`match` (``method``, ``reg``, ``reg_m``, ``k``, ``online``, ``device``,
         ``random_state``...). Groups whose Sinkhorn stops unconverged are reported together in
         one :class:`~propalign_lite.sinkhorn.ConvergenceWarning` (``warn=False`` silences it).
 
@@ -282,8 +308,8 @@ def match_groups(emb1, t1, emb2, t2, *, min_group_size: int = 2, on_missing: str
     rng = check_random_state(random_state)
     warn = match_kwargs.pop("warn", True)
     match_kwargs.pop("return_result", None)
-    opts = dict(method="ot", reg=0.05, k=1, max_iter=1000, tol=1e-10, snn_normalize=True,
-                online=None, dense_max=DENSE_MAX, device="cpu")
+    opts = dict(method="ot", reg=0.05, reg_m=None, k=1, max_iter=1000, tol=1e-10,
+                snn_normalize=True, online=None, dense_max=DENSE_MAX, device="cpu")
     unknown = set(match_kwargs) - set(opts)
     if unknown:
         raise TypeError(f"match_groups got unexpected option(s) {sorted(unknown)}")
@@ -297,6 +323,8 @@ def match_groups(emb1, t1, emb2, t2, *, min_group_size: int = 2, on_missing: str
                            f"min_group_size={min_group_size}")
             continue
         out[g], res = _match(x[i1], y[i2], random_state=rng, warn=False, **opts)
+        if results is not None:
+            results[g] = res
         if res is not None and needs_warning(res):
             unconverged.append(f"{g!r} (error {res.err:.2g} after {res.n_iter} iterations)")
     if unconverged and warn:
