@@ -387,12 +387,14 @@ def align(adata1, adata2=None, *, groupby: str, use_rep1=None, use_rep2=None,
             raise ValueError("classifier: the two fitted classifiers have different classes_, so "
                              "their logits do not live in one space")
         shared &= set(np.asarray(clf1.classes_).tolist())
+        held_out = [None, None]
         if not shared:
             raise ValueError("classifier: the fitted classifiers know none of the shared groups")
     else:
         clf1 = _make_classifier(classifier, int(seeds[0]), device)
         clf2 = _make_classifier(classifier, int(seeds[1]), device)
         split_rng = np.random.default_rng(seeds[2])
+        held_out = []
         for clf, a, x, t, name in ((clf1, a1, x1, t1, names[0]), (clf2, a2, x2, t2, names[1])):
             keep = np.isin(t, list(shared))
             val = _validation_mask(a, validation, t, name, split_rng) & keep
@@ -401,6 +403,7 @@ def align(adata1, adata2=None, *, groupby: str, use_rep1=None, use_rep2=None,
                 raise ValueError(f"validation leaves some group of {name} without training "
                                  "cells; use a smaller fraction")
             _fit_subset(clf, x, t, mask, val)
+            held_out.append(val)
     e1, e2 = clf1.logits(x1), clf2.logits(x2)
     a1.obsm[f"{key_added}_logits"] = e1
     a2.obsm[f"{key_added}_logits"] = e2
@@ -438,7 +441,8 @@ def align(adata1, adata2=None, *, groupby: str, use_rep1=None, use_rep2=None,
         a.uns[key_added] = dict(settings, role=role)
     return Alignment(a1, a2, couplings=couplings, labels=(t1, t2), names=names,
                      groupby=groupby, key_added=key_added, unmatched=unmatched,
-                     merged=merged, classifiers=(clf1, clf2), match_kwargs=mkw, random_state=match_rng)
+                     merged=merged, classifiers=(clf1, clf2), match_kwargs=mkw,
+                     random_state=match_rng, validation=tuple(held_out))
 
 
 def _record_mass(a1, a2, t1, t2, results: dict, key: str) -> None:

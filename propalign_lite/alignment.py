@@ -61,11 +61,14 @@ class Alignment:
         The fitted propensity classifiers.
     logits1_, logits2_ : ndarray
         Their logits (also in ``.obsm[f"{key_added}_logits"]``).
+    validation1_, validation2_ : boolean ndarray or None
+        The cells each classifier held out for early stopping (``None`` for given
+        classifiers): where :meth:`calibration` is measured.
     """
 
     def __init__(self, adata1, adata2, *, couplings: dict, labels, names, groupby: str,
-                 key_added: str, unmatched: dict, classifiers, merged: dict | None = None, match_kwargs: dict,
-                 random_state=None):
+                 key_added: str, unmatched: dict, classifiers, merged: dict | None = None,
+                 match_kwargs: dict, random_state=None, validation=(None, None)):
         self.adata1, self.adata2 = adata1, adata2
         self.names = tuple(names)
         self.groupby = groupby
@@ -81,6 +84,7 @@ class Alignment:
         self.logits1_ = adata1.obsm[f"{key_added}_logits"]
         self.logits2_ = adata2.obsm[f"{key_added}_logits"]
         self.match_kwargs = dict(match_kwargs)
+        self.validation1_, self.validation2_ = validation
         self._rng = check_random_state(random_state)
         self._reverse = None
 
@@ -217,6 +221,119 @@ class Alignment:
             i1 = self.adata1.obs_names.to_numpy()[i1]
             i2 = self.adata2.obs_names.to_numpy()[i2]
         return pd.DataFrame({self.names[0]: i1, self.names[1]: i2, self.groupby: grp})
+
+    def transfer_labels(self, column: str, source="adata2", *, key_added=None):
+        r"""Carry a label of ``source`` (e.g. a finer annotation) onto the other object's cells.
+
+        For target cell :math:`i`, the probability of label :math:`\ell` is the coupling mass
+        on source cells carrying it, :math:`p_{i\ell} = \sum_j M_{ij} [\ell_j = \ell]` (the
+        barycentric projection of the one-hot labels). Returns a DataFrame of these
+        probabilities (target cells x labels; NaN rows for unmatched groups) and writes the
+        most probable label and its probability to the target's ``.obs[key_added]`` and
+        ``.obs[key_added + "_prob"]`` (default key ``f"{column}_transferred"``).
+        """
+        s = self._role(source)
+        src, dst = (self.adata1, self.adata2)[s], (self.adata1, self.adata2)[1 - s]
+        if column not in src.obs.columns:
+            raise KeyError(f"column={column!r} is not a column of {self.names[s]}.obs")
+        values = src.obs[column]
+        if values.isna().any():
+            raise ValueError(f"{self.names[s]}.obs[{column!r}] has missing values")
+        labels = np.asarray(values.astype(str))
+        vocab = np.unique(labels)
+        onehot = (labels[:, None] == vocab[None, :]).astype(float)
+        idx_src, idx_dst = (self.index1_, self.index2_)[s], (self.index1_, self.index2_)[1 - s]
+        probs = np.full((dst.n_obs, len(vocab)), np.nan)
+        for g, M in self.couplings(ROLES[s]).items():
+            probs[idx_dst[g]] = M @ onehot[idx_src[g]]
+        out = pd.DataFrame(probs, index=dst.obs_names.copy(), columns=vocab)
+        key = key_added or f"{column}_transferred"
+        matched = ~np.isnan(probs).any(1)
+        best = np.full(dst.n_obs, None, dtype=object)
+        best[matched] = vocab[probs[matched].argmax(1)]
+        dst.obs[key] = pd.Categorical(best, categories=vocab)
+        dst.obs[key + "_prob"] = np.where(matched, np.nan_to_num(probs).max(1), np.nan)
+        return out
+
+    def transition_table(self, column1: str, column2: str, *, normalize: bool = True):
+        r"""Coupling mass between the labels ``column1`` of ``adata1`` and ``column2`` of
+        ``adata2``: entry :math:`(k, \ell)` sums :math:`M_{ij}` over cells :math:`i` with label
+        :math:`k` and partners :math:`j` with label :math:`\ell` (rows normalised to 1 with
+        ``normalize``). Two annotations of the same biology give a near-diagonal table."""
+        tables = []
+        for a, col, name in ((self.adata1, column1, self.names[0]),
+                             (self.adata2, column2, self.names[1])):
+            if col not in a.obs.columns:
+                raise KeyError(f"{col!r} is not a column of {name}.obs")
+            tables.append(np.asarray(a.obs[col].astype(str)))
+        l1, l2 = tables
+        v1, v2 = np.unique(l1), np.unique(l2)
+        oh2 = (l2[:, None] == v2[None, :]).astype(float)
+        total = np.zeros((len(v1), len(v2)))
+        for g, M in self.couplings_.items():
+            i1, i2 = self.index1_[g], self.index2_[g]
+            oh1 = (l1[i1][:, None] == v1[None, :]).astype(float)
+            total += oh1.T @ (M @ oh2[i2])
+        df = pd.DataFrame(total, index=pd.Index(v1, name=column1),
+                          columns=pd.Index(v2, name=column2))
+        df = df.loc[df.sum(1) > 0]
+        return df.div(df.sum(1), axis=0) if normalize else df
+
+    def diagnostics(self) -> pd.DataFrame:
+        """Per matched group, quantities that need no true pairs
+        (:mod:`propalign_lite.diagnostics`): cells in each object, the median effective
+        number of partners of ``adata1``'s cells, the cycle consistency (x chance) and the
+        mass the plan left unmatched."""
+        from .diagnostics import cycle_consistency, effective_partners
+
+        back = self.couplings("adata1")
+        mass = self.to_df()
+        rows = []
+        for g, M in self.couplings_.items():
+            rows.append({self.groupby: g, f"n_{self.names[0]}": M.shape[0],
+                         f"n_{self.names[1]}": M.shape[1],
+                         "effective partners": float(np.median(effective_partners(M))),
+                         "cycle consistency (x chance)": cycle_consistency(M, back[g]),
+                         **{c: mass.loc[g, c] for c in mass.columns if c.startswith("unmatched")}})
+        return pd.DataFrame(rows).set_index(self.groupby)
+
+    def calibration(self, *, n_bins: int = 10) -> pd.DataFrame:
+        """Each classifier's expected calibration error and its fitted temperature on the
+        cells it held out for validation (:mod:`propalign_lite.diagnostics`). A badly
+        calibrated classifier (large ECE, temperature far from 1) gives logits whose distances
+        are on the wrong scale for ``reg``."""
+        from .diagnostics import expected_calibration_error, fit_temperature
+
+        rows = {}
+        for name, clf, logits, val, t in zip(self.names, (self.classifier1_, self.classifier2_),
+                                            (self.logits1_, self.logits2_),
+                                            (self.validation1_, self.validation2_),
+                                            self.labels_):
+            if val is None or not np.any(val):
+                rows[name] = {"held-out cells": 0, "accuracy": np.nan, "ECE": np.nan,
+                              "temperature": np.nan}
+                continue
+            z, y = np.asarray(logits)[val], t[val]
+            acc = float((np.asarray(clf.classes_)[z.argmax(1)] == y).mean())
+            rows[name] = {"held-out cells": int(np.sum(val)), "accuracy": acc,
+                          "ECE": expected_calibration_error(z, y, clf.classes_, n_bins=n_bins),
+                          "temperature": fit_temperature(z, y, clf.classes_)}
+        return pd.DataFrame.from_dict(rows, orient="index").rename_axis("object")
+
+    def save(self, path) -> None:
+        """Store the couplings and settings apart from the AnnData objects (see
+        :func:`propalign_lite.alignment_io.save_alignment`)."""
+        from .alignment_io import save_alignment
+
+        save_alignment(self, path)
+
+    @classmethod
+    def load(cls, path, adata1, adata2=None, *, modalities=None) -> "Alignment":
+        """Read an alignment saved by :meth:`save` onto the same objects (see
+        :func:`propalign_lite.alignment_io.load_alignment`)."""
+        from .alignment_io import load_alignment
+
+        return load_alignment(path, adata1, adata2, modalities=modalities)
 
     def to_df(self) -> pd.DataFrame:
         """One row per group of either object: cells in each, whether it was matched, why not,
