@@ -299,11 +299,18 @@ display(Markdown(f"This page ran in {time.perf_counter() - chapter_start:.0f} s.
 #
 # - `groupby` must be a label both objects share: cell types annotated the same way, a
 #   perturbation, or a sample. Types that appear in one object only are reported and left out.
-#   Merge or drop types with a single cell first; `align` raises and names them.
+#   Types with fewer than `min_group_size` cells in either object (real data always have
+#   some) are skipped with a warning and listed in `aln.unmatched_`. Pass
+#   `small_groups={"rare type": "parent type"}` to merge them into a parent label instead, or
+#   `small_groups="raise"` to stop.
 # - The classifiers must actually predict the labels from each modality. Look at
 #   `aln.classifier1_.history_["val_accuracy"]`. If one modality cannot tell two types apart,
 #   their cells are matched on noise.
 # - For imputation, try a larger `reg` than the paper's 0.05 (see above).
+# - Without true pairs, {doc}`Judging an alignment <trust>` shows what to look at
+#   (`aln.diagnostics()`, `aln.calibration()`, two classifier seeds, unbalanced OT with
+#   `reg_m`), how far each signal can be trusted, and how to save an alignment
+#   (`aln.save`, `align.load`).
 #
 # ## Exercises
 #

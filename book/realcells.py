@@ -58,6 +58,7 @@ from propalign_lite.experiments import realcells as rc
 from propalign_lite.experiments import realcells_tables as rt
 from propalign_lite.experiments.prediction import R2_COLUMNS, r2_table, table3_claims
 from propalign_lite.paper import TABLE2, TABLE3
+from propalign_lite.plots import plot_seeds
 from propalign_lite.profiles import get_profile
 from propalign_lite.report import claims_table, comparison_table, profile_banner, records_note
 from propalign_lite.runner import run_units
@@ -166,17 +167,8 @@ for d, title in (("bmmc", "BMMC CITE-seq, RNA ↔ protein"), ("mop", "MOp SNARE-
 sns.set_theme(style="whitegrid", palette="colorblind")
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.6), sharey=False)
 for ax, d in zip(axes, ("bmmc", "mop")):
-    long = pd.DataFrame([{"method": m, "FOSCTTM (paper's)": v}
-                         for m, vs in values[d].items() for v in vs["foscttm_paper"]])
-    sns.stripplot(data=long, y="method", x="FOSCTTM (paper's)", ax=ax, alpha=0.6, size=5)
-    sns.pointplot(data=long, y="method", x="FOSCTTM (paper's)", ax=ax, estimator=np.median,
-                  errorbar=None, linestyle="none", marker="|", markersize=18, color="k")
-    if d == "bmmc":
-        ys = [list(values[d]).index(m) for m in paper_fos if m in values[d]]
-        ax.scatter([paper_fos[m][0] for m in paper_fos if m in values[d]], ys, marker="x",
-                   color="tab:red", s=60, zorder=5, label="paper (Table 2, 90k cells)")
-        ax.legend(loc="lower right", fontsize=8)
-    ax.axvline(0.5, ls=":", color="grey")
+    plot_seeds(values[d], "foscttm_paper", ax=ax, label="FOSCTTM (paper's)", ref=0.5,
+               paper=paper_fos if d == "bmmc" else None, paper_label="paper (Table 2, 90k cells)")
     ax.set_title({"bmmc": "BMMC CITE-seq (600 cells)", "mop": "MOp SNARE-seq (10,309 nuclei)"}[d])
 fig.tight_layout()
 plt.show()
@@ -276,12 +268,7 @@ for d, title in (("bmmc", "BMMC: protein from RNA"), ("mop", "MOp: accessibility
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.6))
 for ax, d in zip(axes, ("bmmc", "mop")):
-    long = pd.DataFrame([{"prediction": m, "r within type": v}
-                         for m, vs in tv[d].items() for v in vs["within"]])
-    sns.stripplot(data=long, y="prediction", x="r within type", ax=ax, alpha=0.6, size=5)
-    sns.pointplot(data=long, y="prediction", x="r within type", ax=ax, estimator=np.median,
-                  errorbar=None, linestyle="none", marker="|", markersize=18, color="k")
-    ax.axvline(0, ls=":", color="grey")
+    plot_seeds(tv[d], "within", ax=ax, label="r within type", ref=0.0)
     ax.set_title({"bmmc": "BMMC: protein from RNA", "mop": "MOp: accessibility from RNA"}[d])
 fig.tight_layout()
 plt.show()

@@ -244,7 +244,7 @@ def _match_unbalanced(x, y, reg, reg_m, *, online, max_iter, tol, device, warn):
     from .unbalanced import check_reg_m, sinkhorn_unbalanced, sinkhorn_unbalanced_online
 
     check_reg_m(reg_m)
-    tol = max(tol, 1e-9)          # in log units of the potentials (see propalign_lite.unbalanced)
+    tol = max(tol, 1e-6)    # the change of the potentials, in log units (propalign_lite.unbalanced)
     if online:
         res = sinkhorn_unbalanced_online(x, y, reg, reg_m=reg_m, max_iter=max_iter, tol=tol,
                                          device=device, warn=warn)

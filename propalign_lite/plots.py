@@ -207,3 +207,26 @@ def plot_learning_curve(curve, *, ci, uniform_mse: float, paper: dict, xlabel: s
     axes[1].legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     return fig
+
+
+def plot_seeds(values: dict, key: str, *, ax, label: str, ref: float | None = None,
+               paper: dict | None = None, paper_label: str = "paper"):
+    """One row per method: every seed's value of ``values[method][key]`` as a dot and the
+    median as a bar (seaborn strip + point plots); ``ref`` draws a dotted reference line
+    (chance), ``paper`` = ``{method: (median, q1, q3)}`` marks the paper's values."""
+    import numpy as np
+    import pandas as pd
+    import seaborn as sns
+
+    long = pd.DataFrame([{"method": m, label: v} for m, vs in values.items() for v in vs[key]])
+    sns.stripplot(data=long, y="method", x=label, ax=ax, alpha=0.6, size=5)
+    sns.pointplot(data=long, y="method", x=label, ax=ax, estimator=np.median, errorbar=None,
+                  linestyle="none", marker="|", markersize=18, color="k")
+    if paper:
+        shown = [m for m in values if m in paper]
+        ax.scatter([paper[m][0] for m in shown], [list(values).index(m) for m in shown],
+                   marker="x", color="tab:red", s=60, zorder=5, label=paper_label)
+        ax.legend(loc="lower right", fontsize=8)
+    if ref is not None:
+        ax.axvline(ref, ls=":", color="grey")
+    return ax

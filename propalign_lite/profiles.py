@@ -159,6 +159,23 @@ PROFILES: dict[str, dict[str, dict]] = {
                       nutri_seeds=list(range(1, 101)), nutri_folds=4, nutri_width=32,
                       nutri_epochs=60, nutri_lr=1e-2, nutri_batch_size=32),
     },
+    # "Judging an alignment" (propalign_lite.experiments.trust): the own-data chapter's
+    # simulator settings, unbalanced OT, and label-free diagnostics against the truth
+    "trust": {
+        # ci: the diagnostics sweep (three data sets, two regs, two classifier seeds per run)
+        # on the first seed only
+        "ci": dict(seeds=[1, 2, 3], diag_seeds=[1], n_cells=3000, n_cell_types=12,
+                   n_genes=1000,
+                   n_proteins=134, batches=3, data_seed=0, n_pcs=30, width=256, epochs=20,
+                   lr=1e-3, reg=0.05, reg_ms=[0.3, 1.0, 3.0], regs=[0.05, 0.5],
+                   datasets=["bmmc", "mop", "sim"], mop_cells=2000, diag_cells=2000),
+        "paper": dict(seeds=list(range(1, 11)), diag_seeds=list(range(1, 11)), n_cells=30000,
+                      n_cell_types=45, n_genes=2000,
+                      n_proteins=134, batches=12, data_seed=0, n_pcs=50, width=1024,
+                      epochs=100, lr=1e-4, reg=0.05, reg_ms=[0.1, 0.3, 1.0, 3.0, 10.0],
+                      regs=[0.01, 0.05, 0.1, 0.2, 0.5, 1.0],
+                      datasets=["bmmc", "mop", "sim"], mop_cells=10309, diag_cells=30000),
+    },
     # "Real cells" (propalign_lite.experiments.realcells): the paper's own CITE-seq cells (600)
     # and SNARE-seq nuclei (10,309), matched with align()'s default classifier
     "realcells": {

@@ -107,13 +107,10 @@ def validate_cite_seq_layout(adata, *, require_counts: bool = True,
 # Finding, downloading and reading the real file
 # ======================================================================================
 def _default_cache_dir(cache_dir) -> pathlib.Path:
-    if cache_dir is not None:
-        return pathlib.Path(cache_dir).expanduser()
-    env = os.environ.get(ENV_CACHE_DIR)
-    if env:
-        return pathlib.Path(env).expanduser()
-    import pooch
-    return pathlib.Path(pooch.os_cache("propalign"))
+    """The package's one cache rule (:func:`propalign_lite.datasets._fetch.cache_root`)."""
+    from .._fetch import cache_root
+
+    return cache_root(cache_dir)
 
 
 def _gunzip_atomic(src: pathlib.Path, dst: pathlib.Path) -> pathlib.Path:
