@@ -79,9 +79,14 @@ display(Markdown(profile_banner(settings, data=(
 rna, atac = rc.paired_cells(cells["mop"])
 pick = np.sort(np.random.default_rng(0).choice(rna.n_obs, 3000, replace=False))
 rna, atac = rna[pick].copy(), atac[pick].copy()      # 3,000 nuclei keep the page quick
-aln = align(rna, atac, groupby="cell_type_coarse", use_rep1="X_pca", use_rep2="X_lsi",
-            classifier=cells["mop"]["classifier"], random_state=0)
-aln.diagnostics().round(3)
+with warnings.catch_warnings(record=True) as caught:   # reported below, not on stderr
+    warnings.simplefilter("always")
+    aln = align(rna, atac, groupby="cell_type_coarse", use_rep1="X_pca", use_rep2="X_lsi",
+                classifier=cells["mop"]["classifier"], random_state=0)
+    table = aln.diagnostics()
+for w in sorted({f"{w.category.__name__}: {w.message}" for w in caught}):
+    print(w)
+table.round(3)
 
 # %% [markdown]
 # Per coarse group, the table gives:
