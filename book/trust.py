@@ -281,9 +281,11 @@ tr = {d: run_units("realcells.transfer", s, get_profile("realcells", profile)["s
 tmed = {d: rt.medians(rt.transfer_values(tr[d])) for d in tr}
 regs = [k for k in tmed["bmmc"] if k.startswith("PS+OT (reg")]
 smooth = regs[0] if regs else None
+trace_by_reg = groups.groupby("reg")["trace_x"].median()
 rec = [
     ("`reg` for pseudo-pairs / matching", "0.05 (the paper's)",
-     "the sharpest couplings; the highest trace on the Real cells page"),
+     "median true trace per group (section 2): " + ", ".join(
+         f"{v:.2f} × chance at ε = {k:g}" for k, v in trace_by_reg.items())),
     ("`reg` for transferring a modality", smooth.split("reg ")[1].rstrip(")") if smooth else "-",
      (f"overall r of the transfer, BMMC {tmed['bmmc']['PS+OT']['overall']:.3f} → "
       f"{tmed['bmmc'][smooth]['overall']:.3f}, MOp {tmed['mop']['PS+OT']['overall']:.3f} → "
