@@ -45,7 +45,7 @@ theory to numerics*; Flamary et al. (2021), *POT: Python Optimal Transport*, JML
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -59,18 +59,20 @@ class UnbalancedResult(SinkhornResult):
     """A :class:`~propalign_lite.sinkhorn.SinkhornResult` with the plan's marginals.
 
     ``alpha``, ``beta`` are such that :math:`P_{ij} = \\exp(\\alpha_i + \\beta_j -
-    C_{ij}/\\varepsilon)` (``alpha = f + log a``); ``row_mass`` / ``col_mass`` are
-    :math:`P\\mathbf 1` and :math:`P^\\top \\mathbf 1`; ``err`` is the last change of the
-    potentials (log units)."""
+    C_{ij}/\\varepsilon)` (``alpha = f + log a``); ``a``, ``b`` the weights;
+    ``row_mass`` / ``col_mass`` are :math:`P\\mathbf 1` and :math:`P^\\top \\mathbf 1`;
+    ``err`` is the last change of the potentials (log units)."""
 
     row_mass: np.ndarray = None
     col_mass: np.ndarray = None
+    a: np.ndarray = field(default=None, repr=False)
+    b: np.ndarray = field(default=None, repr=False)
 
     def unmatched_fraction(self, side: int = 1) -> float:
         """Share of a side's mass the plan leaves behind: :math:`\\sum_i (a_i - (P1)_i)_+`
         over :math:`\\sum_i a_i` (side 1: rows, 2: columns)."""
         mass = self.row_mass if side == 1 else self.col_mass
-        ref = self._a if side == 1 else self._b
+        ref = self.a if side == 1 else self.b
         return float(np.clip(ref - mass, 0, None).sum() / ref.sum())
 
 
@@ -126,8 +128,7 @@ def _solve(cost: BlockedCost, a, b, reg, reg_m, *, max_iter, tol, warn):
     row = np.exp(cost.lse(alpha, beta, reg, axis=1))
     col = np.exp(cost.lse(alpha, beta, reg, axis=0))
     res = UnbalancedResult(plan=None, n_iter=it, err=err, converged=converged, alpha=alpha,
-                           beta=beta, reg=reg, row_mass=row, col_mass=col)
-    res._a, res._b = a, b
+                           beta=beta, reg=reg, row_mass=row, col_mass=col, a=a, b=b)
     if warn and not converged:
         warnings.warn(f"unbalanced Sinkhorn stopped after max_iter={it} iterations with a "
                       f"potential change of {err:.3g} (> tol={tol:g})", ConvergenceWarning,

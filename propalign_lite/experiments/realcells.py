@@ -50,10 +50,7 @@ from ._registry import unit
 from .realdata import recording_warnings
 
 MATCH_METHODS = ("PS+OT", "PS+SNN", "VAE+OT", "Random", "Uniform")
-TRANSFER_METHODS = ("PS+OT", "PS+SNN", "VAE+OT", "per-type mean", "random partner",
-                    "paired kNN")
 REP2 = {"bmmc": "X", "mop": "X_lsi"}
-MOD2 = {"bmmc": "adt", "mop": "atac"}
 
 
 def paired_cells(settings: dict):
@@ -173,11 +170,10 @@ def realcells_matching(settings: dict, seed: int) -> dict:
         for name, kw in (("PS+OT", ot), ("PS+SNN", dict(method="snn", k=settings["snn_k"])),
                          ("Random", dict(method="random", random_state=rng)),
                          ("Uniform", dict(method="uniform"))):
-            c, k2 = _match(e1 if name.startswith("PS") else x1, e2 if name.startswith("PS")
-                           else x2, tb, np.unique(tb[keep]), min_group_size=2,
+            u1, u2 = (e1, e2) if name.startswith("PS") else (x1, x2)
+            c, k2 = _match(u1, u2, tb, np.unique(tb[keep]), min_group_size=2,
                            on_missing="skip", **kw)
-            sub[name] = coupling_scores(c, tb[k2], own2=(e2 if name.startswith("PS") else x2)[k2],
-                                        data2=x2[k2], seed=seed)
+            sub[name] = coupling_scores(c, tb[k2], own2=u2[k2], data2=x2[k2], seed=seed)
             sub[name]["n_groups"] = len(c)
         record["within_batch"] = sub
     record["seconds"] = seconds
@@ -189,11 +185,12 @@ def realcells_matching(settings: dict, seed: int) -> dict:
 def realcells_scot(settings: dict, seed: int) -> dict:
     """SCOT within cell type on a per-type subsample (``seed`` draws it)."""
     from ..baselines.scot import scot_match_groups, subsample_groups
+    from ..groups import resolve_groups
 
     r, m = paired_cells(settings)
     t = r.obs["cell_type"].astype(str).to_numpy()
-    sizes = {g: int((t == g).sum()) for g in np.unique(t)}
-    ok = np.isin(t, [g for g, n in sizes.items() if n >= settings["min_cells"]])
+    shared = resolve_groups(t, t, min_group_size=settings["min_cells"])[2]   # align's rule
+    ok = np.isin(t, list(shared))
     idx = np.flatnonzero(ok)[subsample_groups(t[ok], settings["scot_max_per_group"],
                                               random_state=seed)]
     x1, x2 = rep(r, "X_pca")[idx], rep(m, REP2[settings["dataset"]])[idx]
