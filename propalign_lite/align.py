@@ -48,7 +48,6 @@ analysis* (the AnnData conventions).
 """
 from __future__ import annotations
 
-import copy
 import warnings
 
 import numpy as np
@@ -57,13 +56,10 @@ from scipy import sparse
 
 from ._validation import check_array, check_random_state
 from .alignment import Alignment
-from .classifiers import PropensityClassifier
 from .groups import resolve_groups
 from .matchers import match_groups
 
-#: Settings of the default classifier: smaller and faster than the paper's (width 1024,
-#: 100 epochs, lr 1e-4), which suits a CPU and a few thousand cells per object.
-DEFAULT_CLASSIFIER = dict(width=256, epochs=30, lr=1e-3, batch_size=256)
+from .align_classifiers import DEFAULT_CLASSIFIER, auto_reg, train_pair  # noqa: F401
 
 
 # --------------------------------------------------------------------------------------------
@@ -141,66 +137,10 @@ def get_rep(a, use_rep, name: str, *, arg: str = "use_rep") -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
-# classifiers
-def stratified_validation(labels, fraction: float, rng) -> np.ndarray:
-    """Boolean validation mask: ``round(fraction * n_g)`` cells of every group ``g``, at most
-    ``n_g - 1`` (so every group keeps a training cell). Seeded by ``rng``."""
-    labels = np.asarray(labels)
-    val = np.zeros(len(labels), dtype=bool)
-    for g in pd.unique(labels):
-        idx = np.flatnonzero(labels == g)
-        k = min(int(round(fraction * len(idx))), len(idx) - 1)
-        if k > 0:
-            val[rng.choice(idx, size=k, replace=False)] = True
-    return val
-
-
-def _validation_mask(a, validation, labels, name, rng):
-    if validation is None:
-        return np.zeros(len(labels), dtype=bool)
-    if isinstance(validation, str):
-        if validation not in a.obs.columns:
-            raise KeyError(f"validation={validation!r} is not a column of {name}.obs")
-        mask = a.obs[validation].to_numpy()
-        if mask.dtype != bool:
-            raise ValueError(f"validation={validation!r}: {name}.obs column must be boolean "
-                             f"(True = validation cell), got dtype {mask.dtype}")
-        return mask
-    if not (isinstance(validation, (float, int)) and 0 <= validation < 1):
-        raise ValueError(f"validation must be a fraction in [0, 1), the name of a boolean .obs "
-                         f"column, or None; got {validation!r}")
-    return stratified_validation(labels, float(validation), rng)
-
-
-def _make_classifier(classifier, seed, device) -> PropensityClassifier:
-    if classifier is None or isinstance(classifier, dict):
-        params = {**DEFAULT_CLASSIFIER, **(classifier or {})}
-        params.setdefault("random_state", seed)
-        params.setdefault("device", device)
-        try:
-            return PropensityClassifier("mlp", **params)
-        except TypeError as err:
-            raise ValueError(f"classifier: {err}") from None
-    if isinstance(classifier, PropensityClassifier):
-        if classifier.encoder != "mlp":
-            raise ValueError("classifier must use the 'mlp' encoder for AnnData features, got "
-                             f"{classifier.encoder!r}")
-        clf = copy.deepcopy(classifier)
-        for attr in ("model_", "classes_", "history_"):
-            clf.__dict__.pop(attr, None)
-        if clf.random_state is None:
-            clf.random_state = seed
-        return clf
-    raise TypeError("classifier must be None, a dict of PropensityClassifier settings, an "
-                    "(unfitted) PropensityClassifier, or a pair of fitted ones; got "
-                    f"{type(classifier).__name__}")
-
-
-# --------------------------------------------------------------------------------------------
 def align(adata1, adata2=None, *, groupby: str, use_rep1=None, use_rep2=None,
-          method: str = "ot", reg: float = 0.05, reg_m=None, classifier=None, validation=0.2,
+          method: str = "ot", reg=0.05, reg_m=None, classifier=None, validation=0.2,
           min_group_size: int = 2, small_groups="skip", key_added: str = "propalign",
-          modalities=None,
+          modalities=None, reg_grid=None,
           match_kwargs: dict | None = None, random_state=0, device: str = "cpu") -> Alignment:
     """Align the cells of two AnnData objects within groups by propensity scores.
 
@@ -218,8 +158,13 @@ def align(adata1, adata2=None, *, groupby: str, use_rep1=None, use_rep2=None,
     method : str
         Matcher (:func:`~propalign_lite.match`): ``"ot"`` (default), ``"emd"``, ``"snn"``,
         ``"random"``, ``"uniform"``.
-    reg : float
-        Entropic regularisation of ``"ot"`` (the paper's 0.05).
+    reg : float or "auto"
+        Entropic regularisation of ``"ot"`` (the paper's 0.05). ``"auto"`` chooses it
+        without true pairs (:func:`propalign_lite.regselect.select_reg`): a second pair of
+        classifiers is trained (other seeds and validation cells, so twice the training
+        time) and the ``reg`` of ``reg_grid`` whose coupling best predicts that pair's scores
+        is used; ``Alignment.reg_selection_`` and ``.uns[key_added]["reg_selection"]`` hold
+        the criterion at every value.
     reg_m : None, float or (float, float)
         ``None`` (default): balanced OT, every cell sends and receives its share. A number
         (or one per object) relaxes the marginals by a KL penalty of that strength
@@ -249,6 +194,9 @@ def align(adata1, adata2=None, *, groupby: str, use_rep1=None, use_rep2=None,
         ``.uns[key_added]``.
     modalities : (str, str), optional
         The two MuData modalities to align (default: its two modalities in order).
+    reg_grid : sequence of float, optional
+        The values ``reg="auto"`` chooses from (default
+        :data:`propalign_lite.regselect.REG_GRID`, 0.01 to 5).
     match_kwargs : dict, optional
         More options for :func:`~propalign_lite.match_groups` (e.g. ``k`` for ``"snn"``).
     random_state : int, Generator or None
@@ -276,6 +224,17 @@ def align(adata1, adata2=None, *, groupby: str, use_rep1=None, use_rep2=None,
         raise TypeError(f"groupby must be the name of an .obs column, got {groupby!r}")
     if not (isinstance(key_added, str) and key_added):
         raise ValueError(f"key_added must be a non-empty string, got {key_added!r}")
+    auto = isinstance(reg, str)
+    if auto:
+        problems = [why for why, bad in (
+            ("reg must be 'auto' or a positive number", reg != "auto"),
+            ("method must be 'ot'", method != "ot"),
+            ("classifiers must be trained by align, not a fitted pair",
+             isinstance(classifier, (tuple, list))),
+            ("match_kwargs must not set 'reg'", "reg" in (match_kwargs or {}))) if bad]
+        if problems:
+            raise ValueError(f"reg={reg!r}: " + "; ".join(problems) + " (reg='auto' trains a "
+                             "second pair of classifiers to choose the reg of entropic OT)")
     t1 = _labels(a1, groupby, names[0], mdata, names[0])
     t2 = _labels(a2, groupby, names[1], mdata, names[1])
     x1 = get_rep(a1, use_rep1, names[0], arg="use_rep1")
@@ -311,19 +270,8 @@ def align(adata1, adata2=None, *, groupby: str, use_rep1=None, use_rep2=None,
         if not shared:
             raise ValueError("classifier: the fitted classifiers know none of the shared groups")
     else:
-        clf1 = _make_classifier(classifier, int(seeds[0]), device)
-        clf2 = _make_classifier(classifier, int(seeds[1]), device)
-        split_rng = np.random.default_rng(seeds[2])
-        held_out = []
-        for clf, a, x, t, name in ((clf1, a1, x1, t1, names[0]), (clf2, a2, x2, t2, names[1])):
-            keep = np.isin(t, list(shared))
-            val = _validation_mask(a, validation, t, name, split_rng) & keep
-            mask = keep & ~val
-            if len(pd.unique(t[mask])) < len(shared):
-                raise ValueError(f"validation leaves some group of {name} without training "
-                                 "cells; use a smaller fraction")
-            _fit_subset(clf, x, t, mask, val)
-            held_out.append(val)
+        (clf1, clf2), held_out = train_pair(classifier, seeds, device, (a1, a2), (x1, x2),
+                                             (t1, t2), names, shared, validation)
     e1, e2 = clf1.logits(x1), clf2.logits(x2)
     a1.obsm[f"{key_added}_logits"] = e1
     a2.obsm[f"{key_added}_logits"] = e2
@@ -333,6 +281,12 @@ def align(adata1, adata2=None, *, groupby: str, use_rep1=None, use_rep2=None,
     in1, in2 = np.flatnonzero(np.isin(t1, groups)), np.flatnonzero(np.isin(t2, groups))
     mkw = dict(match_kwargs or {})
     mkw.setdefault("method", method)
+    selection = None
+    if auto:
+        selection = auto_reg(rng, classifier, device, (a1, a2), (x1, x2), (t1, t2), names,
+                             shared, validation, (e1, e2), (in1, in2), reg_grid, mkw,
+                             min_group_size, reg_m)
+        reg = selection.reg
     if mkw["method"] == "ot":
         mkw.setdefault("reg", reg)
         if reg_m is not None:
@@ -357,12 +311,15 @@ def align(adata1, adata2=None, *, groupby: str, use_rep1=None, use_rep2=None,
         settings["reg"] = float(mkw["reg"])       # the value used, match_kwargs included
         if mkw.get("reg_m") is not None:
             settings["reg_m"] = [float(v) for v in np.broadcast_to(mkw["reg_m"], 2)]
+    if selection is not None:
+        settings["reg_selection"] = selection.to_dict()
     for a, role in ((a1, "adata1"), (a2, "adata2")):
         a.uns[key_added] = dict(settings, role=role)
     return Alignment(a1, a2, couplings=couplings, labels=(t1, t2), names=names,
                      groupby=groupby, key_added=key_added, unmatched=unmatched,
                      merged=merged, classifiers=(clf1, clf2), match_kwargs=mkw,
-                     random_state=match_rng, validation=tuple(held_out))
+                     random_state=match_rng, validation=tuple(held_out),
+                     reg_selection=selection)
 
 
 def _record_mass(a1, a2, t1, t2, results: dict, key: str) -> None:
@@ -376,10 +333,3 @@ def _record_mass(a1, a2, t1, t2, results: dict, key: str) -> None:
             got = getattr(res, side, None)
             mass[idx] = 1.0 if got is None else np.asarray(got) * len(idx)
         a.obs[f"{key}_mass"] = mass
-
-
-def _fit_subset(clf, x, t, train, val):
-    if val.any():
-        clf.fit(x[train], t[train], x_val=x[val], t_val=t[val])
-    else:
-        clf.fit(x[train], t[train])

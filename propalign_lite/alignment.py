@@ -64,11 +64,15 @@ class Alignment:
     validation1_, validation2_ : boolean ndarray or None
         The cells each classifier held out for early stopping (``None`` for given
         classifiers): where :meth:`calibration` is measured.
+    reg_selection_ : RegSelection or None
+        With ``reg="auto"``: the criterion at every ``reg`` of the grid and the choice
+        (:mod:`propalign_lite.regselect`); ``None`` otherwise.
     """
 
     def __init__(self, adata1, adata2, *, couplings: dict, labels, names, groupby: str,
                  key_added: str, unmatched: dict, classifiers, merged: dict | None = None,
-                 match_kwargs: dict, random_state=None, validation=(None, None)):
+                 match_kwargs: dict, random_state=None, validation=(None, None),
+                 reg_selection=None):
         self.adata1, self.adata2 = adata1, adata2
         self.names = tuple(names)
         self.groupby = groupby
@@ -85,6 +89,7 @@ class Alignment:
         self.logits2_ = adata2.obsm[f"{key_added}_logits"]
         self.match_kwargs = dict(match_kwargs)
         self.validation1_, self.validation2_ = validation
+        self.reg_selection_ = reg_selection
         self._rng = check_random_state(random_state)
         self._reverse = None
 

@@ -105,6 +105,7 @@ def load_alignment(path, adata1, adata2=None, *, modalities=None):
     from .align import _resolve_objects
     from .alignment import Alignment
     from .coupling import ImplicitCoupling
+    from .regselect import RegSelection
 
     path = pathlib.Path(path)
     if not path.is_file():
@@ -141,8 +142,10 @@ def load_alignment(path, adata1, adata2=None, *, modalities=None):
     mkw = dict(meta["match_kwargs"])
     if isinstance(mkw.get("reg_m"), list):
         mkw["reg_m"] = tuple(mkw["reg_m"])
+    selection = meta["settings"].get("reg_selection")
     return Alignment(a1, a2, couplings=couplings, labels=(t1, t2), names=names,
                      groupby=meta["groupby"], key_added=key,
                      unmatched={g: why for g, why in meta["unmatched"]},
                      merged={g: p for g, p in meta["merged"]}, classifiers=(None, None),
-                     match_kwargs=mkw)
+                     match_kwargs=mkw,
+                     reg_selection=None if selection is None else RegSelection.from_dict(selection))
