@@ -4,7 +4,7 @@ training one pair, and the second (check) pair of ``reg="auto"``.
 Example
 -------
 >>> import numpy as np
->>> stratified_validation(np.array([0, 0, 0, 0, 1, 1]), 0.5, np.random.default_rng(0)).sum()
+>>> int(stratified_validation(np.array([0, 0, 0, 0, 1, 1]), 0.5, np.random.default_rng(0)).sum())
 3
 """
 from __future__ import annotations
