@@ -65,11 +65,14 @@ class RegSelection:
         giving every cell its group's mean).
     uniform : float
         ``cv`` of the uniform coupling.
+    couplings : dict or None
+        ``{reg: {group: coupling}}`` with ``keep_couplings=True``.
     """
 
     reg: float
     table: pd.DataFrame
     uniform: float
+    couplings: dict | None = None
 
     def to_dict(self) -> dict:
         """Plain values (for ``.uns`` and saved alignments)."""
@@ -90,7 +93,7 @@ def _centred(e, name):
 
 
 def select_reg(emb1, t1, emb2, t2, check1, check2, *, regs=REG_GRID, min_group_size: int = 2,
-               **match_kwargs) -> RegSelection:
+               keep_couplings: bool = False, **match_kwargs) -> RegSelection:
     r"""Choose ``reg`` by cross-fitting in the propensity space (see the module docstring).
 
     Parameters
@@ -105,6 +108,8 @@ def select_reg(emb1, t1, emb2, t2, check1, check2, *, regs=REG_GRID, min_group_s
     min_group_size, **match_kwargs :
         Passed to :func:`~propalign_lite.match_groups` (e.g. ``reg_m``, ``max_iter``);
         ``method`` is ``"ot"``.
+    keep_couplings : bool
+        Keep the coupling of every ``reg`` in :attr:`RegSelection.couplings`.
 
     Returns
     -------
@@ -134,10 +139,15 @@ def select_reg(emb1, t1, emb2, t2, check1, check2, *, regs=REG_GRID, min_group_s
         return err / n
 
     kw = dict(min_group_size=min_group_size, on_missing="skip")
-    scores = [cv(match_groups(x, t1, y, t2, method="ot", reg=r, **kw, **match_kwargs))
-              for r in sorted(regs)]
+    kept, scores = {}, []
+    for r in sorted(regs):
+        c = match_groups(x, t1, y, t2, method="ot", reg=r, **kw, **match_kwargs)
+        scores.append(cv(c))
+        if keep_couplings:
+            kept[r] = c
     uniform = cv(match_groups(x, t1, y, t2, method="uniform", **kw))
     table = pd.DataFrame({"cv": scores}, index=pd.Index(sorted(regs), name="reg"))
     table["cv / uniform"] = table["cv"] / uniform
     best = table.index[len(scores) - 1 - int(np.argmin(scores[::-1]))]   # ties: larger reg
-    return RegSelection(reg=float(best), table=table, uniform=uniform)
+    return RegSelection(reg=float(best), table=table, uniform=uniform,
+                        couplings=kept if keep_couplings else None)

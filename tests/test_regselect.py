@@ -23,10 +23,11 @@ def test_cv_is_the_mean_squared_error_of_the_projected_check_scores():
     t, z, rng = scores()
     e1, e2 = z + 0.3 * rng.normal(size=z.shape), z + 0.3 * rng.normal(size=z.shape)
     f1, f2 = z + 0.3 * rng.normal(size=z.shape), z + 0.3 * rng.normal(size=z.shape)
-    sel = select_reg(e1, t, e2, t, f1, f2, regs=(0.1, 1.0))
+    sel = select_reg(e1, t, e2, t, f1, f2, regs=(0.1, 1.0), keep_couplings=True)
     c1, c2 = f1 - f1.mean(1, keepdims=True), f2 - f2.mean(1, keepdims=True)
     for reg in (0.1, 1.0):
         M = match_groups(e1, t, e2, t, reg=reg)
+        assert all(np.allclose(M[g], sel.couplings[reg][g]) for g in M)
         err = sum(((c1[t == g] - M[g] @ c2[t == g]) ** 2).sum() for g in M) / len(t)
         assert sel.table.loc[reg, "cv"] == pytest.approx(err, rel=1e-12)
     uni = sum(((c1[t == g] - c2[t == g].mean(0)) ** 2).sum() for g in range(3)) / len(t)

@@ -27,6 +27,12 @@ def test_unbalanced_unit_marks_the_orphans_and_keeps_balanced_mass_at_one():
     assert bal["orphan_mass"] == pytest.approx(1.0) and bal["orphan_auc"] == 0.5
     assert bal["unmatched_fraction"] == 0.0 and 0 < ub["unmatched_fraction"] < 1
     assert ub["orphan_mass"] < 1 and 0 <= ub["orphan_auc"] <= 1
+    # the halved type: half its protein cells removed, balanced OT still keeps all mass
+    assert rec["halved_type"] not in (rec["host_type"], rec["drop_type"], rec["hidden_type"])
+    assert rec["n_halved"][1] == rec["n_halved"][0] - rec["n_halved"][0] // 2
+    assert bal["halved"]["mass_flagged"] == pytest.approx(1.0) and bal["halved"]["auc"] == 0.5
+    assert bal["halved"]["chance"] == pytest.approx(1 / rec["n_halved"][1])
+    assert ub["halved"]["mass_partnered"] < 1
 
 
 def test_auc_by_hand():
@@ -44,3 +50,49 @@ def test_diagnostics_unit_pairs_each_diagnostic_with_the_truth():
         assert 1 <= g["effective_partners"] <= g["n"] + 1e-9
         assert 0 <= g["agreement"] <= 1 + 1e-9 and g["cycle"] > 0
     assert 0 <= rec["runs"][0]["ece_rna"] <= 1
+
+
+def test_autoreg_unit_sweeps_the_grid_on_cells_and_digits():
+    from propalign_lite.experiments import trust_reg
+
+    assert UNITS["trust.autoreg"] is trust_reg.trust_autoreg
+    s = _tiny(autoreg_datasets=["sim", "digits"], reg_grid=[0.05, 0.5, 5.0],
+              digits=dict(split=[30, 10, 20], data_seed=0, width=16, epochs=3, lr=1e-2,
+                          batch_size=64, pair=["pix", "kar"]))
+    rec = trust_reg.trust_autoreg(s, 1)
+    for name in ("sim", "digits"):
+        d = rec["datasets"][name]
+        assert d["regs"] == [0.05, 0.5, 5.0] and d["chosen"] == d["regs"][int(np.argmin(d["cv"]))]
+        assert len(d["truth"]["r"]) == 3 and d["truth_uniform"]["trace_x"] == pytest.approx(1.0)
+        # the sharper the coupling, the more mass on the true partner (x chance, >= 1 here)
+        assert d["truth"]["trace_x"][0] > d["truth"]["trace_x"][-1] > 0.99
+    tab = trust_reg.autoreg_table([rec])
+    assert list(tab["data set"]) == ["sim", "digits"]
+    row = tab.iloc[0]
+    d = rec["datasets"]["sim"]
+    assert row["at oracle"] == max(d["truth"]["r"]) and row["at 0.05"] == d["truth"]["r"][0]
+
+
+def test_autoreg_table_takes_the_lowest_mse_as_the_oracle():
+    from propalign_lite.experiments.trust_reg import autoreg_table
+
+    d = {"regs": [0.05, 0.5], "chosen": 0.05, "truth": {"mse": [0.04, 0.03]},
+         "truth_uniform": {"mse": 0.035}}
+    row = autoreg_table([{"seed": 1, "datasets": {"images": d}}]).iloc[0]
+    assert row["oracle reg"] == 0.5 and row["at chosen"] == 0.04 and row["uniform"] == 0.035
+
+
+def test_truth_r_is_the_median_feature_correlation_of_the_projection():
+    from propalign_lite.experiments.realcells import feature_correlations
+    from propalign_lite.experiments.trust_reg import _truth
+
+    rng = np.random.default_rng(0)
+    t = np.repeat([0, 1], 5)
+    y = rng.normal(size=(10, 3))
+    M = {g: rng.dirichlet(np.ones(5), size=5) for g in (0, 1)}
+    pred = np.vstack([M[0] @ y[:5], M[1] @ y[5:]])
+    out = _truth(M, t, y=y, z=y)
+    assert out["r"] == pytest.approx(np.median(feature_correlations(pred, y, t)["overall"]))
+    assert out["mse"] == pytest.approx(np.mean([np.mean((y[t == g] - M[g] @ y[t == g]) ** 2)
+                                                for g in (0, 1)]))
+    assert out["trace_x"] == pytest.approx(np.mean([np.trace(M[g]) for g in (0, 1)]))

@@ -39,7 +39,7 @@ from ._registry import UNITS, chapter_of, fingerprint_of, settings_for, unit
 
 #: Chapter modules whose units are registered (a missing module is skipped).
 CHAPTER_MODULES = ("toy", "synthetic", "prediction", "citeseq", "baselines", "ablations",
-                   "theory", "specific_variation", "realdata", "realcells", "trust")
+                   "theory", "specific_variation", "realdata", "realcells", "trust", "trust_reg")
 
 for _name in CHAPTER_MODULES:
     try:

@@ -13,7 +13,9 @@ Units (``unit(settings, seed) -> record``, settings from ``get_profile("trust", 
     the same classifiers. Record, for the host label: the share of its row mass an orphan /
     a partnered cell keeps (1 under balanced OT) and how well it flags orphans (AUC), the mass
     partnered cells put on their true partner (trace), and the correlation of their
-    transferred protein with the truth; ``align``'s report of the dropped type.
+    transferred protein with the truth; ``align``'s report of the dropped type; and the
+    same measures for the halved type (``halved``: its RNA cells whose partner was removed
+    are the flagged ones).
 ``"trust.diagnostics"``
     For each data set (``"bmmc"``, ``"mop"`` subsampled to ``mop_cells`` nuclei, ``"sim"``) and
     each ``reg`` of ``regs``: align with classifier seed ``seed`` and again with
@@ -57,7 +59,6 @@ def trust_unbalanced(settings: dict, seed: int) -> dict:
     import pandas as pd
 
     from .. import align
-    from .realcells import feature_correlations
 
     rna, prot = _simulated_pair(settings)
     t = rna.obs["cell_type"].astype(str).to_numpy()
@@ -68,46 +69,72 @@ def trust_unbalanced(settings: dict, seed: int) -> dict:
     centre = {g: x[t == g].mean(0) for g in sizes.index}
     hidden = min((g for g in sizes.index if g not in (host, drop)),
                  key=lambda g: np.linalg.norm(centre[g] - centre[host]))
+    halved = next(g for g in sizes.index if g not in (host, drop, hidden))
     labels = np.where(t == hidden, host, t)               # coarse labels: hidden merged in host
     for a in (rna, prot):
         a.obs["label"] = labels
+    in_halved = np.flatnonzero(t == halved)
+    gone = np.random.default_rng(seed).choice(in_halved, len(in_halved) // 2, replace=False)
     keep = (t != hidden) & (t != drop)
+    keep[gone] = False                                    # half of one type's protein cells
     p = prot[keep].copy()
     orphan = t == hidden                                  # RNA cells whose state is gone
+    lost = np.zeros(len(t), dtype=bool)
+    lost[gone] = True                                     # RNA cells whose partner is gone
     cls = dict(width=settings["width"], epochs=settings["epochs"], lr=settings["lr"])
     base = align(rna, p, groupby="label", use_rep1="X_pca", classifier=cls,
                  reg=settings["reg"], random_state=seed)
     fitted = (base.classifier1_, base.classifier2_)
-    kept_pos = np.flatnonzero(keep)                       # protein row j -> original cell
-    out = {"drop_type": drop, "host_type": host, "hidden_type": hidden,
+    out = {"drop_type": drop, "host_type": host, "hidden_type": hidden, "halved_type": halved,
            "n_orphans": int(orphan.sum()), "n_host_rna": int((labels == host).sum()),
+           "n_halved": [int(len(in_halved)), int(len(in_halved) - len(gone))],
            "unmatched": {str(k): v for k, v in base.unmatched_.items()}}
     runs = {"balanced": base}
     for rm in settings["reg_ms"]:
         runs[f"unbalanced (reg_m={rm:g})"] = align(
             rna, p, groupby="label", use_rep1="X_pca", classifier=fitted,
             reg=settings["reg"], reg_m=rm, key_added=f"ub{rm:g}", random_state=seed)
-    truth = prot.X
+    kept_pos = np.flatnonzero(keep)                       # protein row j -> original cell
     res = {}
     for name, aln in runs.items():
-        M = aln.couplings_[host]
-        r_idx, c_idx = aln.index1_[host], aln.index2_[host]
-        mass = rna.obs[f"{aln.key_added}_mass"].to_numpy()[r_idx]
-        orph = orphan[r_idx]
-        col_cell = kept_pos[c_idx]                        # original cell of every column
-        partner = {c: j for j, c in enumerate(col_cell)}
-        on_true = [M[i, partner[r_idx[i]]] for i in np.flatnonzero(~orph)]
-        pred = M @ truth[col_cell]
-        res[name] = {"orphan_mass": float(np.mean(mass[orph])),
-                     "partnered_mass": float(np.mean(mass[~orph])),
-                     "orphan_auc": _auc(-mass, orph),
-                     "trace_partnered": float(np.mean(on_true)),
-                     "chance_partnered": 1.0 / M.shape[1],
-                     "r_partnered": float(np.median(feature_correlations(
-                         pred[~orph], truth[r_idx][~orph], np.zeros((~orph).sum()))["overall"])),
-                     "unmatched_fraction": float(aln.to_df().loc[host, "unmatched mass adata1"])}
+        host_s = _label_scores(aln, host, orphan, kept_pos, prot.X, rna)
+        half_s = _label_scores(aln, halved, lost, kept_pos, prot.X, rna)
+        res[name] = {"orphan_mass": host_s["mass_flagged"],
+                     "partnered_mass": host_s["mass_partnered"],
+                     "orphan_auc": host_s["auc"], "trace_partnered": host_s["trace_partnered"],
+                     "chance_partnered": host_s["chance"], "r_partnered": host_s["r_partnered"],
+                     "unmatched_fraction": float(aln.to_df().loc[host,
+                                                                 "unmatched mass adata1"]),
+                     "halved": half_s}
     out["runs"] = res
     return out
+
+
+def _label_scores(aln, label, flagged, kept_pos, truth, rna) -> dict:
+    """For one label's RNA cells: the mass kept by the ``flagged`` cells (no partner of
+    their own left in the protein object) and by the others, how well the kept mass flags
+    them (AUC), the mass partnered cells put on their true partner (and chance), and the
+    transferred protein's median r with the truth, over the partnered and the flagged
+    cells."""
+    from .realcells import feature_correlations
+
+    M = aln.couplings_[label]
+    r_idx, c_idx = aln.index1_[label], aln.index2_[label]
+    mass = rna.obs[f"{aln.key_added}_mass"].to_numpy()[r_idx]
+    flag = flagged[r_idx]
+    col_cell = kept_pos[c_idx]                            # original cell of every column
+    partner = {c: j for j, c in enumerate(col_cell)}
+    on_true = [M[i, partner[r_idx[i]]] for i in np.flatnonzero(~flag)]
+    pred = M @ truth[col_cell]
+
+    def r(rows):
+        return float(np.median(feature_correlations(
+            pred[rows], truth[r_idx][rows], np.zeros(int(rows.sum())))["overall"]))
+
+    return {"mass_flagged": float(np.mean(mass[flag])),
+            "mass_partnered": float(np.mean(mass[~flag])), "auc": _auc(-mass, flag),
+            "trace_partnered": float(np.mean(on_true)), "chance": 1.0 / M.shape[1],
+            "r_partnered": r(~flag), "r_flagged": r(flag)}
 
 
 def _auc(score, positive) -> float:
