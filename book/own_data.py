@@ -179,6 +179,10 @@ measured = hidden.to_df()
 cell_type = rna.obs["cell_type"].to_numpy()
 same = dict(groupby="cell_type", use_rep1="X_pca", random_state=settings["seed"],
             classifier=(aln.classifier1_, aln.classifier2_))
+# reg="auto" trains a second classifier pair to choose λ without the pairs (trust page)
+auto = align(rna, prot, groupby="cell_type", use_rep1="X_pca", reg="auto", key_added="auto",
+             classifier=dict(width=settings["width"], epochs=settings["epochs"],
+                             lr=settings["lr"]), random_state=settings["seed"])
 estimates = {
     "random partner within type": align(rna, prot, method="random", key_added="rand", **same
                                         ).transfer("adata2"),
@@ -186,6 +190,7 @@ estimates = {
     f"PS+OT (λ={settings['reg']})": imputed,
     f"PS+OT (λ={settings['smooth_reg']})": align(rna, prot, reg=settings["smooth_reg"],
                                                 key_added="smooth", **same).transfer("adata2"),
+    'PS+OT (λ="auto")': auto.transfer("adata2"),
     "paired-data reference (kNN)": pd.DataFrame(
         cross_val_predict(KNeighborsRegressor(settings["knn_k"]), rna.obsm["X_pca"],
                           measured.to_numpy(), cv=5), index=measured.index,
@@ -246,6 +251,11 @@ lines.append(
        f"{rw[smooth] / rw[ref]:.0%} of what paired data give at the smoother λ."
        if rw[smooth] > 0.02 else
        "So matching recovers little within-type variation on these data."))
+auto_name = 'PS+OT (λ="auto")'
+lines.append(
+    f'`align(reg="auto")`, which never sees the pairs, chose λ = {auto.reg_selection_.reg:g} '
+    f"(its criterion at every λ is in `auto.reg_selection_.table`): median r "
+    f"{r[auto_name]:.3f} over proteins and {rw[auto_name]:.3f} within type.")
 lines.append(
     "For imputation, a larger λ (an average over several good partners) is the better "
     "choice. For pseudo-pairs, where a sampled partner is what you use, the paper's small λ "
@@ -306,7 +316,8 @@ display(Markdown(f"This page ran in {time.perf_counter() - chapter_start:.0f} s.
 # - The classifiers must actually predict the labels from each modality. Look at
 #   `aln.classifier1_.history_["val_accuracy"]`. If one modality cannot tell two types apart,
 #   their cells are matched on noise.
-# - For imputation, try a larger `reg` than the paper's 0.05 (see above).
+# - For imputation, try a larger `reg` than the paper's 0.05, or let `reg="auto"` choose it
+#   (see above and {doc}`Judging an alignment <trust>`).
 # - Without true pairs, {doc}`Judging an alignment <trust>` shows what to look at
 #   (`aln.diagnostics()`, `aln.calibration()`, two classifier seeds, unbalanced OT with
 #   `reg_m`), how far each signal can be trusted, and how to save an alignment

@@ -303,7 +303,10 @@ else:
         f"partner in full. The learning curve shows PS+OT still improving with the training "
         f"budget; the paper's classifiers see about "
         f"{20000 * 100 / budget(unit_settings):.0f} times this build's scenes x epochs, at "
-        f"128 px. This finding needs the `paper` profile (a GPU) to be checked.")
+        f"128 px. This finding needs the `paper` profile (a GPU) to be checked. A larger "
+        f"ε, chosen without the pairs by `align(reg='auto')`, brings PS+OT's MSE below the "
+        f"uniform coupling's on the 32 px scenes: see the extra row of Table 1 on the "
+        f"{{doc}}`trust page <trust>`.")
     if ex_mse < uni_mse:
         lines.append(
             f"- **With perfect classifiers the MSE finding holds on these scenes**: PS+OT on "
