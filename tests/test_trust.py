@@ -66,6 +66,9 @@ def test_autoreg_unit_sweeps_the_grid_on_cells_and_digits():
         assert len(d["truth"]["r"]) == 3 and d["truth_uniform"]["trace_x"] == pytest.approx(1.0)
         # the sharper the coupling, the more mass on the true partner (x chance, >= 1 here)
         assert d["truth"]["trace_x"][0] > d["truth"]["trace_x"][-1] > 0.99
+    rows = rec["datasets"]["digits"]["groups"]
+    assert {r["reg"] for r in rows} == {0.5} and len(rows) == 10       # regs of _tiny, 10 digits
+    assert all(0 <= r["agreement"] <= 1 + 1e-9 and r["cycle"] > 0 for r in rows)
     tab = trust_reg.autoreg_table([rec])
     assert list(tab["data set"]) == ["sim", "digits"]
     row = tab.iloc[0]

@@ -23,7 +23,9 @@ label-free criterion beside the truth the pairing gives:
 
 Traces are ``trace x chance`` (mean over groups of the mass on the true partner times the
 group size). The record keeps, per data set, ``regs``, ``cv``, ``cv_uniform``, ``chosen`` and
-``truth`` / ``truth_uniform`` (lists over ``regs``).
+``truth`` / ``truth_uniform`` (lists over ``regs``); for ``"images"`` and ``"digits"`` also
+``groups``: the diagnostics unit's per-group rows at each ``reg`` of ``regs``
+(:func:`group_diagnostics`), so the diagnostics are judged on those data sets too.
 """
 from __future__ import annotations
 
@@ -51,19 +53,46 @@ def _truth(couplings: dict, t, *, y=None, z=None) -> dict:
     return out
 
 
-def _sweep(e1, e2, f1, f2, t, regs, **truth_kw) -> dict:
-    """The criterion and the truth at every ``reg`` (paired cells: one label vector)."""
+def _sweep(e1, e2, f1, f2, t, regs, diag_regs=(), **truth_kw) -> dict:
+    """The criterion and the truth at every ``reg`` (paired cells: one label vector), and
+    the label-free diagnostics per group at each of ``diag_regs``."""
     from ..matchers import match_groups
     from ..regselect import select_reg
 
-    sel = select_reg(e1, t, e2, t, f1, f2, regs=regs, keep_couplings=True)
-    truths = [_truth(sel.couplings[r], t, **truth_kw) for r in sel.table.index]
+    sel = select_reg(e1, t, e2, t, f1, f2, regs=sorted(set(regs) | set(diag_regs)),
+                     keep_couplings=True)
+    truths = [_truth(sel.couplings[r], t, **truth_kw) for r in regs]
     uniform = _truth(match_groups(e1, t, e2, t, method="uniform"), t, **truth_kw)
-    return {"regs": [float(r) for r in sel.table.index],
-            "cv": [float(v) for v in sel.table["cv"]], "cv_uniform": float(sel.uniform),
-            "chosen": float(sel.reg),
+    diag = [row for r in diag_regs
+            for row in group_diagnostics(sel.couplings[r], e1, e2, f1, f2, t, r)]
+    cv = dict(zip(sel.table.index, sel.table["cv"]))
+    chosen = min(regs, key=lambda r: (cv[r], -r))
+    return {"regs": [float(r) for r in regs], "cv": [float(cv[r]) for r in regs],
+            "cv_uniform": float(sel.uniform), "chosen": float(chosen),
             "truth": {k: [tr[k] for tr in truths] for k in truths[0]},
-            "truth_uniform": uniform}
+            "truth_uniform": uniform, "groups": diag}
+
+
+def group_diagnostics(couplings: dict, e1, e2, f1, f2, t, reg: float) -> list[dict]:
+    """Per group of paired data, the rows the diagnostics unit records
+    (:func:`propalign_lite.experiments.trust.trust_diagnostics`): the truth (trace x chance,
+    partner rank) beside effective partners, cycle consistency (the reverse coupling at the
+    same ``reg``) and the agreement with the check pair's coupling (``f1``, ``f2``)."""
+    from ..diagnostics import coupling_agreement, cycle_consistency, effective_partners
+    from ..matchers import match_groups
+    from ..metrics import partner_rank, trace
+
+    back = match_groups(e2, t, e1, t, reg=reg, warn=False)
+    other = match_groups(f1, t, f2, t, reg=reg, warn=False)
+    rows = []
+    for g, M in couplings.items():
+        n = M.shape[0]
+        eff = float(np.median(effective_partners(M)))
+        rows.append({"reg": float(reg), "group": str(g), "n": n, "trace_x": trace(M) * n,
+                     "rank": partner_rank(M), "effective_partners": eff,
+                     "effective_share": eff / n, "cycle": cycle_consistency(M, back[g]),
+                     "agreement": coupling_agreement(M, other[g])})
+    return rows
 
 
 def _images(settings: dict, seed: int) -> dict:
@@ -78,7 +107,7 @@ def _images(settings: dict, seed: int) -> dict:
         logits += [fit_view(train, val, v, s, k, default_device()).logits(getattr(test, v))
                    for v, k in (("x1", s1), ("x2", s2))]
     e1, e2, f1, f2 = logits
-    return _sweep(e1, e2, f1, f2, test.t, settings["reg_grid"], z=test.z)
+    return _sweep(e1, e2, f1, f2, test.t, settings["reg_grid"], settings["regs"], z=test.z)
 
 
 def _digits(settings: dict, seed: int) -> dict:
@@ -96,7 +125,8 @@ def _digits(settings: dict, seed: int) -> dict:
             clf = _classifier(s, k).fit(x[v][tr], y[tr], x_val=x[v][va], t_val=y[va])
             logits.append(clf.logits(x[v][te]))
     e1, e2, f1, f2 = logits
-    return _sweep(e1, e2, f1, f2, y[te], settings["reg_grid"], y=x[b][te])
+    return _sweep(e1, e2, f1, f2, y[te], settings["reg_grid"], settings["regs"],
+                  y=x[b][te])
 
 
 def _cells(settings: dict, name: str, seed: int) -> dict:
