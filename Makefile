@@ -28,7 +28,7 @@ _assets/mathjax/tex-mml-chtml.js:
 	bash scripts/fetch_mathjax.sh
 
 chapters: env
-	$(PY) -m propalign_lite.book --profile $(PROFILE)
+	$(PY) -m propalign_book.book --profile $(PROFILE)
 
 # the executed notebooks of PROFILE and student versions without solutions, under _build/notebooks
 # (every page links to both; see scripts/make_notebooks.py)

@@ -2,7 +2,7 @@
 
 Not part of the tests. Every run is a fresh subprocess (own peak memory) on the same data:
 12-d, two noisy copies (noise 0.5) of Gaussian points of scale 3, reg 0.05, uniform marginals,
-plain Euclidean cost (see propalign_lite.ot_benchmark).
+plain Euclidean cost (see propalign_book.ot_benchmark).
 
     .venv/bin/python benchmarks/ot_bench.py --n 2000 5000 --solvers ours pot
     .venv/bin/python benchmarks/ot_bench.py --n 2000 --solvers pot_log pot_log_torch --max-iter 50
@@ -24,7 +24,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from propalign_lite.ot_benchmark import SOLVERS, available, run  # noqa: E402
+from propalign_book.ot_benchmark import SOLVERS, available, run  # noqa: E402
 
 
 def main(argv=None):

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from propalign_lite import metrics
-from propalign_lite.experiments.synthetic import METHODS, fit_view, modality_seeds
+from propalign_book.experiments.synthetic import METHODS, fit_view, modality_seeds
 from propalign_lite.datasets import make_balls
 from propalign_lite.matchers import match_groups
 

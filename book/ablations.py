@@ -43,12 +43,12 @@ from IPython.display import Markdown, display
 
 # (propensity_embedding and evaluate are also what the exercises below use)
 from propalign_lite.embeddings import EMBEDDINGS, propensity_embedding  # noqa: F401
-from propalign_lite.experiments.ablations import (base_splits, evaluate,  # noqa: F401
+from propalign_book.experiments.ablations import (base_splits, evaluate,  # noqa: F401
                                                   section_frame)
-from propalign_lite.plots import sweep_plot
-from propalign_lite.profiles import get_profile
-from propalign_lite.report import profile_banner, records_note
-from propalign_lite.runner import run_units
+from propalign_book.plots import sweep_plot
+from propalign_book.profiles import get_profile
+from propalign_book.report import profile_banner, records_note
+from propalign_book.runner import run_units
 
 S = get_profile("ablations", profile)
 display(Markdown(profile_banner(
@@ -74,7 +74,7 @@ def finding(key, text):
 # %%
 train, val, test = base_splits(S)
 exact_ce = -val.exact_log_propensity()[np.arange(len(val)), val.t].mean()
-# every section's work for one seed is one experiment unit (propalign_lite.experiments.ablations)
+# every section's work for one seed is one experiment unit (propalign_book.experiments.ablations)
 records = run_units("ablations.seed", S, S["seeds"], progress=False)
 display(Markdown(records_note(records)))
 unconverged = sorted({m for r in records for m in r.get("convergence_warnings", [])})
@@ -384,7 +384,7 @@ assert med_m.loc[m_hi, "Trace"] < med_m.loc[m_lo, "Trace"]
 # them (FOSCTTM as the paper computes it: lower is better, chance 0.5).
 
 # %%
-from propalign_lite.experiments.specific_variation import specific_settings, sweep_table
+from propalign_book.experiments.specific_variation import specific_settings, sweep_table
 
 cite_s = get_profile("citeseq", profile)
 if S["specific_n_cells"]:

@@ -41,15 +41,16 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from propalign_lite import metrics, paper
-from propalign_lite.experiments.baselines import (baselines_settings, image_settings,
+from propalign_lite import metrics
+from propalign_book import paper
+from propalign_book.experiments.baselines import (baselines_settings, image_settings,
                                                   paper_claims_1, paper_claims_2, per_seed_rows)
-from propalign_lite.experiments.synthetic import chapter_unit_settings
-from propalign_lite.experiments.synthetic import scores_table as ps_scores_table
-from propalign_lite.profiles import get_profile
-from propalign_lite.report import (claims_verdict, comparison_table, load_results,
+from propalign_book.experiments.synthetic import chapter_unit_settings
+from propalign_book.experiments.synthetic import scores_table as ps_scores_table
+from propalign_book.profiles import get_profile
+from propalign_book.report import (claims_verdict, comparison_table, load_results,
                                    profile_banner, records_note, seed_count)
-from propalign_lite.runner import run_units
+from propalign_book.runner import run_units
 
 settings = get_profile("baselines", profile, image_vae_seeds=image_vae_seeds,
                        cite_vae_seeds=cite_vae_seeds, glue=glue)
@@ -390,7 +391,7 @@ print(f"chapter executed in {time.perf_counter() - chapter_start:.0f} s")
 #   are indicative only.
 #
 # To rerun every row at the paper's scale (real file, 10 seeds, 100 epochs, SCOT on whole
-# groups, scGLUE on all cells): `python -m propalign_lite.book --profile paper` on a GPU
+# groups, scGLUE on all cells): `python -m propalign_book.book --profile paper` on a GPU
 # machine, after `load_cite_seq(download=True)` once.
 
 # %% [markdown]

@@ -52,14 +52,15 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from propalign_lite import metrics, paper, plots
-from propalign_lite.experiments import cite_data, cite_source, settings_for
-from propalign_lite.experiments.citeseq import citeseq_claims, citeseq_settings, scores_table
-from propalign_lite.profiles import get_profile
-from propalign_lite.recorded import recorded_for
-from propalign_lite.report import (add_recorded_columns, comparison_table, profile_banner,
+from propalign_lite import metrics
+from propalign_book import paper, plots
+from propalign_book.experiments import cite_data, cite_source, settings_for
+from propalign_book.experiments.citeseq import citeseq_claims, citeseq_settings, scores_table
+from propalign_book.profiles import get_profile
+from propalign_book.recorded import recorded_for
+from propalign_book.report import (add_recorded_columns, comparison_table, profile_banner,
                                    records_note, save_results)
-from propalign_lite.runner import run_units
+from propalign_book.runner import run_units
 
 settings = get_profile("citeseq", profile, data=data, seeds=seeds)
 chapter_start = time.perf_counter()
@@ -96,7 +97,7 @@ if len(too_small):
 # Here we check how well the two track each other.
 
 # %% [markdown]
-# Each seed is one experiment unit, `citeseq.seed` (`propalign_lite.experiments.citeseq`): it
+# Each seed is one experiment unit, `citeseq.seed` (`propalign_book.experiments.citeseq`): it
 # trains both classifiers, matches the test cells within each type with PS+OT and PS+SNN and
 # scores the couplings. The first seed also keeps the per-epoch validation monitor. The runner
 # reads the units already in the results store and computes the others.
@@ -230,7 +231,7 @@ print(f"chapter executed in {time.perf_counter() - chapter_start:.0f} s")
 # the latent state (`within_sd`). They are therefore *not* comparable to the paper's numbers on
 # the real data. Only the ordering of the methods and the gap to chance carry over. To run the
 # chapter on the real file: `load_cite_seq(download=True)` once (about 0.6 GB), then
-# `python -m propalign_lite.book --only citeseq --profile paper`. The baselines (SCOT, scGLUE,
+# `python -m propalign_book.book --only citeseq --profile paper`. The baselines (SCOT, scGLUE,
 # VAE) are in the {doc}`baselines chapter <baselines>`.
 
 # %% [markdown]

@@ -130,7 +130,7 @@ print(f"(computed on simulated data when the book was built; profile {profile!r}
 # %% tags=["remove-input"]
 from IPython.display import Markdown, display
 
-from propalign_lite.book import page_times
+from propalign_book.book import page_times
 
 paths = {
     "Curious reader": ["theory", "synthetic", "citeseq"],
@@ -174,7 +174,7 @@ display(Markdown("\n".join(rows)))
 # make book                   # creates .venv if needed, executes every chapter (profile ci), builds the HTML
 # make book PROFILE=paper     # the paper's settings
 # make test                   # the package's tests
-# python -m propalign_lite.book --only synthetic --profile ci   # one chapter
+# python -m propalign_book.book --only synthetic --profile ci   # one chapter
 # ```
 #
 # To use the method on your own data, see the package's docstrings. In short:

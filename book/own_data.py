@@ -47,8 +47,8 @@ from IPython.display import Markdown, display
 from sklearn.model_selection import cross_val_predict
 from sklearn.neighbors import KNeighborsRegressor
 
-from propalign_lite.profiles import get_profile
-from propalign_lite.report import profile_banner
+from propalign_book.profiles import get_profile
+from propalign_book.report import profile_banner
 
 with warnings.catch_warnings():   # muon's import warns (scanpy.__version__, no ipywidgets)
     warnings.simplefilter("ignore")

@@ -43,7 +43,7 @@
 #    embeddings) that the metrics and the trainer use directly.
 #
 # Every timing below runs in its own subprocess, so that its peak memory is its own
-# (`propalign_lite.ot_benchmark`). The data follow the issue that asked for this work: 12
+# (`propalign_book.ot_benchmark`). The data follow the issue that asked for this work: 12
 # dimensions, two noisy copies (noise 0.5) of Gaussian points of scale 3, one group of $n$
 # samples in each modality.
 
@@ -63,9 +63,9 @@ from IPython.display import Markdown, display
 
 from propalign_lite import match
 from propalign_lite.coupling import as_dense
-from propalign_lite.ot_benchmark import run
-from propalign_lite.profiles import get_profile
-from propalign_lite.report import profile_banner
+from propalign_book.ot_benchmark import run
+from propalign_book.profiles import get_profile
+from propalign_book.report import profile_banner
 
 S = get_profile("performance", profile)
 display(Markdown(profile_banner(S, data="synthetic logit-like point clouds (12-d, noise 0.5)")))

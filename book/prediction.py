@@ -54,16 +54,16 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from propalign_lite import paper
-from propalign_lite.experiments import cite_data, cite_source, settings_for
-from propalign_lite.experiments.prediction import (COUPLINGS, R2_COLUMNS, prediction_claims,
+from propalign_book import paper
+from propalign_book.experiments import cite_data, cite_source, settings_for
+from propalign_book.experiments.prediction import (COUPLINGS, R2_COLUMNS, prediction_claims,
                                                    prediction_settings, r2_table,
                                                    table3_claims)
-from propalign_lite.profiles import get_profile
-from propalign_lite.recorded import recorded_for
-from propalign_lite.report import (add_recorded_columns, claims_table, comparison_table,
+from propalign_book.profiles import get_profile
+from propalign_book.recorded import recorded_for
+from propalign_book.report import (add_recorded_columns, claims_table, comparison_table,
                                    profile_banner, records_note)
-from propalign_lite.runner import run_units
+from propalign_book.runner import run_units
 
 settings = get_profile("prediction", profile, data=data, seeds=seeds)
 chapter_start = time.perf_counter()
@@ -86,10 +86,10 @@ print(cite)
 # over all outputs against the validation mean (as the official code does).
 
 # %% [markdown]
-# Each seed is one experiment unit, `prediction.seed` (`propalign_lite.experiments.prediction`):
+# Each seed is one experiment unit, `prediction.seed` (`propalign_book.experiments.prediction`):
 # it trains the classifiers and the VAE, builds the four couplings and trains the probes. The
 # runner reads the units already in the results store and computes the others
-# (`python -m propalign_lite.run --chapters prediction` runs them on a cluster).
+# (`python -m propalign_book.run --chapters prediction` runs them on a cluster).
 
 # %%
 records = run_units("prediction.seed", prediction_settings(settings), settings["seeds"],

@@ -54,14 +54,14 @@ import seaborn as sns
 import torch
 from IPython.display import Markdown, display
 
-from propalign_lite.experiments import realcells as rc
-from propalign_lite.experiments import realcells_tables as rt
-from propalign_lite.experiments.prediction import R2_COLUMNS, r2_table, table3_claims
-from propalign_lite.paper import TABLE2, TABLE3
-from propalign_lite.plots import plot_seeds
-from propalign_lite.profiles import get_profile
-from propalign_lite.report import claims_table, comparison_table, profile_banner, records_note
-from propalign_lite.runner import run_units
+from propalign_book.experiments import realcells as rc
+from propalign_book.experiments import realcells_tables as rt
+from propalign_book.experiments.prediction import R2_COLUMNS, r2_table, table3_claims
+from propalign_book.paper import TABLE2, TABLE3
+from propalign_book.plots import plot_seeds
+from propalign_book.profiles import get_profile
+from propalign_book.report import claims_table, comparison_table, profile_banner, records_note
+from propalign_book.runner import run_units
 
 with warnings.catch_warnings():     # the runner imports tqdm.auto, which warns without ipywidgets
     warnings.simplefilter("ignore")

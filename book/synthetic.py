@@ -40,16 +40,17 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from propalign_lite import match, metrics, paper, plots
+from propalign_lite import match, metrics
+from propalign_book import paper, plots
 from propalign_lite.datasets import treatment_name
-from propalign_lite.experiments.synthetic import (METHODS, budget, chapter_unit_settings,
+from propalign_book.experiments.synthetic import (METHODS, budget, chapter_unit_settings,
                                                   exact_unit_settings,
                                                   learning_curve_settings, scores_table,
                                                   synthetic_data, table1_claims)
-from propalign_lite.profiles import get_profile
-from propalign_lite.report import (claims_table, comparison_table, profile_banner,
+from propalign_book.profiles import get_profile
+from propalign_book.report import (claims_table, comparison_table, profile_banner,
                                    records_note, save_results)
-from propalign_lite.runner import run_units
+from propalign_book.runner import run_units
 
 settings = get_profile("synthetic", profile, seeds=seeds)
 unit_settings = chapter_unit_settings(settings)
@@ -85,7 +86,7 @@ plt.show()
 # propensity embeddings in which we match.
 #
 # Each training seed is one experiment unit, `synthetic.seed`
-# (`propalign_lite.experiments.synthetic`): it trains both classifiers (each view with its own
+# (`propalign_book.experiments.synthetic`): it trains both classifiers (each view with its own
 # seed derived from the unit's, so they share neither initial weights nor mini-batch order),
 # matches the test scenes within every treatment group with each method and scores the
 # couplings against the hidden pairing. The runner reads units already in the results store
@@ -360,7 +361,7 @@ print(f"chapter executed in {time.perf_counter() - chapter_start:.0f} s")
 # :label: synthetic-budget
 #
 # The learning curve varies the number of training scenes. Run the unit once more with the
-# `ci` settings but half the epochs (`propalign_lite.experiments.synthetic.synthetic_seed` with
+# `ci` settings but half the epochs (`propalign_book.experiments.synthetic.synthetic_seed` with
 # `{**unit_settings, "epochs": ...}` and seed 1) and place the point on the curve by its
 # budget. Does a scene seen twice count as much as two different scenes?
 # :::
@@ -369,7 +370,7 @@ print(f"chapter executed in {time.perf_counter() - chapter_start:.0f} s")
 # :class: dropdown
 #
 # ```python
-# from propalign_lite.experiments.synthetic import budget, synthetic_seed
+# from propalign_book.experiments.synthetic import budget, synthetic_seed
 # s = {**unit_settings, "epochs": max(1, unit_settings["epochs"] // 2), "display_seed": None}
 # rec = synthetic_seed(s, 1)
 # print(budget(s), rec["scores"]["PS+OT"]["Trace"] / rec["chance_trace"],

@@ -45,8 +45,8 @@ from propalign_lite import metrics
 from propalign_lite.datasets.views import make_views
 from propalign_lite.embeddings import propensity_embedding
 from propalign_lite.matchers import euclidean_cost
-from propalign_lite.profiles import get_profile
-from propalign_lite.report import profile_banner
+from propalign_book.profiles import get_profile
+from propalign_book.report import profile_banner
 from propalign_lite.theory import (discordant_fraction, find_cost_reducing_cycle,
                                    gaussian_log_propensity, logit_map, score_null_space,
                                    sorting_coupling)

@@ -55,13 +55,13 @@ with warnings.catch_warnings():     # the runner imports tqdm.auto, which warns 
 
 from propalign_lite import align
 from propalign_lite.diagnostics import reliability_curve
-from propalign_lite.experiments import realcells as rc
-from propalign_lite.experiments import realcells_tables as rt
-from propalign_lite.experiments.trust_reg import autoreg_table
-from propalign_lite.paper import TABLE1
-from propalign_lite.profiles import get_profile
-from propalign_lite.report import profile_banner, records_note
-from propalign_lite.runner import run_units
+from propalign_book.experiments import realcells as rc
+from propalign_book.experiments import realcells_tables as rt
+from propalign_book.experiments.trust_reg import autoreg_table
+from propalign_book.paper import TABLE1
+from propalign_book.profiles import get_profile
+from propalign_book.report import profile_banner, records_note
+from propalign_book.runner import run_units
 
 torch.set_num_threads(1)
 sns.set_theme(style="whitegrid", palette="colorblind")

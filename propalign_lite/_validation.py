@@ -241,5 +241,5 @@ def check_settings(settings, required, name: str = "settings") -> dict:
     if missing:
         raise KeyError(f"{name} is missing the key(s) {missing!r}; it has "
                        f"{sorted(map(str, settings))} (get a complete one from "
-                       "propalign_lite.profiles.get_profile)")
+                       "the profiles of the book kit, propalign_book.profiles)")
     return settings

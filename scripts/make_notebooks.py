@@ -4,7 +4,7 @@ Usage (from the repository root, after the chapters were executed)::
 
     python scripts/make_notebooks.py --profile ci      # or: make notebooks
 
-Reads the executed notebooks ``book/<chapter>.ipynb`` written by ``python -m propalign_lite.book``
+Reads the executed notebooks ``book/<chapter>.ipynb`` written by ``python -m propalign_book.book``
 for every chapter of ``_toc.yml`` and writes
 
 - ``_build/notebooks/executed/<chapter>.ipynb``: the notebook as executed (outputs kept);
@@ -15,7 +15,7 @@ for every chapter of ``_toc.yml`` and writes
 
 A notebook executed under a different profile than ``--profile`` is an error (the downloads of a
 page must come from the run that rendered it). The book's pages link to both versions (see
-``propalign_lite.book``).
+``propalign_book.book``).
 """
 from __future__ import annotations
 
@@ -121,20 +121,20 @@ def collect(profile: str, *, book_dir: Path = ROOT / "book",
     """Write the executed and student notebooks; return ``[(chapter, n_solutions_removed)]``."""
     import nbformat
 
-    from propalign_lite.book import chapters_from_toc
+    from propalign_book.book import chapters_from_toc
 
     names = [Path(c).name for c in chapters_from_toc()]
     missing = [n for n in names if not (book_dir / f"{n}.ipynb").exists()]
     if missing:
         raise FileNotFoundError(f"no executed notebook for {missing} in {book_dir}; run "
-                                f"`python -m propalign_lite.book --profile {profile}` first")
+                                f"`python -m propalign_book.book --profile {profile}` first")
     notebooks = {n: nbformat.read(str(book_dir / f"{n}.ipynb"), as_version=4) for n in names}
     stale = {n: nb.metadata.get("papermill", {}).get("parameters", {}).get("profile")
              for n, nb in notebooks.items()}
     stale = {n: p for n, p in stale.items() if p != profile}
     if stale:
         raise ValueError(f"notebooks executed with another profile than {profile!r}: {stale}; "
-                         f"rerun them with `python -m propalign_lite.book --profile {profile}`")
+                         f"rerun them with `python -m propalign_book.book --profile {profile}`")
     report = []
     for sub in ("executed", "student"):
         (out / sub).mkdir(parents=True, exist_ok=True)

@@ -37,7 +37,7 @@ from propalign_lite import _validation
 from propalign_lite._validation import check_random_state
 from propalign_lite.baselines import CrossModalVAE, scot_match
 from propalign_lite.datasets.balls import channel_stats, make_balls, sample_latents
-from propalign_lite.report import save_results
+from propalign_book.report import save_results
 from propalign_lite.sinkhorn import sinkhorn
 
 RNG = np.random.default_rng(0)

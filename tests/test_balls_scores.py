@@ -57,7 +57,7 @@ def test_unit_uses_the_test_scenes_latents():
 
 
 def test_synthetic_exact_unit_record():
-    from propalign_lite.experiments.synthetic import synthetic_exact
+    from propalign_book.experiments.synthetic import synthetic_exact
 
     rec = synthetic_exact({"image_size": 32, "n_test": 1200, "data_seed": 3}, 0)
     assert set(rec["scores"]) == {"Exact PS+OT", "Uniform"}

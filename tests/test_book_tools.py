@@ -1,11 +1,11 @@
-"""Tests of the book's page tidying (propalign_lite.book) and notebook tools (scripts/)."""
+"""Tests of the book's page tidying (propalign_book.book) and notebook tools (scripts/)."""
 import importlib.util
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from propalign_lite.book import FOLD_AFTER, _ipc_kernel_manager, prepare_for_page
+from propalign_book.book import FOLD_AFTER, _ipc_kernel_manager, prepare_for_page
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -150,7 +150,7 @@ def test_strip_solutions_rejects_an_unclosed_gated_solution():
 
 def test_collect_refuses_notebooks_of_another_profile(tmp_path, monkeypatch):
     mn = _script("make_notebooks")
-    import propalign_lite.book as book
+    import propalign_book.book as book
 
     monkeypatch.setattr(book, "chapters_from_toc", lambda: ["book/demo"])
     nb = _with_solutions()
@@ -192,7 +192,7 @@ def test_browser_pages_skip_static_and_sources(tmp_path):
 
 
 def test_page_times_counts_prose_and_reads_last_timings(tmp_path):
-    from propalign_lite.book import page_times
+    from propalign_book.book import page_times
 
     (tmp_path / "book").mkdir()
     (tmp_path / "book" / "a.md").write_text("word " * 450)

@@ -4,13 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from propalign_lite.experiments import UNITS, cite_data, settings_for
-from propalign_lite.experiments.citeseq import (citeseq_claims, citeseq_settings,
+from propalign_book.experiments import UNITS, cite_data, settings_for
+from propalign_book.experiments.citeseq import (citeseq_claims, citeseq_settings,
                                                 match_types, scores_table)
-from propalign_lite.experiments.prediction import (COUPLINGS, fit_probe, prediction_claims,
+from propalign_book.experiments.prediction import (COUPLINGS, fit_probe, prediction_claims,
                                                    prediction_settings, r2_table, within_types)
-from propalign_lite.runner import run_units
-from propalign_lite.store import ResultsStore
+from propalign_book.runner import run_units
+from propalign_book.store import ResultsStore
 
 TINY_CITE = dict(data="simulated", n_cells=900, n_pcs=8, data_seed=0,
                  simulator=dict(n_cell_types=4, n_genes=120, n_proteins=12, batches=3,
@@ -87,10 +87,10 @@ def test_citeseq_unit_tiny_run_and_claims(tmp_path):
 
 
 def test_baselines_claims_and_verdict():
-    from propalign_lite import paper
-    from propalign_lite.experiments.baselines import (paper_claims_1, paper_claims_2,
+    from propalign_book import paper
+    from propalign_book.experiments.baselines import (paper_claims_1, paper_claims_2,
                                                       per_seed_rows)
-    from propalign_lite.report import claims_verdict, seed_count
+    from propalign_book.report import claims_verdict, seed_count
 
     pap1 = {m: {k: v[k][0] for k in ("MSE", "Trace")} for m, v in paper.TABLE1.items()}
     claims = paper_claims_1(pap1, 1 / 1667)
@@ -111,7 +111,7 @@ def test_baselines_claims_and_verdict():
 
 
 def test_baselines_settings_and_image_helpers():
-    from propalign_lite.experiments.baselines import baselines_settings, channels_first, pixels
+    from propalign_book.experiments.baselines import baselines_settings, channels_first, pixels
 
     s = settings_for("baselines.vae_images", "ci")
     assert "image_vae_seeds" not in s and s["images"]["image_size"] > 0

@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from propalign_lite.experiments import UNITS
-from propalign_lite.experiments import synthetic as ex
-from propalign_lite.profiles import get_profile
-from propalign_lite.report import claims_table
+from propalign_book.experiments import UNITS
+from propalign_book.experiments import synthetic as ex
+from propalign_book.profiles import get_profile
+from propalign_book.report import claims_table
 
 
 @pytest.fixture(scope="module")

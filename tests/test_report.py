@@ -8,9 +8,9 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from propalign_lite import paper  # noqa: E402
-from propalign_lite.plots import embeddings_2d, plot_embeddings, sweep_plot  # noqa: E402
-from propalign_lite.report import (add_recorded_columns, comparison_table,  # noqa: E402
+from propalign_book import paper# noqa: E402
+from propalign_book.plots import embeddings_2d, plot_embeddings, sweep_plot  # noqa: E402
+from propalign_book.report import (add_recorded_columns, comparison_table,  # noqa: E402
                                    records_note)
 
 

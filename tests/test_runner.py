@@ -9,11 +9,11 @@ import signal
 import numpy as np
 import pytest
 
-from propalign_lite.experiments import UNITS, settings_for, unit
-from propalign_lite.run import main as run_main
-from propalign_lite.run import parse_seeds
-from propalign_lite.runner import UnitsFailed, make_client, run_units
-from propalign_lite.store import ResultsStore
+from propalign_book.experiments import UNITS, settings_for, unit
+from propalign_book.run import main as run_main
+from propalign_book.run import parse_seeds
+from propalign_book.runner import UnitsFailed, make_client, run_units
+from propalign_book.store import ResultsStore
 
 SETTINGS = dict(settings_for("toy.matching", "ci"), n_per_group=30)
 
@@ -35,7 +35,7 @@ def client():
     """Two worker processes, each offering one 'GPU' resource (a label: units run on CPU)."""
     c = make_client(workers=2, gpu=True)
     c.wait_for_workers(2)
-    c.run(importlib.import_module, "propalign_lite.experiments")     # both workers ready
+    c.run(importlib.import_module, "propalign_book.experiments")     # both workers ready
     yield c
     cluster = c.cluster
     c.close()

@@ -7,11 +7,11 @@ import os
 import numpy as np
 import pytest
 
-from propalign_lite.experiments import settings_for
-from propalign_lite.recorded import check_recorded, recorded_for, save_recorded
-from propalign_lite.report import records_note
-from propalign_lite.runner import run_units
-from propalign_lite.store import (CorruptRecordError, ResultsStore, decode, encode,
+from propalign_book.experiments import settings_for
+from propalign_book.recorded import check_recorded, recorded_for, save_recorded
+from propalign_book.report import records_note
+from propalign_book.runner import run_units
+from propalign_book.store import (CorruptRecordError, ResultsStore, decode, encode,
                                   package_version, settings_hash)
 
 RECORD = {"trace": 0.125, "nan": float("nan"), "n": 3, "name": "PS+OT", "ok": True,

@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from propalign_lite.experiments import UNITS
-from propalign_lite.experiments import trust
-from propalign_lite.experiments._registry import unit_settings
-from propalign_lite.profiles import get_profile
+from propalign_book.experiments import UNITS
+from propalign_book.experiments import trust
+from propalign_book.experiments._registry import unit_settings
+from propalign_book.profiles import get_profile
 
 
 def _tiny(**kw):
@@ -53,7 +53,7 @@ def test_diagnostics_unit_pairs_each_diagnostic_with_the_truth():
 
 
 def test_autoreg_unit_sweeps_the_grid_on_cells_and_digits():
-    from propalign_lite.experiments import trust_reg
+    from propalign_book.experiments import trust_reg
 
     assert UNITS["trust.autoreg"] is trust_reg.trust_autoreg
     s = _tiny(autoreg_datasets=["sim", "digits"], reg_grid=[0.05, 0.5, 5.0],
@@ -77,7 +77,7 @@ def test_autoreg_unit_sweeps_the_grid_on_cells_and_digits():
 
 
 def test_autoreg_table_takes_the_lowest_mse_as_the_oracle():
-    from propalign_lite.experiments.trust_reg import autoreg_table
+    from propalign_book.experiments.trust_reg import autoreg_table
 
     d = {"regs": [0.05, 0.5], "chosen": 0.05, "truth": {"mse": [0.04, 0.03]},
          "truth_uniform": {"mse": 0.035}}
@@ -86,8 +86,8 @@ def test_autoreg_table_takes_the_lowest_mse_as_the_oracle():
 
 
 def test_truth_r_is_the_median_feature_correlation_of_the_projection():
-    from propalign_lite.experiments.realcells import feature_correlations
-    from propalign_lite.experiments.trust_reg import _truth
+    from propalign_book.experiments.realcells import feature_correlations
+    from propalign_book.experiments.trust_reg import _truth
 
     rng = np.random.default_rng(0)
     t = np.repeat([0, 1], 5)

@@ -13,7 +13,7 @@ builds those settings.
 
 Example
 -------
->>> from propalign_lite.profiles import get_profile
+>>> from propalign_book.profiles import get_profile
 >>> s = get_profile("synthetic", "ci", n_train=120, n_val=60, n_test=240, epochs=1)
 >>> rec = synthetic_seed(s, 1)                                   # doctest: +SKIP
 >>> sorted(rec["scores"])                                        # doctest: +SKIP
@@ -25,9 +25,9 @@ import time
 
 import numpy as np
 
-from .. import metrics
-from ..classifiers import PropensityClassifier
-from ..matchers import match_groups
+from propalign_lite import metrics
+from propalign_lite.classifiers import PropensityClassifier
+from propalign_lite.matchers import match_groups
 from ._data import balls_data, default_device
 from ._registry import unit, with_first_seed
 
@@ -166,9 +166,9 @@ def synthetic_exact(settings: dict, seed: int = 0) -> dict:
     """
     import warnings
 
-    from ..datasets.balls import sample_latents
-    from ..datasets.balls_scores import exact_propensity
-    from ..sinkhorn import ConvergenceWarning
+    from propalign_lite.datasets.balls import sample_latents
+    from propalign_lite.datasets.balls_scores import exact_propensity
+    from propalign_lite.sinkhorn import ConvergenceWarning
 
     start = time.perf_counter()
     # the test scenes' latents: make_balls draws them first from the same seed
@@ -193,7 +193,7 @@ def synthetic_exact(settings: dict, seed: int = 0) -> dict:
 
 def scores_table(records: list[dict]) -> dict:
     """``{method: {"MSE": [per seed], "Trace": [per seed]}}`` from the unit's records (as
-    :func:`propalign_lite.experiments.citeseq.scores_table` does for Table 2)."""
+    :func:`propalign_book.experiments.citeseq.scores_table` does for Table 2)."""
     return {m: {k: [r["scores"][m][k] for r in records] for k in ("MSE", "Trace")}
             for m in METHODS}
 
@@ -235,7 +235,7 @@ def table1_claims(results: dict, chance: float, exact: dict | None = None) -> li
     ``results[method][metric]`` are per-seed values (methods of :data:`METHODS`), ``chance``
     the mean of 1/n over groups. Each claim is a dict with ``claim``, ``paper`` (the paper's
     numbers), ``ours`` (this run's medians) and ``holds`` (bool), for
-    :func:`propalign_lite.report.claims_table`. With ``exact`` (a :func:`synthetic_exact`
+    :func:`propalign_book.report.claims_table`. With ``exact`` (a :func:`synthetic_exact`
     record) a last row checks the MSE finding with the exact propensity scores.
     """
     from ..paper import TABLE1

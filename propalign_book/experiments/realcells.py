@@ -43,7 +43,7 @@ import time
 
 import numpy as np
 
-from ..metrics import (chance_trace, foscttm, foscttm_coupling, mean_over_groups, partner_rank,
+from propalign_lite.metrics import (chance_trace, foscttm, foscttm_coupling, mean_over_groups, partner_rank,
                        per_group, trace)
 from ._data import default_device
 from ._registry import unit
@@ -67,7 +67,7 @@ def realcells_fingerprint(settings: dict) -> str:
     """The published SHA-256 sums of the data set's files (part of the store key)."""
     import hashlib
 
-    from ..datasets.paired_cells import PAIRED_SETS
+    from propalign_lite.datasets.paired_cells import PAIRED_SETS
 
     name = {"bmmc": "bmmc_cite_subset", "mop": "mop_snare"}[settings["dataset"]]
     joined = "".join(f.sha256 for f in PAIRED_SETS[name])
@@ -81,7 +81,7 @@ def rep(a, key) -> np.ndarray:
 
 
 def _align(r, m, settings: dict, seed: int):
-    from .. import align
+    from propalign_lite import align
 
     return align(r, m, groupby="cell_type", use_rep1="X_pca", use_rep2=REP2[settings["dataset"]],
                  reg=settings["reg"], classifier=settings["classifier"],
@@ -96,7 +96,7 @@ def _runs_vae(settings: dict, seed: int) -> bool:
 
 
 def _vae_latents(x1, t1, x2, t2, settings: dict, seed: int):
-    from ..baselines import CrossModalVAE
+    from propalign_lite.baselines import CrossModalVAE
 
     v = settings["vae"]
     vae = CrossModalVAE("mlp", width=v["width"], latent_dim=v["latent_dim"], epochs=v["epochs"],
@@ -121,7 +121,7 @@ def coupling_scores(couplings: dict, t, *, own2, data2, seed: int) -> dict:
 
 
 def _match(e1, e2, t, groups, **kw):
-    from ..matchers import match_groups
+    from propalign_lite.matchers import match_groups
 
     keep = np.isin(t, groups)
     out = match_groups(e1[keep], t[keep], e2[keep], t[keep], **kw)
@@ -184,8 +184,8 @@ def realcells_matching(settings: dict, seed: int) -> dict:
 @recording_warnings
 def realcells_scot(settings: dict, seed: int) -> dict:
     """SCOT within cell type on a per-type subsample (``seed`` draws it)."""
-    from ..baselines.scot import scot_match_groups, subsample_groups
-    from ..groups import resolve_groups
+    from propalign_lite.baselines.scot import scot_match_groups, subsample_groups
+    from propalign_lite.groups import resolve_groups
 
     r, m = paired_cells(settings)
     t = r.obs["cell_type"].astype(str).to_numpy()
@@ -240,7 +240,7 @@ def realcells_transfer(settings: dict, seed: int) -> dict:
     docstring). Record: per method the median over features of r overall / within type."""
     from sklearn.neighbors import KNeighborsRegressor
 
-    from ..matchers import match_groups
+    from propalign_lite.matchers import match_groups
 
     r, m = paired_cells(settings)
     rng = np.random.default_rng(seed)
@@ -311,7 +311,7 @@ def realcells_prediction(settings: dict, seed: int) -> dict:
     on the held-out cells' true pairs (``is_train`` False), proteins -> RNA PCs."""
     from types import SimpleNamespace
 
-    from ..matchers import block_coupling, match_groups
+    from propalign_lite.matchers import block_coupling, match_groups
     from .prediction import COUPLINGS, R2_COLUMNS, fit_probe
 
     if settings["dataset"] != "bmmc":

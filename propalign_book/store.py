@@ -1,6 +1,6 @@
 r"""Results store: one file per experiment unit, keyed by what determines its result.
 
-An *experiment unit* (see :mod:`propalign_lite.experiments`) maps ``(settings, seed)`` to a
+An *experiment unit* (see :mod:`propalign_book.experiments`) maps ``(settings, seed)`` to a
 *record*: a dict of JSON-able values and small numpy arrays. The store keeps one record per
 unit under a directory (``results/`` at the repository root by default, git-ignored)::
 
@@ -13,8 +13,9 @@ where the key is a hash of everything the record depends on,
     \text{package version},\ \text{data fingerprint}\big)[:20],
 
 with the settings serialised canonically (sorted keys), so that equal settings give equal
-keys in any process. The *package version* includes a hash of the package's source files
-(:func:`package_version`): a code change never serves a stale record.
+keys in any process. The *package version* includes a hash of the library's and the units'
+source files (:func:`package_version`, :func:`source_files`): a change of the computation
+never serves a stale record, a change of the book's presentation keeps them.
 
 Each file holds the record, its key material and its provenance, plus a SHA-256 checksum of
 that content. Files are written to a temporary name and renamed (``os.replace``), which is
@@ -47,7 +48,7 @@ from functools import lru_cache
 import numpy as np
 
 __all__ = ["ResultsStore", "CorruptRecordError", "encode", "decode", "settings_hash",
-           "package_version", "provenance", "default_store_dir", "FORMAT"]
+           "package_version", "source_files", "provenance", "default_store_dir", "FORMAT"]
 
 #: Format tag written into every record file.
 FORMAT = "propalign-record/1"
@@ -116,19 +117,26 @@ def settings_hash(settings: dict) -> str:
 # --------------------------------------------------------------------------------------
 # Versions and provenance
 # --------------------------------------------------------------------------------------
+def source_files() -> list[pathlib.Path]:
+    """The files a record depends on: the library (``propalign_lite/**/*.py``) and the units'
+    own code (``propalign_book/experiments/**/*.py``). The rest of the book kit (plots,
+    report, runner, paper numbers) shapes how records are shown, not what they hold, and is
+    left out: a typo fixed there keeps every stored record."""
+    lib = pathlib.Path(__file__).resolve().parent.parent / "propalign_lite"
+    units = pathlib.Path(__file__).resolve().parent / "experiments"
+    return sorted(lib.rglob("*.py")) + sorted(units.rglob("*.py"))
+
+
 @lru_cache(maxsize=1)
 def package_version() -> str:
-    """``<__version__>+src.<hash>``: the release number and a hash of the package sources.
+    """``<propalign_lite.__version__>+src.<hash>``: the library's release number and a hash of
+    :func:`source_files` (names and contents), so records computed by other code are never
+    served as current."""
+    from propalign_lite import __version__
 
-    The source hash changes with any edit of a ``propalign_lite/**/*.py`` file, so records
-    computed by older code are not served as current.
-    """
-    from . import __version__
-
-    pkg = pathlib.Path(__file__).resolve().parent
     h = hashlib.sha256()
-    for path in sorted(pkg.rglob("*.py")):
-        h.update(path.relative_to(pkg).as_posix().encode())
+    for path in source_files():
+        h.update(path.relative_to(ROOT).as_posix().encode())
         h.update(path.read_bytes())
     return f"{__version__}+src.{h.hexdigest()[:10]}"
 

@@ -1,10 +1,10 @@
 """Tables and checked statements of the ``realcells`` chapter, from the units' records
-(:mod:`propalign_lite.experiments.realcells`)."""
+(:mod:`propalign_book.experiments.realcells`)."""
 from __future__ import annotations
 
 import numpy as np
 
-from ..metrics import format_summary
+from propalign_lite.metrics import format_summary
 
 #: score key -> column name (the chance level of each: trace x chance 1, the others 0.5)
 SCORE_COLUMNS = {"trace_x": "trace × chance", "foscttm_paper": "FOSCTTM (paper's: sampled)",

@@ -2,11 +2,11 @@
 
 Examples (from the repository root)::
 
-    python -m propalign_lite.run --profile ci --chapters toy --seeds 1-8 --workers 2
-    python -m propalign_lite.run --profile paper --chapters synthetic,citeseq --seeds 1-10 \\
+    python -m propalign_book.run --profile ci --chapters toy --seeds 1-8 --workers 2
+    python -m propalign_book.run --profile paper --chapters synthetic,citeseq --seeds 1-10 \\
         --slurm --queue gpu --jobs 10 --gpu --walltime 04:00:00 --memory 32GB
-    python -m propalign_lite.run --profile paper --chapters prediction --scheduler tcp://host:8786
-    python -m propalign_lite.run --list
+    python -m propalign_book.run --profile paper --chapters prediction --scheduler tcp://host:8786
+    python -m propalign_book.run --list
 
 Records go to the results store (``results/`` or ``--store``); units already there are
 skipped, so an interrupted sweep is resumed by running the same command again. The book

@@ -1,8 +1,8 @@
 """Recorded runs: records committed under ``results/recorded/`` with their provenance.
 
-A GPU machine or cluster runs the ``paper`` profile (``python -m propalign_lite.run
+A GPU machine or cluster runs the ``paper`` profile (``python -m propalign_book.run
 --profile paper ... --record``); its records are copied here, one verified file per unit
-(the format of :mod:`propalign_lite.store`), with the commit, settings, hardware, date and
+(the format of :mod:`propalign_book.store`), with the commit, settings, hardware, date and
 duration of each unit. Pages show them next to the paper and to their own build
 (:func:`recorded_for`), and :func:`check_recorded` (run by the tests, hence by CI) fails when
 a committed record no longer matches the current settings of its profile.
@@ -32,7 +32,7 @@ def _files(directory, unit: str | None = None):
 
 def save_recorded(name: str, settings: dict, records: list[dict], *,
                   directory=None) -> list[pathlib.Path]:
-    """Copy ``records`` (as returned by :func:`~propalign_lite.runner.run_units` for
+    """Copy ``records`` (as returned by :func:`~propalign_book.runner.run_units` for
     ``name`` and ``settings``) into the recorded-runs directory."""
     store = ResultsStore(directory if directory is not None else RECORDED_DIR)
     settings = unit_settings(settings)

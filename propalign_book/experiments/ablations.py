@@ -46,7 +46,7 @@ def one_torch_thread():
 def simulate(S: dict, per_group: int, split: int, **changes):
     """One split of the base simulator (0 train, 1 validation, 2 test) with ``changes`` to
     its options (``n_treatments``, ``treatment_affects_noise``, ...)."""
-    from ..datasets.views import make_views
+    from propalign_lite.datasets.views import make_views
 
     options = dict(n_treatments=S["n_treatments"], latent_dim=S["latent_dim"],
                    noise_dim=S["noise_dim"], shift=S["shift"])
@@ -64,7 +64,7 @@ def train_pair(S: dict, train, val, seed: int, *, device: str = "cpu", **overrid
     """One MLP propensity classifier per view (standardised inputs); returns both.
     ``callback`` (in ``overrides``) is a function of the view name returning the per-epoch
     callback of that view's classifier."""
-    from ..classifiers import PropensityClassifier
+    from propalign_lite.classifiers import PropensityClassifier
 
     options = dict(width=S["width"], epochs=S["epochs"], lr=S["lr"], batch_size=S["batch_size"],
                    random_state=seed, standardize=True, device=device)
@@ -82,8 +82,8 @@ def train_pair(S: dict, train, val, seed: int, *, device: str = "cpu", **overrid
 def evaluate(e1, e2, test, **match_kwargs) -> dict:
     """Trace and latent MSE of a within-group matching of the test embeddings (entropic OT
     with reg 0.05 unless ``match_kwargs`` say otherwise)."""
-    from .. import metrics
-    from ..matchers import match_groups
+    from propalign_lite import metrics
+    from propalign_lite.matchers import match_groups
 
     options = dict(method="ot", reg=0.05)
     options.update(match_kwargs)
@@ -99,7 +99,7 @@ def _logits(S, train, val, test, seed, device):
 
 def _matching_sweeps(S, base, test):
     """Sections 2-4 and 7 (units to match) on the base logits of one seed."""
-    from ..embeddings import EMBEDDINGS, propensity_embedding
+    from propalign_lite.embeddings import EMBEDDINGS, propensity_embedding
 
     e1, e2 = base
     out = {"reg": [{"reg": reg, **evaluate(e1, e2, test, reg=reg)} for reg in S["regs"]],
@@ -140,7 +140,7 @@ def _monitor(S, train, val, test, seed, device):
 def _vae_runs(S, train, val, test, seed, device):
     """Section 5 for the VAE: one run per training length, best validation epoch kept,
     matched on the latent means."""
-    from ..baselines import CrossModalVAE
+    from propalign_lite.baselines import CrossModalVAE
 
     rows = []
     for ep in S["vae_epochs"]:
@@ -160,7 +160,7 @@ def _vae_runs(S, train, val, test, seed, device):
 def exact_a1_rows(S: dict) -> list[dict]:
     """Section 6 reference: matching on the exact (centred) view scores for every noise
     effect ``a`` (no training: the same for every seed)."""
-    from ..embeddings import propensity_embedding
+    from propalign_lite.embeddings import propensity_embedding
 
     rows = []
     for a in S["noise_effects"]:
@@ -177,7 +177,7 @@ def ablations_seed(S: dict, seed: int) -> dict:
     Sinkhorn convergence warnings (small regularisations, early-epoch logits) are not lost:
     the record keeps them in ``convergence_warnings`` and the chapter prints them.
     """
-    from ..sinkhorn import ConvergenceWarning
+    from propalign_lite.sinkhorn import ConvergenceWarning
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)

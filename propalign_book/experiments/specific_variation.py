@@ -7,8 +7,8 @@ on them while a classifier of the cell type can ignore them. The simulator's
 and ribosomal load, dissociation stress; the ADT ambient level; see
 :mod:`propalign_lite.datasets.citeseq._programs`). One unit of ``"ablations.specific"`` is one
 (strength, seed): simulate the cells, then run the CITE-seq chapter's propensity-score unit
-(:func:`~propalign_lite.experiments.citeseq.citeseq_seed`) and the baselines chapter's VAE unit
-(:func:`~propalign_lite.experiments.baselines.vae_cite`) on the same cells, and record PS+OT
+(:func:`~propalign_book.experiments.citeseq.citeseq_seed`) and the baselines chapter's VAE unit
+(:func:`~propalign_book.experiments.baselines.vae_cite`) on the same cells, and record PS+OT
 and VAE+OT. Settings: the CITE-seq chapter's, with ``simulator.specific_strength`` set, and
 the VAE settings of the baselines chapter.
 """

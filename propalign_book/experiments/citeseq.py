@@ -35,7 +35,7 @@ def fit_view(x, x_val, train, val, settings: dict, seed: int, *, callback=None,
              device: str = "cpu"):
     """One MLP propensity classifier on one modality of the training cells (labels: cell
     type), validated on the validation cells; returns the fitted classifier."""
-    from ..classifiers import PropensityClassifier
+    from propalign_lite.classifiers import PropensityClassifier
 
     clf = PropensityClassifier("mlp", epochs=settings["epochs"], width=settings["width"],
                                batch_size=settings["batch_size"], lr=settings["lr"],
@@ -46,7 +46,7 @@ def fit_view(x, x_val, train, val, settings: dict, seed: int, *, callback=None,
 def match_types(e_adt, e_rna, labels, **match_kwargs) -> dict:
     """Match within every cell type; types with fewer than 2 cells are left out (skipped
     quietly: callers report them)."""
-    from ..matchers import match_groups
+    from propalign_lite.matchers import match_groups
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -56,7 +56,7 @@ def match_types(e_adt, e_rna, labels, **match_kwargs) -> dict:
 def validation_monitor(rna_clf, val):
     """A per-epoch classifier callback: PS+OT on the validation split, the protein
     classifier being trained against the (already trained) RNA classifier."""
-    from .. import metrics
+    from propalign_lite import metrics
 
     e_rna_val = rna_clf.logits(val.gex_pca)
 
@@ -72,7 +72,7 @@ def citeseq_seed(settings: dict, seed: int) -> dict:
     """One seed of the propensity-score rows of Table 2 (see the module docstring)."""
     import pandas as pd
 
-    from .. import metrics
+    from propalign_lite import metrics
     from ..plots import embeddings_2d
 
     device = default_device()

@@ -1,4 +1,4 @@
-"""The registry of experiment units (see :mod:`propalign_lite.experiments`)."""
+"""The registry of experiment units (see :mod:`propalign_book.experiments`)."""
 from __future__ import annotations
 
 from typing import Callable

@@ -16,7 +16,7 @@ label-free criterion beside the truth the pairing gives:
     truth: the second view's features carried onto the first view's digits (median over
     features of Pearson r with the true ones) and trace.
 ``"sim"``, ``"bmmc"``, ``"mop"``
-    The cells of the diagnostics unit (:func:`propalign_lite.experiments.trust._dataset`),
+    The cells of the diagnostics unit (:func:`propalign_book.experiments.trust._dataset`),
     aligned by :func:`propalign_lite.align` with ``reg="auto"`` (which trains the check pair
     itself); truth: the protein / ATAC features carried onto the RNA cells (median r) and
     trace.
@@ -37,7 +37,7 @@ from .realdata import recording_warnings
 
 def _truth(couplings: dict, t, *, y=None, z=None) -> dict:
     """Trace x chance, and the transfer r (``y``) or latent MSE (``z``) of ``couplings``."""
-    from ..metrics import latent_mse, trace
+    from propalign_lite.metrics import latent_mse, trace
     from .realcells import feature_correlations
 
     out = {"trace_x": float(np.mean([trace(M) * M.shape[0] for M in couplings.values()]))}
@@ -56,8 +56,8 @@ def _truth(couplings: dict, t, *, y=None, z=None) -> dict:
 def _sweep(e1, e2, f1, f2, t, regs, diag_regs=(), **truth_kw) -> dict:
     """The criterion and the truth at every ``reg`` (paired cells: one label vector), and
     the label-free diagnostics per group at each of ``diag_regs``."""
-    from ..matchers import match_groups
-    from ..regselect import select_reg
+    from propalign_lite.matchers import match_groups
+    from propalign_lite.regselect import select_reg
 
     sel = select_reg(e1, t, e2, t, f1, f2, regs=sorted(set(regs) | set(diag_regs)),
                      keep_couplings=True)
@@ -75,12 +75,12 @@ def _sweep(e1, e2, f1, f2, t, regs, diag_regs=(), **truth_kw) -> dict:
 
 def group_diagnostics(couplings: dict, e1, e2, f1, f2, t, reg: float) -> list[dict]:
     """Per group of paired data, the rows the diagnostics unit records
-    (:func:`propalign_lite.experiments.trust.trust_diagnostics`): the truth (trace x chance,
+    (:func:`propalign_book.experiments.trust.trust_diagnostics`): the truth (trace x chance,
     partner rank) beside effective partners, cycle consistency (the reverse coupling at the
     same ``reg``) and the agreement with the check pair's coupling (``f1``, ``f2``)."""
-    from ..diagnostics import coupling_agreement, cycle_consistency, effective_partners
-    from ..matchers import match_groups
-    from ..metrics import partner_rank, trace
+    from propalign_lite.diagnostics import coupling_agreement, cycle_consistency, effective_partners
+    from propalign_lite.matchers import match_groups
+    from propalign_lite.metrics import partner_rank, trace
 
     back = match_groups(e2, t, e1, t, reg=reg, warn=False)
     other = match_groups(f1, t, f2, t, reg=reg, warn=False)
@@ -131,8 +131,8 @@ def _digits(settings: dict, seed: int) -> dict:
 
 def _cells(settings: dict, name: str, seed: int) -> dict:
     """align(reg="auto") on paired cells, then the truth at every reg of its grid."""
-    from .. import align
-    from ..matchers import match_groups
+    from propalign_lite import align
+    from propalign_lite.matchers import match_groups
     from .trust import _dataset
 
     r, m, rep2 = _dataset(settings, name)

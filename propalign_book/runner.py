@@ -1,10 +1,10 @@
 """Run experiment units through Dask and keep their records in a results store.
 
-:func:`run_units` is what chapters and the command line (:mod:`propalign_lite.run`) call::
+:func:`run_units` is what chapters and the command line (:mod:`propalign_book.run`) call::
 
     records = run_units("prediction.seed", settings, seeds=[1, 2, 3])
 
-For every seed it computes the store key (:meth:`propalign_lite.store.ResultsStore.key`),
+For every seed it computes the store key (:meth:`propalign_book.store.ResultsStore.key`),
 reads the record if the store holds a valid one, and otherwise runs the unit:
 
 * ``client=None`` (default): in this process, through Dask's synchronous scheduler (no
@@ -22,7 +22,7 @@ its provenance (where and when it ran, how long it took, whether it was read fro
 Example
 -------
 >>> import tempfile
->>> from propalign_lite.experiments import settings_for
+>>> from propalign_book.experiments import settings_for
 >>> store = tempfile.mkdtemp()
 >>> recs = run_units("toy.matching", settings_for("toy.matching"), [1, 2], store=store,
 ...                  progress=False)
@@ -84,7 +84,7 @@ def _check_seeds(seeds) -> list[int]:
 def execute_unit(name: str, settings: dict, seed: int) -> tuple[dict, dict]:
     """Run one unit here (on whichever process calls it); return ``(record, meta)``.
 
-    ``meta`` holds the provenance (:func:`propalign_lite.store.provenance`) with the
+    ``meta`` holds the provenance (:func:`propalign_book.store.provenance`) with the
     unit's duration and the process that ran it.
     """
     from . import experiments  # noqa: F401  (registers the units on a fresh worker)
@@ -114,10 +114,10 @@ def run_units(name: str, settings: dict, seeds, *, store=None, client=None,
     Parameters
     ----------
     name : str
-        A registered unit (:data:`propalign_lite.experiments.UNITS`).
+        A registered unit (:data:`propalign_book.experiments.UNITS`).
     settings : dict
         The unit's settings (a chapter's profile settings; a ``"seeds"`` entry is dropped,
-        see :func:`propalign_lite.experiments._registry.unit_settings`).
+        see :func:`propalign_book.experiments._registry.unit_settings`).
     seeds : list of int
     store : None, False, path or ResultsStore
         Where records are kept (default ``results/``; ``False``: keep nothing).

@@ -66,7 +66,7 @@ def pixels(x):
 def scot_groups(x1, x2, t, *, epsilon: float, device: str = "cpu", **kwargs):
     """SCOT in every group; returns ``(couplings, notes)`` where ``notes`` lists the groups
     SCOT could not solve (skipped, never hidden: callers print them)."""
-    from ..baselines import scot_match_groups
+    from propalign_lite.baselines import scot_match_groups
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
@@ -84,8 +84,8 @@ def vae_seed_scores(vae, x1, t1, x2, t2, vals: dict, tests: dict, seed: int, *, 
     Returns ``{"VAE+OT": scores, "VAE+SNN": scores, "best_epoch", "epochs",
     "val_label_ce"}`` (scores without the per-group values).
     """
-    from .. import metrics
-    from ..matchers import match_groups
+    from propalign_lite import metrics
+    from propalign_lite.matchers import match_groups
 
     vae = vae.fit(x1, t1, x2, t2, **vals)
     rng = np.random.default_rng(seed)
@@ -112,9 +112,9 @@ def scot_images(settings: dict, seed: int) -> dict:
     """SCOT on the synthetic test images (pixels in [0, 1]), at most
     ``image_scot_max_per_group`` scenes per group (subsample seed ``seed``); also the
     uniform coupling's scores on all test scenes (a reference row)."""
-    from .. import metrics
-    from ..baselines.scot import subsample_groups
-    from ..matchers import match_groups
+    from propalign_lite import metrics
+    from propalign_lite.baselines.scot import subsample_groups
+    from propalign_lite.matchers import match_groups
 
     _, _, test = balls_data(settings["images"])
     idx = subsample_groups(test.t, settings["image_scot_max_per_group"], random_state=seed)
@@ -134,7 +134,7 @@ def scot_images(settings: dict, seed: int) -> dict:
 def vae_images(settings: dict, seed: int) -> dict:
     """One image VAE (CNN encoders) trained on the synthetic training split; its test
     latents matched within each treatment (latent MSE and trace)."""
-    from ..baselines import CrossModalVAE
+    from propalign_lite.baselines import CrossModalVAE
 
     train, val, test = balls_data(settings["images"])
     vae = CrossModalVAE(
@@ -161,8 +161,8 @@ def scot_cite(settings: dict, seed: int) -> dict:
     cell type (at most ``cite_scot_max_per_group`` cells, subsample seed ``seed``)."""
     import pandas as pd
 
-    from .. import metrics
-    from ..baselines.scot import subsample_groups
+    from propalign_lite import metrics
+    from propalign_lite.baselines.scot import subsample_groups
 
     test = cite_data(settings["cite"]).split_view("test")
     sizes = pd.Series(test.cell_type).value_counts()
@@ -182,7 +182,7 @@ def scot_cite(settings: dict, seed: int) -> dict:
 def vae_cite(settings: dict, seed: int) -> dict:
     """One MLP cross-modal VAE on the CITE-seq training split; test latents matched within
     each cell type (FOSCTTM in the RNA latent space, trace)."""
-    from ..baselines import CrossModalVAE
+    from propalign_lite.baselines import CrossModalVAE
 
     cite = cite_data(settings["cite"])
     train, val, test = (cite.split_view(s) for s in ("train", "val", "test"))
@@ -204,9 +204,9 @@ def glue_cite(settings: dict, seed: int) -> dict:
     rows, ADT columns, FOSCTTM in the ADT latent space, as the official code)."""
     import math
 
-    from .. import metrics
-    from ..datasets import read_cite_seq, simulate_cite_seq
-    from ..matchers import match_groups
+    from propalign_lite import metrics
+    from propalign_lite.datasets import read_cite_seq, simulate_cite_seq
+    from propalign_lite.matchers import match_groups
 
     with warnings.catch_warnings():
         # importing scglue warns about torch.jit / ignite deprecations (not ours to fix), and
@@ -214,7 +214,7 @@ def glue_cite(settings: dict, seed: int) -> dict:
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.filterwarnings("ignore", message="IProgress not found")
         import scglue
-    from ..baselines import fit_scglue
+    from propalign_lite.baselines import fit_scglue
 
     cset = settings["cite"]
     cite = cite_data(cset)

@@ -6,7 +6,7 @@ from importlib.metadata import version
 
 import numpy as np
 
-from .metrics import format_summary
+from propalign_lite.metrics import format_summary
 from .paper import format_paper
 
 
@@ -26,7 +26,7 @@ def comparison_table(ours: dict, paper: dict, metrics: list[str], *, fmt=".4f",
     """A table with, for every method (row) and metric, our median (Q1, Q3) and the paper's.
 
     ``ours[method][metric]`` is a list of per-seed values (or a single value);
-    ``paper[method][metric]`` a ``(median, q1, q3)`` tuple from :mod:`propalign_lite.paper`.
+    ``paper[method][metric]`` a ``(median, q1, q3)`` tuple from :mod:`propalign_book.paper`.
     ``scales[metric]`` multiplies both (e.g. ``1e3`` for the paper's trace x 1e-3 column);
     ``fmt`` is one format spec or a dict ``{metric: spec}``; ``missing`` fills our cells for
     methods not run on the page.
@@ -85,7 +85,7 @@ def load_results(chapter: str, directory="_results") -> dict:
     path = Path(directory) / f"{_check_chapter_name(chapter)}.json"
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: execute the {chapter!r} chapter first "
-                                f"(python -m propalign_lite.book --only {chapter})")
+                                f"(python -m propalign_book.book --only {chapter})")
     return json.loads(path.read_text())
 
 
@@ -120,7 +120,7 @@ def add_recorded_columns(table, recorded: dict, metrics: list[str], *, fmt=".4f"
                          scales: dict | None = None):
     """Add a ``"<metric> (recorded)"`` column after each ``"<metric> (paper)"`` column of a
     :func:`comparison_table`, from ``recorded[method][metric]`` (per-seed values of a
-    recorded run, see :mod:`propalign_lite.recorded`); methods without values get ``"-"``."""
+    recorded run, see :mod:`propalign_book.recorded`); methods without values get ``"-"``."""
     scales = scales or {}
     table = table.copy()
     for m in metrics:
@@ -136,8 +136,8 @@ def records_note(records: list[dict], *, stale: list | None = None) -> str:
     """One sentence per unit saying which records a page shows: how many, computed in this
     build or read from a store (where), on which hardware, when, and how long a unit took.
 
-    ``records`` are what :func:`propalign_lite.runner.run_units` (or
-    :func:`propalign_lite.recorded.recorded_for`) returned, each with its ``"_run"`` entry;
+    ``records`` are what :func:`propalign_book.runner.run_units` (or
+    :func:`propalign_book.recorded.recorded_for`) returned, each with its ``"_run"`` entry;
     ``stale`` the second value of ``recorded_for`` (recorded runs that no longer match the
     settings), reported when not empty.
     """

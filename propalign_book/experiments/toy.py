@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 
-from ..matchers import match_groups
-from ..metrics import chance_trace, latent_mse, mean_over_groups, per_group, trace
+from propalign_lite.matchers import match_groups
+from propalign_lite.metrics import chance_trace, latent_mse, mean_over_groups, per_group, trace
 from ._registry import unit
 
 TOY_DEFAULTS = dict(n_groups=3, n_per_group=60, noise=0.3, reg=0.05, sleep_s=0.0)

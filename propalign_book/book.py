@@ -2,8 +2,8 @@
 
 Usage (from the repository root)::
 
-    python -m propalign_lite.book --profile ci            # every chapter in _toc.yml
-    python -m propalign_lite.book --only synthetic        # one chapter
+    python -m propalign_book.book --profile ci            # every chapter in _toc.yml
+    python -m propalign_book.book --only synthetic        # one chapter
 
 Each chapter is a jupytext ``py:percent`` file ``book/<name>.py`` with a cell tagged
 ``parameters``; it is converted in memory and executed by papermill into ``book/<name>.ipynb``
@@ -205,7 +205,7 @@ def page_times(chapters, *, words_per_minute: int = 200, root: Path = ROOT) -> d
     Returns ``{chapter: {"read_min": int, "run_s": float | None, "profile": str | None}}``:
     ``read_min`` counts the words of the page's prose (markdown cells or a MyST ``.md`` file) at
     ``words_per_minute``; ``run_s`` is the page's execution time from ``book/_timings.json``
-    (the last run of ``python -m propalign_lite.book``), ``None`` when it has not run yet.
+    (the last run of ``python -m propalign_book.book``), ``None`` when it has not run yet.
 
     Example
     -------

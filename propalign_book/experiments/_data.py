@@ -31,7 +31,7 @@ def cite_source(settings: dict) -> str:
 
 @functools.lru_cache(maxsize=2)
 def _cite_cached(key: str):
-    from ..datasets import load_cite_seq_for
+    from propalign_lite.datasets import load_cite_seq_for
 
     return load_cite_seq_for(json.loads(key))
 
@@ -40,7 +40,7 @@ def cite_fingerprint(settings: dict) -> str:
     """Data fingerprint of CITE-seq units: the expected SHA-256 of the real file for
     ``data="geo"`` (empty for simulated data, which the settings determine)."""
     if settings.get("data") == "geo":
-        from ..datasets.citeseq import CITESEQ_SHA256
+        from propalign_lite.datasets.citeseq import CITESEQ_SHA256
 
         return CITESEQ_SHA256
     return ""
@@ -56,7 +56,7 @@ def balls_data(images: dict):
 
 @functools.lru_cache(maxsize=1)
 def _balls_cached(key: str):
-    from ..datasets import make_balls
+    from propalign_lite.datasets import make_balls
 
     s = json.loads(key)
     size, seed = s["image_size"], s["data_seed"]
@@ -83,7 +83,7 @@ def paired_cells_cached(dataset: str, data_dir, n_pcs: int):
     """``(rna, modality 2)`` AnnData of a real paired set (``"bmmc"``: RNA + protein,
     ``"mop"``: RNA + accessibility), loaded and preprocessed once per process. Callers copy
     before writing to them."""
-    from ..datasets import load_bmmc_cite, load_mop_snare
+    from propalign_lite.datasets import load_bmmc_cite, load_mop_snare
 
     data_dir = data_dir or shared_data_dir()
     if dataset == "bmmc":

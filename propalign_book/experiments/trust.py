@@ -38,7 +38,7 @@ def _simulated_pair(settings: dict):
     import anndata as ad
     import pandas as pd
 
-    from ..datasets import load_cite_seq_simulated
+    from propalign_lite.datasets import load_cite_seq_simulated
 
     d = load_cite_seq_simulated(settings["n_cells"], n_pcs=settings["n_pcs"],
                                 n_cell_types=settings["n_cell_types"],
@@ -58,7 +58,7 @@ def trust_unbalanced(settings: dict, seed: int) -> dict:
     """Balanced vs unbalanced OT when the protein object lost a type and a hidden subtype."""
     import pandas as pd
 
-    from .. import align
+    from propalign_lite import align
 
     rna, prot = _simulated_pair(settings)
     t = rna.obs["cell_type"].astype(str).to_numpy()
@@ -168,10 +168,10 @@ def _dataset(settings: dict, name: str):
 @recording_warnings
 def trust_diagnostics(settings: dict, seed: int) -> dict:
     """Label-free diagnostics beside the truth, per group, for every data set and reg."""
-    from .. import align
-    from ..diagnostics import coupling_agreement, cycle_consistency, effective_partners
-    from ..matchers import match_groups
-    from ..metrics import partner_rank, trace
+    from propalign_lite import align
+    from propalign_lite.diagnostics import coupling_agreement, cycle_consistency, effective_partners
+    from propalign_lite.matchers import match_groups
+    from propalign_lite.metrics import partner_rank, trace
 
     rows, runs = [], []
     cls = dict(width=settings["width"], epochs=settings["epochs"], lr=settings["lr"])

@@ -36,7 +36,7 @@ def _settings_for(profile: str) -> dict:
 def within_types(labels, e_adt, e_rna, **match_kwargs):
     """Row-normalised protein x RNA coupling over all cells of ``labels``, zero across types
     (a type with a single cell is matched to itself): a sparse block matrix."""
-    from ..matchers import block_coupling, match_groups
+    from propalign_lite.matchers import block_coupling, match_groups
 
     couplings = match_groups(e_adt, labels, e_rna, labels, min_group_size=1, **match_kwargs)
     return block_coupling(couplings, labels, labels)
@@ -50,8 +50,8 @@ def couplings_for_seed(train, val, settings: dict, seed: int, *, device: str = "
     modality; VAE+OT: on the latents of :class:`~propalign_lite.baselines.CrossModalVAE`
     with the official run's loss weights (alpha 0.1, beta 1, lambda 1e-10).
     """
-    from ..baselines import CrossModalVAE
-    from ..classifiers import PropensityClassifier
+    from propalign_lite.baselines import CrossModalVAE
+    from propalign_lite.classifiers import PropensityClassifier
 
     clf = {}
     for name, x, x_val in (("adt", train.adt, val.adt), ("rna", train.gex_pca, val.gex_pca)):
@@ -88,7 +88,7 @@ def fit_probe(train, val, coupling, settings: dict, seed: int, *, unbiased: bool
     """
     import torch
 
-    from ..trainer import CrossModalTrainer, make_probe_mlp
+    from propalign_lite.trainer import CrossModalTrainer, make_probe_mlp
 
     if direction == "protein_to_rna":
         inputs, targets, ev_in, ev_out = train.adt, train.gex_pca, val.adt, val.gex_pca
@@ -140,7 +140,7 @@ def prediction_seed(settings: dict, seed: int) -> dict:
 
 def r2_table(records: list[dict]) -> dict:
     """Per-seed lists ``{coupling: {column: [R^2 per seed]}}`` from the unit's records
-    (what :func:`propalign_lite.report.comparison_table` takes)."""
+    (what :func:`propalign_book.report.comparison_table` takes)."""
     out = {c: {col: [] for col in R2_COLUMNS} for c in COUPLINGS}
     for rec in records:
         for c in COUPLINGS:
@@ -166,7 +166,7 @@ def table3_claims(r2: dict) -> list[dict]:
     """Every qualitative finding of the paper's Table 3, next to this run's medians.
 
     ``r2[coupling][column]`` are per-seed R^2 values (columns ``"R2 (MSE)"`` and
-    ``"R2 (Unbiased)"``). Returns claims for :func:`propalign_lite.report.claims_table`.
+    ``"R2 (Unbiased)"``). Returns claims for :func:`propalign_book.report.claims_table`.
     """
     from ..paper import TABLE3
 
