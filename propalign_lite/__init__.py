@@ -7,8 +7,7 @@ from .classifiers import PropensityClassifier
 from .matchers import block_coupling, match, match_groups
 from .trainer import CrossModalTrainer
 from .align import align  # the attribute propalign_lite.align is this function
-from .alignment import Alignment
-from .alignment_io import load_alignment
+from .alignment import Alignment, load_alignment
 
 align.load = load_alignment      # ``propalign_lite.align.load(path, adata1, adata2)``
 

@@ -180,3 +180,14 @@ class DenseCost(BlockedCost):
 
     def as_float64(self) -> "DenseCost":
         return self
+
+
+def euclidean_cost(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    r"""Plain (not squared) Euclidean distances :math:`C_{ij} = \lVert x_i - y_j \rVert_2`.
+
+    Same values as ``ot.dist(x, y, metric="euclidean")``; computed through the expansion
+    :math:`\lVert x\rVert^2 + \lVert y\rVert^2 - 2 x^\top y` (a BLAS matrix product), clipped at 0.
+    """
+    sq = (x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2.0 * (x @ y.T)
+    np.maximum(sq, 0.0, out=sq)
+    return np.sqrt(sq, out=sq)

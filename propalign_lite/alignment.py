@@ -31,6 +31,7 @@ import pandas as pd
 from scipy import sparse
 
 from ._validation import check_random_state
+from .alignment_io import read_alignment, save_alignment
 from .matchers import match_groups
 from .metrics import sample_partners
 
@@ -328,17 +329,13 @@ class Alignment:
     def save(self, path) -> None:
         """Store the couplings and settings apart from the AnnData objects (see
         :func:`propalign_lite.alignment_io.save_alignment`)."""
-        from .alignment_io import save_alignment
-
         save_alignment(self, path)
 
     @classmethod
     def load(cls, path, adata1, adata2=None, *, modalities=None) -> "Alignment":
         """Read an alignment saved by :meth:`save` onto the same objects (see
-        :func:`propalign_lite.alignment_io.load_alignment`)."""
-        from .alignment_io import load_alignment
-
-        return load_alignment(path, adata1, adata2, modalities=modalities)
+        :func:`propalign_lite.alignment_io.read_alignment`)."""
+        return cls(**read_alignment(path, adata1, adata2, modalities=modalities))
 
     def to_df(self) -> pd.DataFrame:
         """One row per group of either object: cells in each, whether it was matched, why not,
@@ -378,3 +375,10 @@ class Alignment:
                 f"    unmatched groups: {unmatched}\n"
                 f"    logits: .obsm[{self.key_added + '_logits'!r}] "
                 f"({self.logits1_.shape[1]} columns); settings: .uns[{self.key_added!r}]")
+
+
+def load_alignment(path, adata1, adata2=None, *, modalities=None) -> Alignment:
+    """An :class:`Alignment` saved by :meth:`Alignment.save`, read onto the same objects
+    (``propalign_lite.align.load`` is this function; see
+    :func:`propalign_lite.alignment_io.read_alignment` for the checks)."""
+    return Alignment.load(path, adata1, adata2, modalities=modalities)

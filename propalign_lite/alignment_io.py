@@ -4,7 +4,8 @@ An alignment is the couplings of its groups plus the settings that made them; th
 couples live in two AnnData objects the user keeps (and may change). :func:`save_alignment`
 writes one ``.npz`` file (no pickle) with the couplings (dense arrays; implicit couplings as
 their potentials), both objects' logits and labels, the settings, and a SHA-256 checksum of
-each object's cell names in order. :func:`load_alignment` refuses objects whose cell names no
+each object's cell names in order. :func:`read_alignment` (behind
+:func:`propalign_lite.load_alignment`) refuses objects whose cell names no
 longer match, so a coupling can never be applied to cells it was not computed for. The fitted
 classifiers are not stored (their logits are).
 
@@ -97,13 +98,13 @@ def save_alignment(aln, path) -> None:
         pathlib.Path(tmp).unlink(missing_ok=True)
 
 
-def load_alignment(path, adata1, adata2=None, *, modalities=None):
-    """An :class:`~propalign_lite.alignment.Alignment` read from ``path`` onto ``adata1`` and
-    ``adata2`` (or one MuData), which must hold the same cells, in the same order, as when it
-    was saved (checked by checksum; a clear ``ValueError`` otherwise). Logits missing from
-    ``.obsm`` are restored from the file."""
-    from .align import _resolve_objects
-    from .alignment import Alignment
+def read_alignment(path, adata1, adata2=None, *, modalities=None) -> dict:
+    """The constructor arguments of the :class:`~propalign_lite.alignment.Alignment` saved at
+    ``path``, read onto ``adata1`` and ``adata2`` (or one MuData), which must hold the same
+    cells, in the same order, as when it was saved (checked by checksum; a clear
+    ``ValueError`` otherwise). Logits missing from ``.obsm`` are restored from the file.
+    :func:`propalign_lite.load_alignment` (``Alignment.load``) builds the alignment."""
+    from ._anndata_inputs import _resolve_objects
     from .coupling import ImplicitCoupling
     from .regselect import RegSelection
 
@@ -143,9 +144,9 @@ def load_alignment(path, adata1, adata2=None, *, modalities=None):
     if isinstance(mkw.get("reg_m"), list):
         mkw["reg_m"] = tuple(mkw["reg_m"])
     selection = meta["settings"].get("reg_selection")
-    return Alignment(a1, a2, couplings=couplings, labels=(t1, t2), names=names,
-                     groupby=meta["groupby"], key_added=key,
-                     unmatched={g: why for g, why in meta["unmatched"]},
-                     merged={g: p for g, p in meta["merged"]}, classifiers=(None, None),
-                     match_kwargs=mkw,
-                     reg_selection=None if selection is None else RegSelection.from_dict(selection))
+    return dict(adata1=a1, adata2=a2, couplings=couplings, labels=(t1, t2), names=names,
+                groupby=meta["groupby"], key_added=key,
+                unmatched={g: why for g, why in meta["unmatched"]},
+                merged={g: p for g, p in meta["merged"]}, classifiers=(None, None),
+                match_kwargs=mkw,
+                reg_selection=None if selection is None else RegSelection.from_dict(selection))

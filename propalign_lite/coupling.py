@@ -42,7 +42,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import sparse
 
-from ._blocked import DEFAULT_BLOCK, BlockedCost
+from ._blocked import DEFAULT_BLOCK, BlockedCost, euclidean_cost  # same arithmetic as the dense metrics
 from ._validation import check_array, check_random_state
 
 MAX_DENSE = 10 ** 8          # entries; to_dense() refuses more (0.8 GB in float64)
@@ -246,7 +246,6 @@ def foscttm_blocked(a, b, *, block_size: int = DEFAULT_BLOCK) -> float:
     if a.shape != b.shape or len(a) < 2:
         raise ValueError(f"a and b must have the same shape with at least 2 rows, got "
                          f"{a.shape} and {b.shape}")
-    from .matchers import euclidean_cost   # same arithmetic as the dense metric (same ties)
 
     n = len(a)
     rows = max(1, int(block_size) // n)

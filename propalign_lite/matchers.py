@@ -60,6 +60,7 @@ from scipy import sparse
 
 from ._validation import (check_array, check_coupling, check_int, check_labels,
                           check_random_state)
+from ._blocked import euclidean_cost  # noqa: F401  (public here; defined with the blocked distances)
 from .coupling import ImplicitCoupling
 from .sinkhorn import (ConvergenceWarning, SinkhornResult, check_solver_params,  # noqa: F401
                        needs_warning,
@@ -70,17 +71,6 @@ METHODS = ("ot", "emd", "snn", "random", "uniform", "identity")
 
 # --------------------------------------------------------------------------------------------
 # distances
-def euclidean_cost(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    r"""Plain (not squared) Euclidean distances :math:`C_{ij} = \lVert x_i - y_j \rVert_2`.
-
-    Same values as ``ot.dist(x, y, metric="euclidean")``; computed through the expansion
-    :math:`\lVert x\rVert^2 + \lVert y\rVert^2 - 2 x^\top y` (a BLAS matrix product), clipped at 0.
-    """
-    sq = (x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2.0 * (x @ y.T)
-    np.maximum(sq, 0.0, out=sq)
-    return np.sqrt(sq, out=sq)
-
-
 # --------------------------------------------------------------------------------------------
 # SNN
 def _knn_indicator(query: np.ndarray, ref: np.ndarray, k: int, *, same: bool) -> sparse.csr_matrix:

@@ -41,7 +41,7 @@ import numpy as np
 
 from ._validation import check_array, check_coupling, check_random_state
 from .coupling import ImplicitCoupling
-from .matchers import euclidean_cost
+from ._blocked import euclidean_cost
 
 
 def trace(M) -> float:

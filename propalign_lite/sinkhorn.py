@@ -1,4 +1,4 @@
-r"""Entropic optimal transport by Sinkhorn iterations on a truncated, over-relaxed kernel.
+r"""Entropic optimal transport by Sinkhorn iterations and Newton steps on a truncated kernel.
 
 Problem (uniform marginals by default, :math:`\varepsilon` = ``reg``)
 
@@ -21,10 +21,16 @@ POT's, :math:`\lVert P^\top \mathbf 1 - b\rVert_2 <` ``tol``. Three things make 
    error. :math:`\ell` is set from ``tol`` so that this bound is :math:`\le` ``tol``/100. When a
    scaling leaves :math:`[e^{-B}, e^B]` it is absorbed into the potentials and the support is
    rebuilt (one pass over the cost, block by block).
-3. **Over-relaxation** (Thibault et al. 2017; Lehmann et al. 2022):
-   :math:`v \leftarrow v^{1-\omega}(b / K^\top u)^\omega`, the same for :math:`u`, with
-   :math:`\omega = 2/(1+\sqrt{1-\eta})` from the measured rate :math:`\eta` of plain
-   iterations; it falls back to :math:`\omega = 1` if the error grows.
+3. **Newton steps on the support.** After ten plain iterations on a sparse support (at most
+   16 entries a row), each step is a damped Newton step on the dual restricted to the kept
+   pairs (:func:`_newton_step`: sparse LU, or conjugate gradients on large supports, with a
+   line search); on a dense support, plain Sinkhorn iterations are used, as POT does.
+
+Over-relaxation (Thibault et al. 2017; Lehmann et al. 2022),
+:math:`v \leftarrow v^{1-\omega}(b / K^\top u)^\omega` and the same for :math:`u`, is applied
+only with a fixed ``omega`` given by the caller; the default (``omega=None``) is plain
+scaling (:math:`\omega = 1`). No rate is measured and no :math:`\omega` is chosen
+automatically.
 
 :func:`sinkhorn` works on a cost matrix in memory and returns the plan;
 :func:`sinkhorn_online` works on the embeddings and never forms the :math:`n_1 \times n_2`
@@ -135,7 +141,8 @@ def _marginals(a, b, n1, n2):
 
 def _solve(cost: BlockedCost, a, b, reg, *, max_iter, tol, omega, max_nnz, newton=True,
            n_plain=10):
-    """Truncated over-relaxed Sinkhorn; returns (alpha, beta, n_iter, err, converged, ...)."""
+    """Truncated Sinkhorn with Newton steps (over-relaxed only with a given ``omega``);
+    returns (alpha, beta, n_iter, err, converged, ...)."""
     n1, n2 = cost.n1, cost.n2
     check_cost_scale(cost.max_cost, reg)
     log_a, log_b = np.log(a), np.log(b)
@@ -308,7 +315,8 @@ def sinkhorn(cost, reg: float = 0.05, *, a=None, b=None, max_iter: int = 1000,
     tol : float
         Stop when :math:`\lVert P^\top\mathbf 1 - b\rVert_2 <` ``tol`` (POT's ``stopThr``).
     omega : float, optional
-        Over-relaxation factor in (0, 2); ``None`` (default) chooses it from the measured rate.
+        A fixed over-relaxation factor in (0, 2) for the plain scaling steps; ``None``
+        (default) means no over-relaxation (:math:`\omega = 1`).
     warn : bool
         Emit a :class:`ConvergenceWarning` when ``tol`` is not reached.
 

@@ -158,3 +158,38 @@ def test_record_keys_hash_the_library_and_the_units_not_the_presentation():
             "propalign_book/experiments/trust.py"} <= names
     assert not {"propalign_book/plots.py", "propalign_book/report.py",
                 "propalign_book/runner.py", "book/trust.py"} & names
+
+
+def test_the_library_has_no_import_cycle():
+    """No two library modules import each other, directly or through others, counting the
+    imports inside functions (coupling <-> matchers, align -> alignment -> alignment_io ->
+    align were such cycles)."""
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    mods = {}
+    for p in sorted((root / "propalign_lite").rglob("*.py")):
+        parts = list(p.relative_to(root).with_suffix("").parts)
+        mods[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = p
+    graph = {}
+    for name, p in mods.items():
+        deps = set()
+        for m in _imported_modules(p):
+            while m and m not in mods:
+                m = m.rpartition(".")[0]
+            if m and m not in (name, "propalign_lite"):
+                deps.add(m)
+        graph[name] = deps
+
+    def reaches(start):
+        seen, todo = set(), list(graph[start])
+        while todo:
+            m = todo.pop()
+            if m not in seen:
+                seen.add(m)
+                todo.extend(graph.get(m, ()))
+        return seen
+
+    cycles = sorted(m for m in graph if m in reaches(m))
+    assert not cycles, f"modules on an import cycle: {cycles}"
+    assert "propalign_lite._blocked" in graph["propalign_lite.coupling"]

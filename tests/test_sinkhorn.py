@@ -161,3 +161,18 @@ def test_inexact_newton_for_large_groups_reaches_the_same_plan(monkeypatch):
     assert calls and res.converged
     P, Q = ImplicitCoupling.from_result(x, y, ref), ImplicitCoupling.from_result(x, y, res)
     np.testing.assert_allclose(as_dense(P), as_dense(Q), atol=1e-5)   # row-normalised
+
+
+def test_omega_none_is_plain_scaling():
+    """The default does no over-relaxation (the docs once claimed an automatic omega): the
+    result is the one of omega = 1 exactly, and another omega changes the iterates."""
+    from propalign_lite.matchers import euclidean_cost
+    from propalign_lite.sinkhorn import sinkhorn
+
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(60, 3)), rng.normal(size=(50, 3))
+    C = euclidean_cost(x, y)
+    plain, one = sinkhorn(C, 0.5), sinkhorn(C, 0.5, omega=1.0)
+    assert plain.n_iter == one.n_iter and np.array_equal(plain.plan, one.plan)
+    fast = sinkhorn(C, 0.5, omega=1.5)
+    assert fast.n_iter != plain.n_iter
