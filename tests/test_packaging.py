@@ -193,3 +193,30 @@ def test_the_library_has_no_import_cycle():
     cycles = sorted(m for m in graph if m in reaches(m))
     assert not cycles, f"modules on an import cycle: {cycles}"
     assert "propalign_lite._blocked" in graph["propalign_lite.coupling"]
+
+
+def test_no_code_seeds_a_global_random_generator():
+    """Seeds are local: ``np.random.seed`` / ``random.seed`` are never called, and
+    ``torch.manual_seed`` only inside ``with torch.random.fork_rng(...)``, which restores the
+    global state afterwards (experiments/prediction.py once seeded torch's global RNG)."""
+    import ast
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    bad = []
+    for d in ("propalign_lite", "propalign_book", "book"):
+        for path in sorted((root / d).rglob("*.py")):
+            tree = ast.parse(path.read_text())
+            forked = set()
+            for node in ast.walk(tree):
+                if isinstance(node, ast.With) and any(
+                        "fork_rng" in ast.unparse(item.context_expr) for item in node.items):
+                    forked |= {id(n) for n in ast.walk(node)}
+            for node in ast.walk(tree):
+                if not isinstance(node, ast.Call):
+                    continue
+                name = ast.unparse(node.func)
+                if name in ("np.random.seed", "numpy.random.seed", "random.seed") or (
+                        name == "torch.manual_seed" and id(node) not in forked):
+                    bad.append(f"{path.relative_to(root)}:{node.lineno} {name}")
+    assert not bad, bad

@@ -100,8 +100,9 @@ def fit_probe(train, val, coupling, settings: dict, seed: int, *, unbiased: bool
     else:
         raise ValueError(f"direction must be 'protein_to_rna' or 'rna_to_protein', got "
                          f"{direction!r}")
-    torch.manual_seed(seed)
-    model = make_probe_mlp(inputs.shape[1], targets.shape[1])
+    with torch.random.fork_rng(devices=[]):    # the probe's initial weights; global RNG kept
+        torch.manual_seed(seed)
+        model = make_probe_mlp(inputs.shape[1], targets.shape[1])
     trainer = CrossModalTrainer(model, unbiased=unbiased, epochs=settings["probe_epochs"],
                                 batch_size=500, lr=settings["probe_lr"], weight_decay=5e-4,
                                 random_state=seed, device=device)
