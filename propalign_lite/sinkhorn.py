@@ -42,10 +42,15 @@ Example
 >>> import numpy as np
 >>> from propalign_lite.matchers import euclidean_cost
 >>> rng = np.random.default_rng(0)
->>> x = rng.normal(size=(100, 3)); y = x + 0.1 * rng.normal(size=x.shape)
+>>> x, y = rng.normal(size=(100, 3)), rng.normal(size=(80, 3))
 >>> res = sinkhorn(euclidean_cost(x, y), 0.05)
->>> res.converged, bool(abs(res.plan.sum() - 1) < 1e-9)
-(True, True)
+>>> res.converged, bool(abs(res.plan.sum() - 1) < 1e-9), res.n_iter < 1000
+(True, True, True)
+
+Near-permutation problems converge slowly at small ``reg``: with ``y = x + 0.1 * noise`` (100
+points) neither this solver nor POT's ``sinkhorn_log`` reaches ``tol=1e-10`` in 1,000
+iterations (both stop near ``err = 3e-5``; after 20,000 both are at ``1.4e-6``). Such a run
+ends with a :class:`ConvergenceWarning` and ``converged=False``, never silently.
 
 References
 ----------
