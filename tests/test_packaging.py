@@ -50,9 +50,20 @@ def test_every_chapter_is_jupytext_with_parameters_and_in_toc():
 
 
 def test_no_notebooks_or_build_output_tracked():
+    """What git tracks (not what .gitignore says): no notebook, build output, environment,
+    fetched asset or results-store record outside results/recorded/."""
+    import subprocess
+
     ignored = (ROOT / ".gitignore").read_text()
     for pattern in ("*.ipynb", "_build/", ".venv/", "_assets/"):
         assert pattern in ignored
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.split()
+    assert len(tracked) > 50
+    bad = [f for f in tracked if f.endswith(".ipynb")
+           or f.split("/")[0] in ("_build", ".venv", "_assets")
+           or (f.startswith("results/") and not f.startswith("results/recorded/"))]
+    assert not bad, bad
 
 
 def test_sources_have_no_invalid_escape_sequences():

@@ -38,13 +38,25 @@ def test_citeseq_pipeline_on_fixture():
 
 
 def test_toc_lists_every_chapter_with_a_profile():
+    """Every page of the toc has a source; every profile a chapter asks for exists with both
+    ``ci`` and ``paper``; every profile of PROFILES is used by some page."""
+    import pathlib
+    import re
+
+    root = pathlib.Path(__file__).resolve().parents[1]
     chapters = chapters_from_toc()
     assert chapters[0] == "book/intro"
+    used = set()
     for chapter in chapters:
-        name = chapter.removeprefix("book/")
-        if name in PROFILES:
-            for profile in ("ci", "paper"):
-                assert get_profile(name, profile)["profile"] == profile
+        sources = [p for p in (root / f"{chapter}.py", root / f"{chapter}.md") if p.exists()]
+        assert sources, f"{chapter} is in _toc.yml but has no source"
+        used |= set(re.findall(r'get_profile\(\s*"(\w+)"', sources[0].read_text()))
+    assert used, "no chapter reads a profile"
+    for name in used:
+        assert name in PROFILES, f"a chapter asks for the unknown profile {name!r}"
+        for profile in ("ci", "paper"):
+            assert get_profile(name, profile)["profile"] == profile
+    assert set(PROFILES) <= used, f"profiles no page uses: {set(PROFILES) - used}"
 
 
 def test_get_profile_errors():

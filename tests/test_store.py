@@ -131,7 +131,14 @@ def test_recorded_runs_match_and_go_stale(tmp_path):
 
 
 def test_committed_recorded_runs_match_current_settings():
-    """CI check: every record under results/recorded/ still matches its profile's settings."""
+    """CI check: every record under results/recorded/ still matches its profile's settings.
+    With no record committed there is nothing to check: the test says so (a skip in the
+    report) instead of passing on an empty list."""
+    from propalign_book.recorded import RECORDED_DIR, _files
+
+    files = list(_files(RECORDED_DIR))
+    if not files:
+        pytest.skip(f"no recorded run is committed under {RECORDED_DIR.name}/")
     assert check_recorded() == []
 
 
