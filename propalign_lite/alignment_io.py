@@ -60,13 +60,13 @@ def _plain(value):
 
 def save_alignment(aln, path) -> None:
     """Write ``aln`` to ``path`` (``.npz``) through a temporary file renamed at the end."""
-    from .coupling import ImplicitCoupling
+    from .coupling import is_implicit
 
     groups = list(aln.couplings_)
     arrays, kinds = {}, []
     for k, g in enumerate(groups):
         M = aln.couplings_[g]
-        if isinstance(M, ImplicitCoupling):
+        if is_implicit(M):                  # stored as its potentials
             arrays[f"alpha_{k}"], arrays[f"beta_{k}"] = M.alpha, M.beta
             kinds.append(["implicit", float(M.reg)])
         else:

@@ -1,4 +1,19 @@
-r"""Couplings that are never materialised: potentials + embeddings, evaluated on demand.
+r"""The coupling protocol, and couplings that are never materialised.
+
+Everything the package does with a coupling -- metrics, the trainer, ``Alignment`` -- goes
+through one protocol, met by two classes:
+
+* :class:`ArrayCoupling` wraps a dense ``ndarray`` or a scipy sparse matrix (what
+  :func:`~propalign_lite.match` returns for groups that fit in memory);
+* :class:`ImplicitCoupling` holds potentials + embeddings and evaluates entries on demand
+  (what the online solver returns).
+
+:func:`as_coupling` turns any accepted coupling into one of them, checking it once (finite,
+non-negative, rows summing to 1). The protocol is the table below; partners are drawn by the
+package's one sampler (:class:`~propalign_lite._sampling.RowSampler`) on the coupling's sparse
+rows.
+
+**Implicit couplings.**
 
 An entropic OT plan between embeddings :math:`x \in \mathbb R^{n_1\times d}` and
 :math:`y \in \mathbb R^{n_2\times d}` is determined by its log-potentials:
@@ -14,6 +29,7 @@ paper's :math:`\varepsilon`) and implements what the package does with a couplin
                                exact=True)`` runs a block pass over all pairs)
 ``M.row(i)``, ``M.block(r,c)``  exact entries on demand
 ``M.diagonal()``               :math:`M_{ii}` (the trace metric)
+``M.column_block(cols)``       ``M[:, cols]`` as a dense block (the partner rank)
 ``M.sample_partners(...)``     one :math:`j \sim M_{i\cdot}` per row (the trainer)
 ``M.topk(k)``                  the ``k`` largest entries of every row (exact block pass)
 ``M.foscttm(x2, ...)``         the paper's FOSCTTM, without an :math:`n \times n` matrix
@@ -43,7 +59,8 @@ import numpy as np
 from scipy import sparse
 
 from ._blocked import DEFAULT_BLOCK, BlockedCost, euclidean_cost  # same arithmetic as the dense metrics
-from ._validation import check_array, check_random_state
+from ._sampling import RowSampler
+from ._validation import check_array, check_coupling, check_random_state
 
 MAX_DENSE = 10 ** 8          # entries; to_dense() refuses more (0.8 GB in float64)
 
@@ -162,6 +179,13 @@ class ImplicitCoupling:
     def __matmul__(self, Z):
         return self.matmul(Z)
 
+    def column_block(self, cols) -> np.ndarray:
+        """``M[:, cols]`` on the support (``M @ E``, ``E`` those columns of the identity)."""
+        cols = np.atleast_1d(np.asarray(cols))
+        E = np.zeros((self.shape[1], len(cols)))
+        E[cols, np.arange(len(cols))] = 1.0
+        return self @ E
+
     def sample_partners(self, *, random_state=None) -> np.ndarray:
         """One partner :math:`j_i \\sim M_{i\\cdot}` per row (inverse CDF on the support)."""
         rng = check_random_state(random_state)
@@ -173,16 +197,7 @@ class ImplicitCoupling:
                 lp += rng.gumbel(size=lp.shape)
                 out[s:e] = lp.argmax(1)
             return out
-        indptr = np.searchsorted(self._rows, np.arange(self.shape[0] + 1))
-        cum = np.cumsum(self._vals)
-        start = np.concatenate([[0.0], cum])[indptr[:-1]]
-        t = start + rng.random(self.shape[0]) * self._vals_row_sums(indptr)
-        k = np.searchsorted(cum, t, side="right")
-        k = np.clip(k, indptr[:-1], indptr[1:] - 1)
-        return self._cols[k].astype(np.int64)
-
-    def _vals_row_sums(self, indptr) -> np.ndarray:
-        return np.add.reduceat(self._vals, indptr[:-1]) if self._vals.size else np.zeros(0)
+        return RowSampler(self.to_sparse()).sample(rng)
 
     # -- exact block passes ----------------------------------------------------------------
     def topk(self, k: int = 1):
@@ -261,15 +276,138 @@ def foscttm_blocked(a, b, *, block_size: int = DEFAULT_BLOCK) -> float:
     return float((from_a + from_b.sum()) / (2 * n * (n - 1)))
 
 
+class ArrayCoupling:
+    """A row-normalised coupling held as a dense array or a scipy sparse matrix, behind the
+    protocol of :class:`ImplicitCoupling` (``shape``, ``@``, ``diagonal``, ``block``,
+    ``sample_partners``, ``to_sparse``, ``to_dense``). Checked once on construction.
+
+    >>> M = ArrayCoupling(np.array([[0.5, 0.5], [0.0, 1.0]]))
+    >>> M.diagonal().tolist(), (M @ np.array([1.0, 3.0])).tolist()
+    ([0.5, 1.0], [2.0, 3.0])
+    """
+
+    ndim = 2
+
+    def __init__(self, M, name: str = "M", *, row_stochastic: bool = True):
+        if sparse.issparse(M):
+            csr = sparse.csr_matrix(M, dtype=np.float64)
+            check_array(csr.data, name, ndim=1, allow_empty=True, max_abs=None)
+            if csr.nnz and csr.data.min() < 0:
+                raise ValueError(f"{name} has negative entries (min {csr.data.min():.3g})")
+            if row_stochastic:
+                rs = np.asarray(csr.sum(axis=1)).ravel()
+                if rs.size and np.abs(rs - 1).max() > 1e-6:
+                    raise ValueError(f"rows of {name} must sum to 1 (worst row sums to "
+                                     f"{rs[np.argmax(np.abs(rs - 1))]:.6g}); row-normalise it")
+            self._dense, self._csr = None, csr
+        else:
+            self._dense = check_coupling(M, name, row_stochastic=row_stochastic)
+            self._csr = None
+        self.shape = (self._dense if self._dense is not None else self._csr).shape
+
+    def __repr__(self) -> str:
+        kind = "dense" if self._dense is not None else f"sparse, {self._csr.nnz} entries"
+        return f"ArrayCoupling(shape={self.shape}, {kind})"
+
+    def __matmul__(self, Z):
+        return (self._dense if self._dense is not None else self._csr) @ Z
+
+    def diagonal(self) -> np.ndarray:
+        """:math:`M_{ii}`, ``i < min(n1, n2)``."""
+        return np.asarray((self._dense if self._dense is not None else self._csr).diagonal())
+
+    def block(self, rows=None, cols=None) -> np.ndarray:
+        """Dense block ``M[rows][:, cols]`` (``None`` = all)."""
+        M = self.to_dense()
+        r = slice(None) if rows is None else np.atleast_1d(np.asarray(rows))
+        c = slice(None) if cols is None else np.atleast_1d(np.asarray(cols))
+        return M[r][:, c]
+
+    def column_block(self, cols) -> np.ndarray:
+        """Dense ``M[:, cols]``."""
+        if self._dense is not None:
+            return self._dense[:, cols]
+        return self._csr[:, cols].toarray()
+
+    def to_sparse(self) -> sparse.csr_matrix:
+        return self._csr if self._csr is not None else sparse.csr_matrix(self._dense)
+
+    def to_dense(self) -> np.ndarray:
+        return self._dense if self._dense is not None else self._csr.toarray()
+
+    def __array__(self, dtype=None, copy=None):
+        M = self.to_dense()
+        return M if dtype is None else M.astype(dtype)
+
+    def sample_partners(self, *, random_state=None) -> np.ndarray:
+        """One partner :math:`j_i \\sim M_{i\\cdot}` per row (the package's one sampler)."""
+        return RowSampler(self.to_sparse()).sample(random_state)
+
+
+class OperatorCoupling:
+    """Any object with ``shape`` and ``M @ Z`` (a user's linear operator) behind the protocol:
+    columns are read as ``M @ E`` with ``E`` columns of the identity."""
+
+    ndim = 2
+
+    def __init__(self, op):
+        self._op = op
+        self.shape = tuple(op.shape)
+
+    def __matmul__(self, Z):
+        return self._op @ Z
+
+    def column_block(self, cols) -> np.ndarray:
+        cols = np.atleast_1d(np.asarray(cols))
+        E = np.zeros((self.shape[1], len(cols)))
+        E[cols, np.arange(len(cols))] = 1.0
+        return np.asarray(self._op @ E, dtype=float)
+
+    def to_dense(self) -> np.ndarray:
+        return self.column_block(np.arange(self.shape[1]))
+
+    def diagonal(self) -> np.ndarray:
+        return np.diag(self.to_dense())
+
+    def to_sparse(self) -> sparse.csr_matrix:
+        return sparse.csr_matrix(self.to_dense())
+
+    def sample_partners(self, *, random_state=None) -> np.ndarray:
+        return RowSampler(self.to_sparse()).sample(random_state)
+
+
+def as_coupling(M, name: str = "M", *, square: bool = False, row_stochastic: bool = True):
+    """Any accepted coupling -- ndarray (or nested list), scipy sparse matrix,
+    :class:`ArrayCoupling` or :class:`ImplicitCoupling`, or any object with ``shape`` and
+    ``@`` (:class:`OperatorCoupling`) -- behind the coupling protocol,
+    checked (finite, non-negative, rows summing to 1 unless ``row_stochastic=False``;
+    ``square=True``: row ``i`` and column ``i`` are true partners)."""
+    if isinstance(M, (ImplicitCoupling, ArrayCoupling, OperatorCoupling)):
+        C = M
+    elif isinstance(M, (np.ndarray, list, tuple)) or sparse.issparse(M):
+        C = ArrayCoupling(M, name, row_stochastic=row_stochastic)
+    elif hasattr(M, "shape") and hasattr(M, "__matmul__") and len(M.shape) == 2:
+        C = OperatorCoupling(M)                 # checked where its entries are read
+    else:
+        raise ValueError(f"{name} must be an array, a sparse matrix or an ImplicitCoupling, "
+                         f"got {type(M).__name__}")
+    if square and C.shape[0] != C.shape[1]:
+        raise ValueError(f"{name} must be square (row i and column i are true partners), got "
+                         f"shape {C.shape}")
+    return C
+
+
+def is_coupling(obj) -> bool:
+    """Whether ``obj`` already meets the coupling protocol (an :class:`ArrayCoupling` or an
+    :class:`ImplicitCoupling`), as opposed to an array to wrap with :func:`as_coupling`."""
+    return isinstance(obj, (ArrayCoupling, ImplicitCoupling, OperatorCoupling))
+
+
 def is_implicit(M) -> bool:
-    """Whether ``M`` is an :class:`ImplicitCoupling`."""
+    """Whether ``M`` is an :class:`ImplicitCoupling` (evaluated on demand)."""
     return isinstance(M, ImplicitCoupling)
 
 
 def as_dense(M) -> np.ndarray:
     """Any coupling (ndarray, scipy sparse, :class:`ImplicitCoupling`) as a dense ndarray."""
-    if isinstance(M, ImplicitCoupling):
-        return M.to_dense()
-    if sparse.issparse(M):
-        return M.toarray()
-    return np.asarray(M, dtype=np.float64)
+    return np.asarray(as_coupling(M, row_stochastic=False).to_dense(), dtype=np.float64)

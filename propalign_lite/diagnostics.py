@@ -34,25 +34,12 @@ from __future__ import annotations
 import numpy as np
 
 from ._validation import check_array, check_int, check_labels
-from .coupling import ImplicitCoupling
+from .coupling import as_coupling
 
 
 def _dense(M, name: str = "M") -> np.ndarray:
     """A coupling as a dense row-stochastic array (implicit ones are evaluated)."""
-    from scipy import sparse
-
-    if isinstance(M, ImplicitCoupling):
-        M = M.block()
-    elif sparse.issparse(M):
-        M = M.toarray()
-    M = check_array(M, name)
-    if (M < 0).any():
-        raise ValueError(f"{name} has negative entries")
-    s = M.sum(1)
-    if not np.allclose(s, 1.0, atol=1e-6):
-        raise ValueError(f"the rows of {name} must sum to 1 (a row-normalised coupling); "
-                         f"found sums from {s.min():.3g} to {s.max():.3g}")
-    return M
+    return as_coupling(M, name).to_dense()
 
 
 def effective_partners(M) -> np.ndarray:

@@ -58,10 +58,10 @@ import warnings
 import numpy as np
 from scipy import sparse
 
-from ._validation import (check_array, check_coupling, check_int, check_labels,
+from ._validation import (check_array, check_int, check_labels,
                           check_random_state)
 from ._blocked import euclidean_cost  # noqa: F401  (public here; defined with the blocked distances)
-from .coupling import ImplicitCoupling
+from .coupling import ImplicitCoupling, as_coupling
 from .sinkhorn import (ConvergenceWarning, SinkhornResult, check_solver_params,  # noqa: F401
                        needs_warning,
                        sinkhorn, sinkhorn_online)
@@ -345,18 +345,15 @@ def block_coupling(couplings: dict, t1, t2) -> sparse.csr_matrix:
     t2 = check_labels(t2, "t2")
     rows, cols, vals = [], [], []
     for g, M in couplings.items():
-        if not isinstance(M, ImplicitCoupling):
-            if not (sparse.issparse(M) or isinstance(M, np.ndarray)):
-                raise ValueError(f"couplings[{g!r}] must be an array, a sparse matrix or an "
-                                 f"ImplicitCoupling, got {type(M).__name__}")
-            M = check_coupling(M.toarray() if sparse.issparse(M) else M, f"couplings[{g!r}]",
-                               row_stochastic=True)
+        if isinstance(M, (list, tuple)):
+            raise ValueError(f"couplings[{g!r}] must be an array, a sparse matrix or an "
+                             f"ImplicitCoupling, got {type(M).__name__}")
+        M = as_coupling(M, f"couplings[{g!r}]")
         i1, i2 = np.flatnonzero(t1 == g), np.flatnonzero(t2 == g)
         if M.shape != (len(i1), len(i2)):
             raise ValueError(f"couplings[{g!r}] has shape {M.shape}, but t1 and t2 hold "
                              f"{(len(i1), len(i2))} samples of group {g!r}")
-        Ms = M.to_sparse() if isinstance(M, ImplicitCoupling) else sparse.coo_matrix(M)
-        Ms = Ms.tocoo()
+        Ms = M.to_sparse().tocoo()
         Ms.eliminate_zeros()
         rows.append(i1[Ms.row])
         cols.append(i2[Ms.col])

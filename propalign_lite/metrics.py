@@ -39,9 +39,13 @@ from typing import Callable
 
 import numpy as np
 
-from ._validation import check_array, check_coupling, check_random_state
-from .coupling import ImplicitCoupling
+from ._validation import check_array, check_random_state
 from ._blocked import euclidean_cost
+from .coupling import as_coupling, foscttm_blocked
+
+#: n x n above which FOSCTTM is counted block by block (the size at which match() returns an
+#: implicit coupling)
+BLOCKED_FOSCTTM = 2 ** 24
 
 
 def trace(M) -> float:
@@ -49,13 +53,7 @@ def trace(M) -> float:
 
     The rows of ``M`` must sum to 1 (within 1e-6): an unnormalised coupling raises instead of
     scoring, e.g., ``np.ones((3, 3))`` as a perfect 1.0."""
-    if isinstance(M, ImplicitCoupling):
-        if M.shape[0] != M.shape[1]:
-            raise ValueError(f"M must be square (row i and column i are true partners), got "
-                             f"shape {M.shape}")
-        return float(M.diagonal().mean())
-    M = check_coupling(M, "M", square=True, row_stochastic=True)
-    return float(np.trace(M) / M.shape[0])
+    return float(as_coupling(M, "M", square=True).diagonal().mean())
 
 
 def latent_mse(M, z, z2=None) -> float:
@@ -64,7 +62,7 @@ def latent_mse(M, z, z2=None) -> float:
     ``z`` holds the latents of the modality-1 samples (rows of ``M``), ``z2`` those of the
     modality-2 samples (columns); with paired data both are the group's ``z``.
     """
-    M = M if isinstance(M, ImplicitCoupling) else check_coupling(M, "M", row_stochastic=True)
+    M = as_coupling(M, "M")
     z = check_array(z, "z")
     z2 = z if z2 is None else check_array(z2, "z2")
     if M.shape != (len(z), len(z2)):
@@ -111,34 +109,28 @@ def foscttm_coupling(M, x2, *, how: str = "sample", random_state=None) -> float:
 
     ``how="sample"`` draws one partner :math:`j_i \sim M_{i\cdot}` per row (the official
     code; random, seed it with ``random_state``); ``how="barycentric"`` uses
-    :math:`\hat x = M x_2` (the paper's formula). Returns ``foscttm(x2, x_hat)``.
+    :math:`\hat x = M x_2` (the paper's formula). Returns ``foscttm(x2, x_hat)``, counted
+    block by block (:func:`~propalign_lite.coupling.foscttm_blocked`) when the ``n x n``
+    distances would exceed ``2**24`` entries.
     """
-    if isinstance(M, ImplicitCoupling):          # block-wise, no n x n matrix
-        return M.foscttm(x2, how=how, random_state=random_state)
-    M = check_coupling(M, "M", square=True, row_stochastic=True)
+    M = as_coupling(M, "M", square=True)
     x2 = check_array(x2, "x2")
     if len(x2) != M.shape[0]:
         raise ValueError(f"x2 has {len(x2)} rows but M is {M.shape[0]} x {M.shape[1]}")
     if how == "sample":
-        j = sample_partners(M, random_state=random_state)
-        x_hat = x2[j]
+        x_hat = x2[M.sample_partners(random_state=check_random_state(random_state))]
     elif how == "barycentric":
         x_hat = M @ x2
     else:
         raise ValueError(f"how must be 'sample' or 'barycentric', got {how!r}")
+    if len(x2) ** 2 > BLOCKED_FOSCTTM:
+        return foscttm_blocked(x2, x_hat)
     return foscttm(x2, x_hat)
 
 
 def sample_partners(M, *, random_state=None) -> np.ndarray:
     """One partner index per row, ``j_i ~ M[i, :]`` (inverse-CDF sampling, rows sum to 1)."""
-    if isinstance(M, ImplicitCoupling):
-        return M.sample_partners(random_state=random_state)
-    M = check_coupling(M, "M", row_stochastic=True)
-    rng = check_random_state(random_state)
-    cdf = np.cumsum(M, axis=1)
-    u = rng.random(M.shape[0]) * cdf[:, -1]
-    j = (cdf < u[:, None]).sum(axis=1)
-    return np.minimum(j, M.shape[1] - 1)
+    return as_coupling(M, "M").sample_partners(random_state=random_state)
 
 
 # --------------------------------------------------------------------------------------------
@@ -236,25 +228,12 @@ def evaluate_couplings(couplings: dict, t, *, z=None, x2=None, random_state=None
 # --------------------------------------------------------------------------------------------
 # ranks
 def _coupling_column_blocks(M, block_size: int):
-    """Yield ``(columns, M[:, columns])`` as dense blocks, using only ``M.shape`` and
-    ``M @ Z`` for couplings that are neither numpy arrays nor scipy sparse matrices (e.g. an
-    implicit coupling): ``M @ E`` with ``E`` the matching columns of the identity."""
-    from scipy import sparse
-
+    """Yield ``(columns, M[:, columns])`` as dense blocks of a coupling behind the protocol
+    (``M.column_block``)."""
     n1, n2 = M.shape
-    if sparse.issparse(M):
-        M = M.tocsc()
     for start in range(0, n2, block_size):
         cols = np.arange(start, min(start + block_size, n2))
-        if isinstance(M, np.ndarray):
-            block = M[:, cols]
-        elif sparse.issparse(M):
-            block = M[:, cols].toarray()
-        else:
-            E = np.zeros((n2, len(cols)))
-            E[cols, np.arange(len(cols))] = 1.0
-            block = M @ E
-        yield cols, np.asarray(block, dtype=float)
+        yield cols, np.asarray(M.column_block(cols), dtype=float)
 
 
 def partner_ranks(M, *, block_size: int = 512) -> np.ndarray:
@@ -275,12 +254,8 @@ def partner_ranks(M, *, block_size: int = 512) -> np.ndarray:
     and ``M @ Z`` (the columns are read in blocks of ``block_size``; memory
     :math:`O(n \cdot \text{block\_size})`).
     """
-    if isinstance(M, np.ndarray) or not hasattr(M, "shape"):
-        M = check_coupling(M, "M", square=True)
+    M = as_coupling(M, "M", square=True, row_stochastic=False)
     n1, n2 = M.shape
-    if n1 != n2:
-        raise ValueError(f"M must be square (row i and column i are true partners), got "
-                         f"shape {M.shape}")
     if n1 < 2:
         raise ValueError("a partner rank needs at least 2 samples")
     if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) \

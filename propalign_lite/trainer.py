@@ -96,7 +96,8 @@ from torch import nn
 
 from ._torch_utils import one_cycle
 from ._validation import check_array, check_random_state
-from .coupling import ImplicitCoupling
+from ._sampling import RowSampler
+from .coupling import is_coupling
 
 __all__ = ["CrossModalTrainer", "CouplingSampler", "make_probe_mlp", "r2_score_pooled"]
 
@@ -204,10 +205,10 @@ def _looks_like_blocks(coupling) -> bool:
 
 def _coupling_to_csr(coupling, name: str = "coupling") -> sparse.csr_matrix:
     """Any accepted coupling format -> a float64 CSR matrix with finite, positive entries."""
-    if isinstance(coupling, ImplicitCoupling):        # its truncated support, rows sum to 1
+    if is_coupling(coupling):                         # e.g. an implicit one: its support
         coupling = coupling.to_sparse()
     elif isinstance(coupling, (list, tuple)):
-        coupling = [_densify_implicit(item) for item in coupling]
+        coupling = [_densify(item) for item in coupling]
     if sparse.issparse(coupling):
         csr = sparse.csr_matrix(coupling, dtype=np.float64, copy=True)
         csr.sum_duplicates()
@@ -253,11 +254,12 @@ def _coupling_to_csr(coupling, name: str = "coupling") -> sparse.csr_matrix:
     return csr
 
 
-def _densify_implicit(item):
-    """Blocks given as implicit couplings enter the block forms as dense arrays."""
-    if isinstance(item, ImplicitCoupling):
+def _densify(item):
+    """Blocks given as coupling objects (e.g. implicit ones) enter the block forms as dense
+    arrays (the protocol's ``to_dense``)."""
+    if is_coupling(item):
         return item.to_dense()
-    if _is_triple(item) and isinstance(item[2], ImplicitCoupling):
+    if _is_triple(item) and is_coupling(item[2]):
         return (item[0], item[1], item[2].to_dense())
     return item
 
@@ -272,12 +274,11 @@ def _check_block(block, name: str) -> np.ndarray:
 class CouplingSampler:
     r"""Draw partners :math:`j \sim M_{i\cdot}` for every target row :math:`i`, vectorised.
 
-    The coupling is stored in compressed sparse rows with one running cumulative sum over
-    all stored weights. Drawing a partner for row :math:`i` is inverse-CDF sampling:
-    pick :math:`t` uniformly in row :math:`i`'s stretch of the running sum and look up the
-    entry whose stretch contains it (``np.searchsorted``). Cost per draw is
-    :math:`O(\log \mathrm{nnz})`, whatever the sparsity; rows with a single non-zero
-    (identity / one-hot couplings, hard matchings) need no random numbers at all.
+    The coupling is checked (shape, non-negative, rows summing to 1) and stored in compressed
+    sparse rows; draws are inverse-CDF sampling on one running cumulative sum
+    (:class:`~propalign_lite._sampling.RowSampler`, shared with the metrics and the implicit
+    coupling). Cost per draw :math:`O(\log \mathrm{nnz})`, whatever the sparsity; rows with a
+    single non-zero (hard matchings) need no random numbers at all.
 
     Parameters
     ----------
@@ -325,19 +326,9 @@ class CouplingSampler:
                              f"for every target), but {int(bad.sum())} row(s) do not, e.g. row "
                              f"{worst} sums to {sums[worst]:.6g}{extra}; row-normalise it "
                              "first (M / M.sum(axis=1, keepdims=True))")
-        counts = np.diff(csr.indptr)
         self.shape = csr.shape
-        self.indptr = csr.indptr
         self.indices = csr.indices
-        self._one_hot = bool((counts == 1).all())
-        cum = np.empty(csr.nnz + 1)
-        cum[0] = 0.0
-        np.cumsum(csr.data / np.repeat(sums, counts), out=cum[1:])
-        self._cum = cum[1:]
-        self._start = cum[self.indptr[:-1]]
-        self._width = cum[self.indptr[1:]] - self._start
-        self._lo = self.indptr[:-1]
-        self._hi = self.indptr[1:] - 1
+        self._rows = RowSampler(csr)
 
     @property
     def n_targets(self) -> int:
@@ -350,16 +341,10 @@ class CouplingSampler:
     def sample(self, random_state=None, n_draws: int | None = None) -> np.ndarray:
         """Partner indices: shape ``(n_targets,)``, or ``(n_draws, n_targets)`` when given.
 
-        Row ``i`` of the output holds independent draws from ``coupling[i, :]``.
+        Row ``i`` of the output holds independent draws from ``coupling[i, :]``
+        (:class:`propalign_lite._sampling.RowSampler`, the package's one sampler).
         """
-        shape = (self.n_targets,) if n_draws is None else (int(n_draws), self.n_targets)
-        if self._one_hot:
-            return np.broadcast_to(self.indices.astype(np.int64), shape).copy()
-        rng = check_random_state(random_state)
-        t = self._start + rng.random(shape) * self._width
-        k = np.searchsorted(self._cum, t, side="right")
-        np.clip(k, self._lo, self._hi, out=k)
-        return self.indices[k].astype(np.int64)
+        return self._rows.sample(random_state, n_draws)
 
 
 # --------------------------------------------------------------------------------------------

@@ -123,3 +123,44 @@ def test_bad_inputs():
         cp.BlockedCost(np.eye(3), np.eye(3), backend="jax")
     with pytest.raises(ValueError, match="CPU only"):
         cp.BlockedCost(np.eye(3), np.eye(3), backend="numpy", device="cuda")
+
+
+def test_array_and_implicit_couplings_meet_one_protocol(pair):
+    """The dense wrapper and the implicit coupling answer the protocol alike, and every
+    sampler of the package draws the same partners for the same seed."""
+    from propalign_lite._sampling import RowSampler
+    from propalign_lite.coupling import ArrayCoupling, as_coupling, is_coupling
+    from propalign_lite.trainer import CouplingSampler
+
+    M = pair[3]
+    D = as_dense(M)
+    A = as_coupling(D)
+    assert isinstance(A, ArrayCoupling) and is_coupling(A) and is_coupling(M)
+    assert as_coupling(M) is M and as_coupling(A) is A
+    S = as_coupling(sparse.csr_matrix(D))
+    Z = np.arange(2.0 * D.shape[1]).reshape(-1, 2)
+    for C in (A, S):
+        assert C.shape == M.shape
+        np.testing.assert_allclose(C @ Z, D @ Z)
+        np.testing.assert_allclose(C.diagonal(), np.diag(D))
+        np.testing.assert_allclose(C.column_block([0, 3]), D[:, [0, 3]])
+        np.testing.assert_allclose(C.to_sparse().toarray(), D)
+    np.testing.assert_allclose(M.diagonal(), np.diag(D), atol=1e-12)
+    draws = [metrics.sample_partners(D, random_state=7), A.sample_partners(random_state=7),
+             RowSampler(sparse.csr_matrix(D)).sample(7), CouplingSampler(D).sample(7)]
+    for d in draws[1:]:
+        np.testing.assert_array_equal(d, draws[0])
+
+
+def test_as_coupling_refuses_what_is_not_a_coupling():
+    from propalign_lite.coupling import as_coupling
+
+    with pytest.raises(ValueError, match="rows of M must sum to 1"):
+        as_coupling(np.ones((2, 2)))
+    with pytest.raises(ValueError, match="negative"):
+        as_coupling(sparse.csr_matrix(np.array([[1.5, -0.5], [0.0, 1.0]])))
+    with pytest.raises(ValueError, match="must be square"):
+        as_coupling(np.full((2, 3), 1 / 3), square=True)
+    with pytest.raises(ValueError, match="must be an array"):
+        as_coupling("M")
+    assert as_coupling(np.ones((2, 2)), row_stochastic=False).shape == (2, 2)
