@@ -44,7 +44,7 @@ from propalign_lite import PropensityClassifier, match, match_groups
 from propalign_lite import metrics
 from propalign_lite.datasets.views import make_views
 from propalign_lite.embeddings import propensity_embedding
-from propalign_lite.matchers import euclidean_cost
+from propalign_lite.matchers import PAPER_OT, euclidean_cost
 from propalign_book.profiles import get_profile
 from propalign_book.report import profile_banner
 from propalign_lite.theory import (discordant_fraction, find_cost_reducing_cycle,
@@ -261,7 +261,7 @@ candidates = {
 }
 rows = {}
 for name, (e1, e2) in candidates.items():
-    rows[name] = scores(match_groups(e1, test.t, e2, test.t, method="ot", reg=0.05),
+    rows[name] = scores(match_groups(e1, test.t, e2, test.t, **PAPER_OT),
                         test.t, test.z)
 rows["random matching"] = scores(match_groups(test.z, test.t, test.z, test.t, method="random",
                                               random_state=0), test.t, test.z)
@@ -357,7 +357,7 @@ for T in S["prop2_T"]:
     for eps in S["prop2_noise"]:
         e1 = exact + eps * rng.standard_normal(exact.shape)
         e2 = exact + eps * rng.standard_normal(exact.shape)
-        res = scores(match_groups(e1, data.t, e2, data.t, method="ot", reg=0.05), data.t, data.z)
+        res = scores(match_groups(e1, data.t, e2, data.t, **PAPER_OT), data.t, data.z)
         rows.append({"T": T, "noise": eps, **res})
 prop2 = pd.DataFrame(rows)
 display(prop2.pivot(index="T", columns="noise", values=["Trace", "MSE"]).round(4))

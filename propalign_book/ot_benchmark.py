@@ -32,6 +32,8 @@ import subprocess
 import sys
 import textwrap
 
+from propalign_lite.sinkhorn import PAPER_REG
+
 SOLVERS = ("ours", "ours_online", "pot", "pot_log", "pot_log_torch", "ott", "geomloss")
 
 _CHILD = textwrap.dedent('''
@@ -132,7 +134,7 @@ def available(solver: str, python: str | None = None) -> bool:
     return subprocess.run([python, "-c", probe], capture_output=True).returncode == 0
 
 
-def run(solver: str, n: int, *, seed: int = 0, reg: float = 0.05, tol: float = 1e-6,
+def run(solver: str, n: int, *, seed: int = 0, reg: float = PAPER_REG, tol: float = 1e-6,
         max_iter: int = 10000, threads: int = 2, timeout: float | None = None,
         python: str | None = None) -> dict:
     """Run one solver on the size-``n`` problem in a subprocess; returns its record.

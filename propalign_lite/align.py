@@ -58,14 +58,14 @@ from ._anndata_inputs import _labels, _resolve_objects, get_rep  # noqa: F401 (g
 from ._validation import check_random_state
 from .alignment import Alignment
 from .groups import resolve_groups
-from .matchers import match_groups
+from .matchers import PAPER_REG, match_groups
 
 from .align_classifiers import DEFAULT_CLASSIFIER, auto_reg, train_pair  # noqa: F401
 
 
 # --------------------------------------------------------------------------------------------
 def align(adata1, adata2=None, *, groupby: str, use_rep1=None, use_rep2=None,
-          method: str = "ot", reg=0.05, reg_m=None, classifier=None, validation=0.2,
+          method: str = "ot", reg=PAPER_REG, reg_m=None, classifier=None, validation=0.2,
           min_group_size: int = 2, small_groups="skip", key_added: str = "propalign",
           modalities=None, reg_grid=None,
           match_kwargs: dict | None = None, random_state=0, device: str = "cpu") -> Alignment:

@@ -62,11 +62,13 @@ from ._validation import (check_array, check_int, check_labels,
                           check_random_state)
 from ._blocked import euclidean_cost  # noqa: F401  (public here; defined with the blocked distances)
 from .coupling import ImplicitCoupling, as_coupling
-from .sinkhorn import (ConvergenceWarning, SinkhornResult, check_solver_params,  # noqa: F401
+from .sinkhorn import (PAPER_REG, ConvergenceWarning, SinkhornResult,  # noqa: F401
+                       check_solver_params,
                        needs_warning,
                        sinkhorn, sinkhorn_online)
 
-METHODS = ("ot", "emd", "snn", "random", "uniform", "identity")
+#: The paper's PS+OT matcher, as ``match`` / ``match_groups`` keyword arguments.
+PAPER_OT = dict(method="ot", reg=PAPER_REG)
 
 
 # --------------------------------------------------------------------------------------------
@@ -151,7 +153,7 @@ def row_normalize(M: np.ndarray) -> np.ndarray:
 DENSE_MAX = 2 ** 24      # n1 * n2 above which method="ot" switches to the online solver
 
 
-def match(emb1, emb2, *, method: str = "ot", reg: float = 0.05, reg_m=None, k: int = 1,
+def match(emb1, emb2, *, method: str = "ot", reg: float = PAPER_REG, reg_m=None, k: int = 1,
           max_iter: int = 1000, tol: float = 1e-10, snn_normalize: bool = True,
           online: bool | None = None, dense_max: int = DENSE_MAX, device: str = "cpu",
           return_result: bool = False, warn: bool = True, random_state=None):
@@ -173,53 +175,67 @@ def match(emb1, emb2, *, method: str = "ot", reg: float = 0.05, reg_m=None, k: i
     ``converged``, ``n_iter`` and ``err`` (``None`` for the other methods).
     """
     M, res = _match(emb1, emb2, method=method, reg=reg, reg_m=reg_m, k=k, max_iter=max_iter,
-                    tol=tol,
-                    snn_normalize=snn_normalize, online=online, dense_max=dense_max,
+                    tol=tol, snn_normalize=snn_normalize, online=online, dense_max=dense_max,
                     device=device, warn=warn, random_state=random_state)
     return (M, res) if return_result else M
 
 
-def _match(emb1, emb2, *, method, reg, k, max_iter, tol, snn_normalize, online, dense_max,
-           device, warn, random_state, reg_m=None):
-    if method not in METHODS:
+def _match(emb1, emb2, *, method, random_state=None, **options):
+    """Check the inputs and dispatch to the matcher of ``method`` (see :data:`MATCHERS`)."""
+    if not isinstance(method, str) or method not in MATCHERS:
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
+    fn, _, same_space = MATCHERS[method]
     if method == "ot":                       # before the data: a bad setting fails fast
-        check_solver_params(reg, max_iter, tol)
+        check_solver_params(options["reg"], options["max_iter"], options["tol"])
     if method == "snn":
-        k = check_int(k, "k", min_value=1)
+        options["k"] = check_int(options["k"], "k", min_value=1)
     x = check_array(emb1, "emb1")
     y = check_array(emb2, "emb2")
-    n1, n2 = len(x), len(y)
-    if method in ("ot", "emd", "snn") and x.shape[1] != y.shape[1]:
+    if same_space and x.shape[1] != y.shape[1]:
         raise ValueError(f"emb1 and emb2 must live in the same space, got dimensions "
                          f"{x.shape[1]} and {y.shape[1]}")
-    if method == "ot":
-        check_solver_params(reg, max_iter, tol)
-        if online is None:
-            online = n1 * n2 > dense_max
-        if reg_m is not None:
-            return _match_unbalanced(x, y, reg, reg_m, online=online, max_iter=max_iter,
-                                     tol=tol, device=device, warn=warn)
-        if online:
-            res = sinkhorn_online(x, y, reg, max_iter=max_iter, tol=tol, device=device,
-                                  warn=warn)
-            return ImplicitCoupling.from_result(x, y, res, device=device), res
-        res = sinkhorn(euclidean_cost(x, y), reg, max_iter=max_iter, tol=tol, warn=warn)
-        return row_normalize(res.plan), res
-    if method == "emd":
-        import ot
+    return fn(x, y, random_state=random_state, **options)
 
-        plan = ot.emd(np.full(n1, 1.0 / n1), np.full(n2, 1.0 / n2), euclidean_cost(x, y))
-        return row_normalize(plan), None
-    if method == "snn":
-        return snn_coupling(x, y, k=k, normalize=snn_normalize), None
-    if method == "uniform":
-        return np.full((n1, n2), 1.0 / n2), None
-    if method == "identity":
-        if n1 != n2:
-            raise ValueError(f"the identity coupling needs equal group sizes, got {n1} and {n2}")
-        return np.eye(n1), None
-    rng = check_random_state(random_state)   # "random"
+
+def _ot(x, y, *, reg, reg_m, max_iter, tol, online, dense_max, device, warn, **_):
+    if online is None:
+        online = len(x) * len(y) > dense_max
+    if reg_m is not None:
+        return _match_unbalanced(x, y, reg, reg_m, online=online, max_iter=max_iter, tol=tol,
+                                 device=device, warn=warn)
+    if online:
+        res = sinkhorn_online(x, y, reg, max_iter=max_iter, tol=tol, device=device, warn=warn)
+        return ImplicitCoupling.from_result(x, y, res, device=device), res
+    res = sinkhorn(euclidean_cost(x, y), reg, max_iter=max_iter, tol=tol, warn=warn)
+    return row_normalize(res.plan), res
+
+
+def _emd(x, y, **_):
+    import ot
+
+    plan = ot.emd(np.full(len(x), 1.0 / len(x)), np.full(len(y), 1.0 / len(y)),
+                  euclidean_cost(x, y))
+    return row_normalize(plan), None
+
+
+def _snn(x, y, *, k, snn_normalize, **_):
+    return snn_coupling(x, y, k=k, normalize=snn_normalize), None
+
+
+def _uniform(x, y, **_):
+    return np.full((len(x), len(y)), 1.0 / len(y)), None
+
+
+def _identity(x, y, **_):
+    if len(x) != len(y):
+        raise ValueError(f"the identity coupling needs equal group sizes, got {len(x)} and "
+                         f"{len(y)}")
+    return np.eye(len(x)), None
+
+
+def _random(x, y, *, random_state, **_):
+    n1, n2 = len(x), len(y)
+    rng = check_random_state(random_state)
     M = np.zeros((n1, n2))
     if n1 <= n2:
         cols = rng.permutation(n2)[:n1]
@@ -228,6 +244,25 @@ def _match(emb1, emb2, *, method, reg, k, max_iter, tol, snn_normalize, online, 
         rng.shuffle(cols)
     M[np.arange(n1), cols] = 1.0
     return M, None
+
+
+#: Every matcher: ``name -> (function, its options with their defaults, whether both
+#: embeddings must share a dimension)``. The function maps ``(x, y, **options)`` to
+#: ``(coupling, solver result or None)``. Adding a matcher is one function and one line here
+#: (plus its paragraph in the module docstring); ``match`` and ``match_groups`` take their
+#: options and defaults from this table.
+MATCHERS = {
+    "ot": (_ot, dict(reg=PAPER_REG, reg_m=None, max_iter=1000, tol=1e-10, online=None,
+                     dense_max=DENSE_MAX, device="cpu"), True),
+    "emd": (_emd, {}, True),
+    "snn": (_snn, dict(k=1, snn_normalize=True), True),
+    "random": (_random, {}, False),
+    "uniform": (_uniform, {}, False),
+    "identity": (_identity, {}, False),
+}
+METHODS = tuple(MATCHERS)
+#: Every option of every matcher with its default (one copy, from :data:`MATCHERS`).
+MATCH_OPTIONS = {k: v for _, opts, _ in MATCHERS.values() for k, v in opts.items()}
 
 
 def _match_unbalanced(x, y, reg, reg_m, *, online, max_iter, tol, device, warn):
@@ -298,8 +333,7 @@ def match_groups(emb1, t1, emb2, t2, *, min_group_size: int = 2, on_missing: str
     rng = check_random_state(random_state)
     warn = match_kwargs.pop("warn", True)
     match_kwargs.pop("return_result", None)
-    opts = dict(method="ot", reg=0.05, reg_m=None, k=1, max_iter=1000, tol=1e-10,
-                snn_normalize=True, online=None, dense_max=DENSE_MAX, device="cpu")
+    opts = dict(method="ot", **MATCH_OPTIONS)
     unknown = set(match_kwargs) - set(opts)
     if unknown:
         raise TypeError(f"match_groups got unexpected option(s) {sorted(unknown)}")

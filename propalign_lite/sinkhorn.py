@@ -69,6 +69,10 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse.linalg import cg, spsolve
 
+#: The paper's entropic regularisation :math:`\varepsilon` (Xi et al. 2024; the official code's
+#: ``reg``): the default of every solver and matcher of the package.
+PAPER_REG = 0.05
+
 from ._blocked import DEFAULT_BLOCK, BlockedCost, DenseCost
 from ._validation import check_array
 
@@ -99,7 +103,7 @@ class SinkhornResult:
     converged: bool
     alpha: np.ndarray = field(default=None, repr=False)
     beta: np.ndarray = field(default=None, repr=False)
-    reg: float = 0.05
+    reg: float = PAPER_REG
     nnz: int = 0
     n_builds: int = 0
     support: tuple | None = field(default=None, repr=False)
@@ -303,7 +307,7 @@ def _warn_unconverged(res, where: str = "sinkhorn"):
                   ConvergenceWarning, stacklevel=3)
 
 
-def sinkhorn(cost, reg: float = 0.05, *, a=None, b=None, max_iter: int = 1000,
+def sinkhorn(cost, reg: float = PAPER_REG, *, a=None, b=None, max_iter: int = 1000,
              tol: float = 1e-10, omega: float | None = None, max_nnz: int = 10 ** 8,
              warn: bool = True) -> SinkhornResult:
     r"""Entropic OT plan of a cost matrix in memory (see the module docstring).
@@ -354,7 +358,7 @@ def sinkhorn(cost, reg: float = 0.05, *, a=None, b=None, max_iter: int = 1000,
     return res
 
 
-def sinkhorn_online(x, y, reg: float = 0.05, *, a=None, b=None, max_iter: int = 1000,
+def sinkhorn_online(x, y, reg: float = PAPER_REG, *, a=None, b=None, max_iter: int = 1000,
                     tol: float = 1e-10, omega: float | None = None, device: str = "cpu",
                     block_size: int = DEFAULT_BLOCK, max_nnz: int = 10 ** 8,
                     verify: bool = False, warn: bool = True,

@@ -51,7 +51,7 @@ import numpy as np
 
 from ._blocked import BlockedCost, DenseCost
 from ._validation import check_array, check_number
-from .sinkhorn import ConvergenceWarning, SinkhornResult, check_solver_params
+from .sinkhorn import PAPER_REG, ConvergenceWarning, SinkhornResult, check_solver_params
 
 
 @dataclass
@@ -136,7 +136,7 @@ def _solve(cost: BlockedCost, a, b, reg, reg_m, *, max_iter, tol, warn):
     return res
 
 
-def sinkhorn_unbalanced(cost, reg: float = 0.05, *, reg_m=1.0, a=None, b=None,
+def sinkhorn_unbalanced(cost, reg: float = PAPER_REG, *, reg_m=1.0, a=None, b=None,
                         max_iter: int = 1000, tol: float = 1e-9,
                         warn: bool = True) -> UnbalancedResult:
     """Unbalanced entropic OT on a cost matrix in memory; ``res.plan`` is the plan
@@ -151,7 +151,7 @@ def sinkhorn_unbalanced(cost, reg: float = 0.05, *, reg_m=1.0, a=None, b=None,
     return res
 
 
-def sinkhorn_unbalanced_online(x, y, reg: float = 0.05, *, reg_m=1.0, max_iter: int = 1000,
+def sinkhorn_unbalanced_online(x, y, reg: float = PAPER_REG, *, reg_m=1.0, max_iter: int = 1000,
                                tol: float = 1e-9, device: str = "cpu",
                                warn: bool = True) -> UnbalancedResult:
     """:func:`sinkhorn_unbalanced` on embeddings, with the plain Euclidean cost computed

@@ -150,3 +150,23 @@ def test_match_bad_method_and_reg():
         match(np.ones((2, 1)), np.ones((2, 1)), method="ot", reg=0)
     with pytest.raises(ValueError, match="larger than the group"):
         match(np.ones((2, 1)), np.ones((2, 1)), method="snn", k=3)
+
+
+def test_the_matcher_table_is_the_one_source_of_methods_and_defaults():
+    """match() spells its options out for its users; they must be the table's, every method of
+    the table has its paragraph in the module docstring, and the paper's setting is one
+    constant."""
+    import inspect
+
+    from propalign_lite import matchers
+    from propalign_lite.sinkhorn import PAPER_REG
+
+    assert matchers.METHODS == tuple(matchers.MATCHERS)
+    sig = inspect.signature(matchers.match).parameters
+    for name, default in matchers.MATCH_OPTIONS.items():
+        assert sig[name].default == default, name
+    for method in matchers.METHODS:
+        assert f'``"{method}"``' in matchers.__doc__, method
+    assert matchers.PAPER_OT == {"method": "ot", "reg": PAPER_REG} and PAPER_REG == 0.05
+    with pytest.raises(ValueError, match="unknown method"):
+        matchers.match(np.zeros((2, 1)), np.zeros((2, 1)), method="sinkhorn")

@@ -24,6 +24,8 @@ import warnings
 
 import numpy as np
 
+from propalign_lite.matchers import PAPER_OT
+
 from ._data import default_device
 from ._registry import unit
 
@@ -85,7 +87,7 @@ def evaluate(e1, e2, test, **match_kwargs) -> dict:
     from propalign_lite import metrics
     from propalign_lite.matchers import match_groups
 
-    options = dict(method="ot", reg=0.05)
+    options = dict(PAPER_OT)
     options.update(match_kwargs)
     res = metrics.evaluate_couplings(match_groups(e1, test.t, e2, test.t, random_state=0,
                                                   **options), test.t, z=test.z)

@@ -18,6 +18,8 @@ import warnings
 
 import numpy as np
 
+from propalign_lite.matchers import PAPER_OT
+
 from ._data import balls_data, cite_data, cite_fingerprint, default_device
 from ._registry import unit
 
@@ -92,7 +94,7 @@ def vae_seed_scores(vae, x1, t1, x2, t2, vals: dict, tests: dict, seed: int, *, 
     e1 = vae.transform(tests["x1"], modality=1, random_state=rng)
     e2 = vae.transform(tests["x2"], modality=2, random_state=rng)
     out = {}
-    for name, kw in (("VAE+OT", dict(method="ot", reg=0.05)),
+    for name, kw in (("VAE+OT", PAPER_OT),
                      ("VAE+SNN", dict(method="snn", k=1))):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)   # groups with < 2 samples
@@ -248,7 +250,7 @@ def glue_cite(settings: dict, seed: int) -> dict:
     g_t = res.obs["cell_type"].astype(str).to_numpy()[in_test]
     rows = {}
     for name, kw in (("GLUE+SNN", dict(method="snn", k=1)),
-                     ("GLUE+OT", dict(method="ot", reg=0.05))):
+                     ("GLUE+OT", PAPER_OT)):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)   # types with < 2 test cells
             c = match_groups(g_rna, g_t, g_adt, g_t, on_missing="skip", **kw)

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import warnings
 
+from propalign_lite.matchers import PAPER_OT
+
 from ._data import cite_data, cite_fingerprint, default_device
 from ._registry import unit, with_first_seed
 
-METHODS = {"PS+OT": dict(method="ot", reg=0.05), "PS+SNN": dict(method="snn", k=1)}
+METHODS = {"PS+OT": PAPER_OT, "PS+SNN": dict(method="snn", k=1)}
 SCORES = ("FOSCTTM", "FOSCTTM (barycentric)", "Trace")
 
 

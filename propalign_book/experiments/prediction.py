@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from propalign_lite.matchers import PAPER_OT
+
 from ._data import cite_data, cite_fingerprint, default_device
 from ._registry import unit, with_first_seed
 
@@ -60,7 +62,7 @@ def couplings_for_seed(train, val, settings: dict, seed: int, *, device: str = "
             random_state=seed, device=device).fit(x, train.cell_type, x_val=x_val,
                                                   t_val=val.cell_type)
     out = {"PS+OT": within_types(train.cell_type, clf["adt"].logits(train.adt),
-                                 clf["rna"].logits(train.gex_pca), method="ot", reg=0.05)}
+                                 clf["rna"].logits(train.gex_pca), **PAPER_OT)}
     vae = CrossModalVAE("mlp", width=settings["width"], epochs=settings["vae_epochs"],
                         lr=settings["clf_lr"], alpha=0.1, beta=1.0, lam=1e-10,
                         random_state=seed, device=device)
@@ -69,7 +71,7 @@ def couplings_for_seed(train, val, settings: dict, seed: int, *, device: str = "
     out["VAE+OT"] = within_types(train.cell_type,
                                  vae.transform(train.adt, modality=1, random_state=seed),
                                  vae.transform(train.gex_pca, modality=2, random_state=seed),
-                                 method="ot", reg=0.05)
+                                 **PAPER_OT)
     out["Rand"] = within_types(train.cell_type, train.adt, train.gex_pca, method="uniform")
     out["True Pairs"] = within_types(train.cell_type, train.adt, train.gex_pca,
                                      method="identity")

@@ -27,13 +27,13 @@ import numpy as np
 
 from propalign_lite import metrics
 from propalign_lite.classifiers import PropensityClassifier
-from propalign_lite.matchers import match_groups
+from propalign_lite.matchers import PAPER_OT, match_groups
 from ._data import balls_data, default_device
 from ._registry import unit, with_first_seed
 
 #: The matchers of Table 1's propensity-score rows, plus the information-free uniform coupling
 #: (every scene matched to its whole group with equal weight: the group-mean prediction).
-METHODS = {"PS+OT": dict(method="ot", reg=0.05), "PS+SNN": dict(method="snn", k=1),
+METHODS = {"PS+OT": PAPER_OT, "PS+SNN": dict(method="snn", k=1),
            "Rand": dict(method="random"), "Uniform": dict(method="uniform")}
 
 DATA_KEYS = ("image_size", "n_train", "n_val", "n_test", "data_seed")

@@ -13,11 +13,11 @@ import time
 
 import numpy as np
 
-from propalign_lite.matchers import match_groups
+from propalign_lite.matchers import PAPER_REG, match_groups
 from propalign_lite.metrics import chance_trace, latent_mse, mean_over_groups, per_group, trace
 from ._registry import unit
 
-TOY_DEFAULTS = dict(n_groups=3, n_per_group=60, noise=0.3, reg=0.05, sleep_s=0.0)
+TOY_DEFAULTS = dict(n_groups=3, n_per_group=60, noise=0.3, reg=PAPER_REG, sleep_s=0.0)
 
 
 def _toy_settings(profile: str) -> dict:
