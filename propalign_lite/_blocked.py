@@ -188,6 +188,12 @@ def euclidean_cost(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     Same values as ``ot.dist(x, y, metric="euclidean")``; computed through the expansion
     :math:`\lVert x\rVert^2 + \lVert y\rVert^2 - 2 x^\top y` (a BLAS matrix product), clipped at 0.
     """
+    from ._validation import check_array
+
+    x, y = check_array(x, "x"), check_array(y, "y")
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"x and y must have the same number of columns, got {x.shape[1]} and "
+                         f"{y.shape[1]}")
     sq = (x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2.0 * (x @ y.T)
     np.maximum(sq, 0.0, out=sq)
     return np.sqrt(sq, out=sq)

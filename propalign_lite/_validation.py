@@ -41,7 +41,10 @@ MAX_ABS = 1e150
 
 def _to_numpy(x):
     if hasattr(x, "detach"):                       # torch tensors
-        x = x.detach().cpu().numpy()
+        x = x.detach().cpu()
+        if getattr(x, "is_floating_point", lambda: False)() and x.element_size() < 4:
+            x = x.float()                          # bfloat16 / float16: numpy has no bfloat16
+        x = x.numpy()
     return x
 
 
@@ -202,6 +205,9 @@ def _check_seed_value(seed) -> None:
                         f"numpy.random.Generator, got {seed!r} ({type(seed).__name__})")
     if seed < 0:
         raise ValueError(f"random_state must be a non-negative int, got {seed}")
+    if seed >= 2 ** 63:
+        raise ValueError(f"random_state must be below 2**63 (torch seeds are 64-bit signed), "
+                         f"got {seed}")
 
 
 def check_random_state(seed) -> np.random.Generator:

@@ -143,7 +143,11 @@ def snn_coupling(emb1, emb2, *, k: int = 1, normalize: bool = True) -> np.ndarra
 
 # --------------------------------------------------------------------------------------------
 def row_normalize(M: np.ndarray) -> np.ndarray:
-    """Divide each row by its sum (rows with zero mass raise)."""
+    """Divide each row by its sum (rows with zero mass and negative entries raise)."""
+    M = check_array(M, "M", max_abs=None)
+    if (M < 0).any():
+        raise ValueError(f"M has negative entries (min {M.min():.3g}); a coupling is "
+                         "non-negative")
     s = M.sum(axis=1, keepdims=True)
     if (s <= 0).any():
         raise ValueError(f"{int((s <= 0).sum())} row(s) of the coupling have no mass")

@@ -137,6 +137,9 @@ def sample_partners(M, *, random_state=None) -> np.ndarray:
 # groups and seeds
 def mean_over_groups(values: dict) -> float:
     """Unweighted mean of per-group values (every group counts once, whatever its size)."""
+    if not isinstance(values, dict):
+        raise TypeError(f"values must be a dict {{group: value}} (as per_group returns), got "
+                        f"{type(values).__name__}")
     if not values:
         raise ValueError("no group values to average")
     arr = np.asarray(list(values.values()), dtype=float)
@@ -155,6 +158,9 @@ def per_group(metric: Callable, couplings: dict, t, *arrays, **kwargs) -> dict:
     >>> per_group(trace, {0: np.eye(2), 1: np.full((2, 2), .5)}, np.array([0, 0, 1, 1]))
     {0: 1.0, 1: 0.5}
     """
+    if not isinstance(couplings, dict):
+        raise TypeError(f"couplings must be a dict {{group: coupling}} (as match_groups "
+                        f"returns), got {type(couplings).__name__}")
     t = np.asarray(t)
     out = {}
     for g, M in couplings.items():

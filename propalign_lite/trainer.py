@@ -517,6 +517,30 @@ class CrossModalTrainer:
         ends = starts[1:] + [n]
         return [order[a:b] for a, b in zip(starts, ends)]
 
+    def _check_model_fits(self, model, x, y) -> None:
+        """Fail before training, in this package's words, where torch would fail inside it:
+        batch normalisation with one sample per batch, inputs of the wrong width, outputs of
+        the wrong width."""
+        has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+        if has_bn and min(self.batch_size, len(y)) < 2:
+            raise ValueError("the model has batch normalisation, which needs at least 2 samples "
+                             "per batch; " + (f"batch_size is {self.batch_size}"
+                                              if self.batch_size < 2 else
+                                              f"there is {len(y)} target") + " (use more)")
+        was = model.training
+        model.eval()                            # no batch statistics, no dropout: no RNG use
+        try:
+            with torch.no_grad():
+                out = model(x[:2])
+        except RuntimeError as err:
+            raise ValueError(f"the model cannot take these inputs ({x.shape[1:].numel()} "
+                             f"features per sample): {str(err).splitlines()[0]}") from None
+        finally:
+            model.train(was)
+        if tuple(out.shape[1:]) != tuple(y.shape[1:]):
+            raise ValueError(f"the model returns {tuple(out.shape[1:])} values per sample but "
+                             f"the targets have {y.shape[1]} columns")
+
     @staticmethod
     def _check_output(f, y):
         if f.shape != y.shape:
@@ -552,6 +576,7 @@ class CrossModalTrainer:
         x = self._to_tensor(inputs, "inputs")
         y = self._to_tensor(targets, "targets", ndim=2)
         sampler = CouplingSampler(coupling, n_targets=len(y), n_inputs=len(x))
+        self._check_model_fits(model, x, y)
         if (eval_inputs is None) != (eval_targets is None):
             raise ValueError("give both eval_inputs and eval_targets, or neither")
         evaluate = eval_inputs is not None

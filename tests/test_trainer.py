@@ -284,7 +284,7 @@ def test_nan_in_data_and_other_bad_arguments(xy):
     with pytest.raises(ValueError, match="eval_inputs has 10 rows but eval_targets has 9"):
         CrossModalTrainer(torch.nn.Linear(4, 3), epochs=1).fit(
             x, y, np.eye(10), eval_inputs=x, eval_targets=y[:9])
-    with pytest.raises(ValueError, match="predictions of shape"):
+    with pytest.raises(ValueError, match="values per sample but the targets"):
         CrossModalTrainer(torch.nn.Linear(4, 2), epochs=1).fit(x, y, np.eye(10))
     with pytest.raises(ValueError, match="epochs must be a positive integer"):
         CrossModalTrainer(torch.nn.Linear(4, 3), epochs=0).fit(x, y, np.eye(10))

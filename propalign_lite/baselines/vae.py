@@ -436,6 +436,11 @@ class CrossModalVAE:
             self.classes_ = np.unique(np.concatenate([t1, t2]))
         except TypeError as err:
             raise ValueError(f"t1 and t2 must hold labels of one comparable type: {err}") from None
+        only1 = sorted(set(np.unique(t1).tolist()) - set(np.unique(t2).tolist()), key=str)
+        only2 = sorted(set(np.unique(t2).tolist()) - set(np.unique(t1).tolist()), key=str)
+        if only1 or only2:
+            raise ValueError("t1 and t2 must use the same labels (the VAE's label embedding is "
+                             f"shared): only in t1 {only1[:10]}, only in t2 {only2[:10]}")
         y1 = self._encode_labels(t1, "t1", len(x1))
         y2 = self._encode_labels(t2, "t2", len(x2))
         has_val = val[0] is not None

@@ -77,7 +77,9 @@ class BallsData:
 
 def treatment_name(t: int) -> str:
     """Readable name of class ``t``, e.g. ``do(y1=0.50)``."""
-    k, i = divmod(int(t), len(INTERVENTION_VALUES))
+    n = 4 * len(INTERVENTION_VALUES)
+    t = check_int(t, "t", min_value=0, max_value=n - 1)
+    k, i = divmod(t, len(INTERVENTION_VALUES))
     return f"do({('x1', 'y1', 'x2', 'y2')[k]}={INTERVENTION_VALUES[i]:.2f})"
 
 
