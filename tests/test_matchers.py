@@ -170,3 +170,22 @@ def test_the_matcher_table_is_the_one_source_of_methods_and_defaults():
     assert matchers.PAPER_OT == {"method": "ot", "reg": PAPER_REG} and PAPER_REG == 0.05
     with pytest.raises(ValueError, match="unknown method"):
         matchers.match(np.zeros((2, 1)), np.zeros((2, 1)), method="sinkhorn")
+
+
+def test_a_new_matcher_is_one_function_and_one_table_line(monkeypatch):
+    """The README's recipe for a matcher: a function and a line in MATCHERS, nothing else."""
+    from propalign_lite import matchers, metrics
+
+    def _nearest(x, y, **_):                       # each sample to its nearest partner
+        M = np.zeros((len(x), len(y)))
+        M[np.arange(len(x)), matchers.euclidean_cost(x, y).argmin(1)] = 1.0
+        return M, None
+
+    monkeypatch.setitem(matchers.MATCHERS, "nearest", (_nearest, {}, True))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20, 2))
+    t = np.arange(20) % 2
+    couplings = matchers.match_groups(x, t, x + 1e-3, t, method="nearest")
+    assert metrics.evaluate_couplings(couplings, t)["Trace"] == 1.0
+    with pytest.raises(ValueError, match="same space"):
+        matchers.match(x, x[:, :1], method="nearest")
