@@ -57,6 +57,7 @@ from propalign_lite import align
 from propalign_lite.diagnostics import reliability_curve
 from propalign_book.experiments import realcells as rc
 from propalign_book.experiments import realcells_tables as rt
+from propalign_book.experiments import trust
 from propalign_book.experiments.trust_reg import autoreg_table
 from propalign_book.paper import TABLE1
 from propalign_book.profiles import get_profile
@@ -383,38 +384,26 @@ display(Markdown(
     f"({r0['n_orphans']} orphan RNA cells of {r0['n_host_rna']} in the label). The dropped "
     f"type **{r0['drop_type']}** is reported by `align` and left out: "
     + "; ".join(f"{k}: {v}" for k, v in r0["unmatched"].items()) + "."))
-rows = {}
-for name in r0["runs"]:
-    v = {k: [r["runs"][name][k] for r in ub] for k in r0["runs"][name]}
-    rows[name] = {
-        "mass kept by orphans": np.median(v["orphan_mass"]),
-        "mass kept by partnered cells": np.median(v["partnered_mass"]),
-        "orphans flagged (AUC)": np.median(v["orphan_auc"]),
-        "trace × chance (partnered)": np.median(np.divide(v["trace_partnered"],
-                                                          v["chance_partnered"])),
-        "transfer r (partnered)": np.median(v["r_partnered"]),
-        "mass unmatched": np.median(v["unmatched_fraction"])}
-ubt = pd.DataFrame(rows).T
+ubt = trust.label_table(ub, "host", "orphans", "partnered cells")
 display(ubt.round(3))
-half = {}
-for name in r0["runs"]:
-    v = {k: [r["runs"][name]["halved"][k] for r in ub] for k in r0["runs"][name]["halved"]}
-    half[name] = {
-        "mass kept, partner removed": np.median(v["mass_flagged"]),
-        "mass kept, partner present": np.median(v["mass_partnered"]),
-        "partner removed flagged (AUC)": np.median(v["auc"]),
-        "trace × chance (partner present)": np.median(np.divide(v["trace_partnered"],
-                                                                v["chance"])),
-        "transfer r (partner present)": np.median(v["r_partnered"]),
-        "transfer r (partner removed)": np.median(v["r_flagged"])}
-half = pd.DataFrame(half).T
+removed, present = "cells whose partner was removed", "cells whose partner is present"
+half = trust.label_table(ub, "halved", removed, present)
+hub = half.drop("balanced")
+
+
+def span(col, digits=2):
+    """'lo to hi' of a column over the unbalanced runs."""
+    return f"{col.min():.{digits}f} to {col.max():.{digits}f}"
+
+
 display(Markdown(f"The halved type **{r0['halved_type']}**: {r0['n_halved'][0]} RNA cells, "
                  f"{r0['n_halved'][1]} protein cells left."))
 display(half.round(3))
 
 # %%
 auc = ubt["orphans flagged (AUC)"].drop("balanced")
-gain = ubt["trace × chance (partnered)"].drop("balanced") - ubt.loc["balanced", "trace × chance (partnered)"]
+trace_col = "trace × chance (partnered cells)"
+gain = ubt[trace_col].drop("balanced") - ubt.loc["balanced", trace_col]
 display(Markdown(
     f"Over {len(ub)} seeds, the mass a cell keeps flags the orphans with an AUC between "
     f"{auc.min():.2f} and {auc.max():.2f} (0.5 = not at all), and the partnered cells' "
@@ -430,19 +419,14 @@ display(Markdown(
        "like the rest of their label, and little in the propensity space tells the plan that "
        "their partners are gone. ")
     + f"For the halved type, the cells whose own partner was removed keep "
-    f"{half['mass kept, partner removed'].drop('balanced').min():.2f} to "
-    f"{half['mass kept, partner removed'].drop('balanced').max():.2f} of their mass, like "
-    f"the others (AUC {half['partner removed flagged (AUC)'].drop('balanced').min():.2f} to "
-    f"{half['partner removed flagged (AUC)'].drop('balanced').max():.2f}): cells in their "
-    "state remain, so nothing is missing and nothing should be flagged. Balanced OT already "
-    "handles a group whose sizes differ, since the marginals are uniform *within* the group; "
-    f"its transfer r is {half.loc['balanced', 'transfer r (partner present)']:.3f} for the "
-    f"cells with a partner and {half.loc['balanced', 'transfer r (partner removed)']:.3f} "
-    "for those without, against "
-    f"{half['transfer r (partner present)'].drop('balanced').min():.3f} to "
-    f"{half['transfer r (partner present)'].drop('balanced').max():.3f} and "
-    f"{half['transfer r (partner removed)'].drop('balanced').min():.3f} to "
-    f"{half['transfer r (partner removed)'].drop('balanced').max():.3f} under unbalanced OT. "
+    f"{span(hub[f'mass kept by {removed}'])} of their mass, like the others (AUC "
+    f"{span(hub[f'{removed} flagged (AUC)'])}): cells in their state remain, so nothing is "
+    "missing and nothing should be flagged. Balanced OT already handles a group whose sizes "
+    "differ, since the marginals are uniform *within* the group; its transfer r is "
+    f"{half.loc['balanced', f'transfer r ({present})']:.3f} for the cells with a partner and "
+    f"{half.loc['balanced', f'transfer r ({removed})']:.3f} for those without, against "
+    f"{span(hub[f'transfer r ({present})'], 3)} and {span(hub[f'transfer r ({removed})'], 3)} "
+    "under unbalanced OT. "
     + "This only works as far as the propensity scores separate the missing state. A subtype "
       "that the classifiers cannot tell from its label's other cells keeps its mass like "
       "everyone else. A state known to be missing is best caught by the *labels*: annotate "

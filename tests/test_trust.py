@@ -24,9 +24,14 @@ def test_unbalanced_unit_marks_the_orphans_and_keeps_balanced_mass_at_one():
     assert rec["n_orphans"] > 0 and rec["n_host_rna"] > rec["n_orphans"]
     assert any("only in adata1" in v for v in rec["unmatched"].values())
     bal, ub = rec["runs"]["balanced"], rec["runs"]["unbalanced (reg_m=1)"]
-    assert bal["orphan_mass"] == pytest.approx(1.0) and bal["orphan_auc"] == 0.5
-    assert bal["unmatched_fraction"] == 0.0 and 0 < ub["unmatched_fraction"] < 1
-    assert ub["orphan_mass"] < 1 and 0 <= ub["orphan_auc"] <= 1
+    assert bal["host"]["mass_flagged"] == pytest.approx(1.0) and bal["host"]["auc"] == 0.5
+    assert bal["host"]["unmatched_fraction"] == 0.0 and 0 < ub["host"]["unmatched_fraction"] < 1
+    assert ub["host"]["mass_flagged"] < 1 and 0 <= ub["host"]["auc"] <= 1
+    tab = trust.label_table([rec, rec], "host", "orphans", "partnered cells")
+    assert list(tab.index) == ["balanced", "unbalanced (reg_m=1)"]
+    assert tab.loc["balanced", "mass kept by orphans"] == pytest.approx(1.0)
+    assert tab.loc["balanced", "trace × chance (partnered cells)"] == pytest.approx(
+        bal["host"]["trace_partnered"] / bal["host"]["chance"])
     # the halved type: half its protein cells removed, balanced OT still keeps all mass
     assert rec["halved_type"] not in (rec["host_type"], rec["drop_type"], rec["hidden_type"])
     assert rec["n_halved"][1] == rec["n_halved"][0] - rec["n_halved"][0] // 2

@@ -13,9 +13,10 @@ Units (``unit(settings, seed) -> record``, settings from ``get_profile("trust", 
     the same classifiers. Record, for the host label: the share of its row mass an orphan /
     a partnered cell keeps (1 under balanced OT) and how well it flags orphans (AUC), the mass
     partnered cells put on their true partner (trace), and the correlation of their
-    transferred protein with the truth; ``align``'s report of the dropped type; and the
-    same measures for the halved type (``halved``: its RNA cells whose partner was removed
-    are the flagged ones).
+    transferred protein with the truth (``runs[name]["host"]``, the orphans being the
+    flagged cells); ``align``'s report of the dropped type; and the same measures for the
+    halved type (``runs[name]["halved"]``: its RNA cells whose partner was removed are the
+    flagged ones). :func:`label_table` makes the chapter's tables.
 ``"trust.diagnostics"``
     For each data set (``"bmmc"``, ``"mop"`` subsampled to ``mop_cells`` nuclei, ``"sim"``) and
     each ``reg`` of ``regs``: align with classifier seed ``seed`` and again with
@@ -99,13 +100,8 @@ def trust_unbalanced(settings: dict, seed: int) -> dict:
     for name, aln in runs.items():
         host_s = _label_scores(aln, host, orphan, kept_pos, prot.X, rna)
         half_s = _label_scores(aln, halved, lost, kept_pos, prot.X, rna)
-        res[name] = {"orphan_mass": host_s["mass_flagged"],
-                     "partnered_mass": host_s["mass_partnered"],
-                     "orphan_auc": host_s["auc"], "trace_partnered": host_s["trace_partnered"],
-                     "chance_partnered": host_s["chance"], "r_partnered": host_s["r_partnered"],
-                     "unmatched_fraction": float(aln.to_df().loc[host,
-                                                                 "unmatched mass adata1"]),
-                     "halved": half_s}
+        host_s["unmatched_fraction"] = float(aln.to_df().loc[host, "unmatched mass adata1"])
+        res[name] = {"host": host_s, "halved": half_s}
     out["runs"] = res
     return out
 
@@ -135,6 +131,28 @@ def _label_scores(aln, label, flagged, kept_pos, truth, rna) -> dict:
             "mass_partnered": float(np.mean(mass[~flag])), "auc": _auc(-mass, flag),
             "trace_partnered": float(np.mean(on_true)), "chance": 1.0 / M.shape[1],
             "r_partnered": r(~flag), "r_flagged": r(flag)}
+
+
+def label_table(records: list[dict], which: str, flagged: str, partnered: str):
+    """Medians over seeds of :func:`_label_scores` for ``which`` label (``"host"`` or
+    ``"halved"``), one row per run (balanced, each ``reg_m``), the flagged and partnered cells
+    named ``flagged`` / ``partnered`` in the column titles."""
+    import pandas as pd
+
+    rows = {}
+    for name in records[0]["runs"]:
+        v = {k: [r["runs"][name][which][k] for r in records]
+             for k in records[0]["runs"][name][which]}
+        rows[name] = {f"mass kept by {flagged}": np.median(v["mass_flagged"]),
+                      f"mass kept by {partnered}": np.median(v["mass_partnered"]),
+                      f"{flagged} flagged (AUC)": np.median(v["auc"]),
+                      f"trace × chance ({partnered})": np.median(
+                          np.divide(v["trace_partnered"], v["chance"])),
+                      f"transfer r ({partnered})": np.median(v["r_partnered"]),
+                      f"transfer r ({flagged})": np.median(v["r_flagged"])}
+        if "unmatched_fraction" in v:
+            rows[name]["mass unmatched"] = np.median(v["unmatched_fraction"])
+    return pd.DataFrame(rows).T
 
 
 def _auc(score, positive) -> float:
