@@ -58,9 +58,10 @@ from ._anndata_inputs import _labels, _resolve_objects, get_rep  # noqa: F401 (g
 from ._validation import check_random_state
 from .alignment import Alignment
 from .groups import resolve_groups
+from .align_classifiers import DEFAULT_CLASSIFIER, auto_reg, train_pair  # noqa: F401
 from .matchers import PAPER_REG, match_groups
 
-from .align_classifiers import DEFAULT_CLASSIFIER, auto_reg, train_pair  # noqa: F401
+__all__ = ["align", "get_rep"]
 
 
 # --------------------------------------------------------------------------------------------

@@ -35,6 +35,8 @@ from .alignment_io import read_alignment, save_alignment
 from .matchers import match_groups
 from .metrics import sample_partners
 
+__all__ = ["ROLES", "Alignment", "load_alignment"]
+
 ROLES = ("adata1", "adata2")
 
 

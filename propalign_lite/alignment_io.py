@@ -37,6 +37,8 @@ import tempfile
 
 import numpy as np
 
+__all__ = ["FORMAT", "cell_names_checksum", "save_alignment", "read_alignment"]
+
 FORMAT = "propalign-alignment/1"
 
 

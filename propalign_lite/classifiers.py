@@ -37,6 +37,8 @@ from ._validation import (check_array, check_choice, check_int, check_labels, ch
                           torch_seed, validate_random_state)
 from .encoders import CNNEncoder, MLPEncoder
 
+__all__ = ["ENCODERS", "PropensityClassifier"]
+
 ENCODERS = ("cnn", "mlp")
 
 

@@ -62,6 +62,9 @@ from ._blocked import DEFAULT_BLOCK, BlockedCost, euclidean_cost  # same arithme
 from ._sampling import RowSampler
 from ._validation import check_array, check_coupling, check_random_state
 
+__all__ = ["MAX_DENSE", "ImplicitCoupling", "foscttm_blocked", "ArrayCoupling",
+           "OperatorCoupling", "as_coupling", "is_coupling", "is_implicit", "as_dense"]
+
 MAX_DENSE = 10 ** 8          # entries; to_dense() refuses more (0.8 GB in float64)
 
 

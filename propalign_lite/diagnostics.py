@@ -36,6 +36,9 @@ import numpy as np
 from ._validation import check_array, check_int, check_labels
 from .coupling import as_coupling
 
+__all__ = ["effective_partners", "coupling_agreement", "cycle_consistency", "softmax",
+           "reliability_curve", "expected_calibration_error", "fit_temperature"]
+
 
 def _dense(M, name: str = "M") -> np.ndarray:
     """A coupling as a dense row-stochastic array (implicit ones are evaluated)."""

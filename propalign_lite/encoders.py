@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from torch import nn
 
+__all__ = ["CNN_CHANNELS", "CNNEncoder", "MLPEncoder"]
+
 CNN_CHANNELS = (32, 64, 128, 256, 512)
 
 

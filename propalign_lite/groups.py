@@ -13,6 +13,8 @@ import pandas as pd
 
 from ._validation import check_int
 
+__all__ = ["SMALL_GROUP_POLICIES", "resolve_groups"]
+
 SMALL_GROUP_POLICIES = ("skip", "raise")
 
 

@@ -67,6 +67,10 @@ from .sinkhorn import (PAPER_REG, ConvergenceWarning, SinkhornResult,  # noqa: F
                        needs_warning,
                        sinkhorn, sinkhorn_online)
 
+__all__ = ["PAPER_OT", "snn_coupling", "row_normalize", "DENSE_MAX", "match", "MATCHERS",
+           "METHODS", "MATCH_OPTIONS", "match_groups", "block_coupling", "euclidean_cost",
+           "PAPER_REG"]
+
 #: The paper's PS+OT matcher, as ``match`` / ``match_groups`` keyword arguments.
 PAPER_OT = dict(method="ot", reg=PAPER_REG)
 

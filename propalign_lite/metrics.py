@@ -43,6 +43,11 @@ from ._validation import check_array, check_random_state
 from ._blocked import euclidean_cost
 from .coupling import as_coupling, foscttm_blocked
 
+__all__ = ["BLOCKED_FOSCTTM", "trace", "latent_mse", "foscttm", "foscttm_coupling",
+           "sample_partners", "mean_over_groups", "per_group", "chance_trace",
+           "summarize_seeds", "format_summary", "evaluate_couplings", "partner_ranks",
+           "partner_rank"]
+
 #: n x n above which FOSCTTM is counted block by block (the size at which match() returns an
 #: implicit coupling)
 BLOCKED_FOSCTTM = 2 ** 24

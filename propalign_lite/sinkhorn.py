@@ -76,6 +76,10 @@ PAPER_REG = 0.05
 from ._blocked import DEFAULT_BLOCK, BlockedCost, DenseCost
 from ._validation import check_array
 
+__all__ = ["PAPER_REG", "LOG_BOUND", "MAX_COST_OVER_REG", "ConvergenceWarning",
+           "SinkhornResult", "check_solver_params", "check_cost_scale", "WARN_ERR",
+           "needs_warning", "sinkhorn", "sinkhorn_online"]
+
 LOG_BOUND = np.log(1e4)          # B: scalings live in [1e-4, 1e4] between support rebuilds
 #: largest cost / reg the float64 log-domain can resolve: log-plan entries are differences of
 #: numbers of this size, so their rounding error is about 1e-16 * this (here 0.01 log units)

@@ -53,6 +53,9 @@ from ._blocked import BlockedCost, DenseCost
 from ._validation import check_array, check_number
 from .sinkhorn import PAPER_REG, ConvergenceWarning, SinkhornResult, check_solver_params
 
+__all__ = ["UnbalancedResult", "check_reg_m", "sinkhorn_unbalanced",
+           "sinkhorn_unbalanced_online"]
+
 
 @dataclass
 class UnbalancedResult(SinkhornResult):

@@ -231,3 +231,35 @@ def test_no_code_seeds_a_global_random_generator():
                         name == "torch.manual_seed" and id(node) not in forked):
                     bad.append(f"{path.relative_to(root)}:{node.lineno} {name}")
     assert not bad, bad
+
+
+def test_every_public_library_module_declares_its_surface():
+    """Each public module of the library has ``__all__``; every name in it exists, and every
+    public function, class or constant it defines is declared (helpers not meant for users
+    carry a leading underscore)."""
+    import ast
+    import importlib
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    checked = 0
+    for path in sorted((root / "propalign_lite").rglob("*.py")):
+        rel = path.relative_to(root / "propalign_lite")
+        if any(part.startswith("_") for part in rel.parts):
+            continue
+        name = "propalign_lite." + ".".join(rel.with_suffix("").parts)
+        module = importlib.import_module(name)
+        assert hasattr(module, "__all__"), f"{name} has no __all__"
+        missing = [n for n in module.__all__ if not hasattr(module, n)]
+        assert not missing, f"{name}.__all__ names what it lacks: {missing}"
+        defined = set()
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith("_"):
+                defined.add(node.name)
+            elif isinstance(node, ast.Assign):
+                defined |= {t.id for t in node.targets if isinstance(t, ast.Name)
+                            and t.id.isupper() and not t.id.startswith("_")}
+        assert defined <= set(module.__all__), \
+            f"{name} defines public names it does not declare: {sorted(defined - set(module.__all__))}"
+        checked += 1
+    assert checked >= 20

@@ -67,7 +67,7 @@ from scipy import sparse
 from .._validation import check_random_state
 
 __all__ = ["fit_scglue", "build_guidance_graph", "split_citeseq", "GlueResult",
-           "import_scglue"]
+           "import_scglue", "ADT_SUFFIX", "RNA_SUFFIX"]
 
 RNA_SUFFIX = "_rna"
 ADT_SUFFIX = "_prot"

@@ -85,7 +85,7 @@ from .._validation import (check_array, check_int, check_labels, check_number,
                            check_random_state)
 
 __all__ = ["scot_match", "scot_match_groups", "scot_graph_distances", "default_k",
-           "SCOTConvergenceError", "subsample_groups"]
+           "SCOTConvergenceError", "subsample_groups", "MODES"]
 
 MODES = ("connectivity", "distance")
 

@@ -113,7 +113,7 @@ from .._validation import (check_labels, check_number, check_random_state,
 from .._torch_utils import one_cycle
 from ..encoders import CNN_CHANNELS, CNNEncoder, MLPEncoder
 
-__all__ = ["CrossModalVAE"]
+__all__ = ["CrossModalVAE", "KINDS"]
 
 KINDS = ("mlp", "cnn")
 _PARTS = ("recon", "kl", "label_ce", "modality_ce", "loss")

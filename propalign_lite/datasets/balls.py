@@ -34,6 +34,10 @@ import numpy as np
 
 from .._validation import check_array, check_int, check_random_state
 
+__all__ = ["N_BACKGROUND", "INTERVENTION_VALUES", "THETA", "BALL_COLOURS_VIEW1",
+           "BACKGROUND_CMAPS", "BallsData", "treatment_name", "sample_latents",
+           "view2_transform", "make_balls", "channel_stats"]
+
 N_BACKGROUND = 25
 INTERVENTION_VALUES = (0.25, 0.5, 0.75)
 THETA = 0.3 * np.pi

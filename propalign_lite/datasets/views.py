@@ -58,7 +58,7 @@ from scipy.special import logsumexp
 from .._validation import check_array, check_random_state
 from ..theory import gaussian_log_propensity
 
-__all__ = ["make_views", "ViewsData", "ViewsModel", "InjectiveView", "ACTIVATIONS"]
+__all__ = ["make_views", "ViewsData", "ViewsModel", "InjectiveView", "ACTIVATIONS", "LEAKY_SLOPE"]
 
 LEAKY_SLOPE = 0.2
 

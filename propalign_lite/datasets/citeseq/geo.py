@@ -16,6 +16,8 @@ from ._layout import (CITESEQ_FULL_SHAPE, CITESEQ_GZ_NAME, CITESEQ_H5AD_NAME, CI
                       CITESEQ_URL, ENV_CACHE_DIR, ENV_CITESEQ_PATH, SPLIT_FROM_IS_TRAIN,
                       _DUPLICATE_NAMES_MSG)
 
+__all__ = ["validate_cite_seq_layout", "fetch_cite_seq", "read_cite_seq"]
+
 
 # ======================================================================================
 # Layout validation

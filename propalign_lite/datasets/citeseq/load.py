@@ -8,6 +8,8 @@ from .geo import _read_validated, fetch_cite_seq
 from .preprocess import CiteSeqData, preprocess_cite_seq
 from .simulator import simulate_cite_seq
 
+__all__ = ["load_cite_seq", "load_cite_seq_simulated", "load_cite_seq_for"]
+
 
 def load_cite_seq(path=None, *, n_pcs: int = 200, download: bool = False, cache_dir=None,
                   svd_solver: str = "auto", random_state=0, url: str = CITESEQ_URL,

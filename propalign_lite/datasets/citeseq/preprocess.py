@@ -16,6 +16,8 @@ from ..._validation import check_random_state
 from ._layout import SPLIT_FROM_IS_TRAIN, SPLIT_NAMES
 from .geo import validate_cite_seq_layout
 
+__all__ = ["CiteSeqData", "preprocess_cite_seq"]
+
 
 # ======================================================================================
 # Analysis-ready container

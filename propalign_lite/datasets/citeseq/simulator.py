@@ -15,6 +15,8 @@ from ._programs import (PROGRAM_GENES, UMI_SHARE, choose_program_genes, draw_amb
 from ._sim_parts import (_assign_is_train, _barcodes, _clr_rows, _dense_counts_to_csr,
                          _largest_remainder, _resolve_batches, _resolve_cell_types, _sigmoid)
 
+__all__ = ["simulate_cite_seq"]
+
 
 def simulate_cite_seq(
     n_cells: int = 5000,
