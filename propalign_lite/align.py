@@ -52,7 +52,6 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 
 from ._anndata_inputs import _labels, _resolve_objects, get_rep  # noqa: F401 (get_rep: public)
 from ._validation import check_random_state
