@@ -1,12 +1,13 @@
 r"""The coupling protocol, and couplings that are never materialised.
 
 Everything the package does with a coupling -- metrics, the trainer, ``Alignment`` -- goes
-through one protocol, met by two classes:
+through one protocol, met by three classes:
 
 * :class:`ArrayCoupling` wraps a dense ``ndarray`` or a scipy sparse matrix (what
   :func:`~propalign_lite.match` returns for groups that fit in memory);
 * :class:`ImplicitCoupling` holds potentials + embeddings and evaluates entries on demand
-  (what the online solver returns).
+  (what the online solver returns);
+* :class:`OperatorCoupling` adapts any object with ``shape`` and ``@`` (a user's operator).
 
 :func:`as_coupling` turns any accepted coupling into one of them, checking it once (finite,
 non-negative, rows summing to 1). The protocol is the table below; partners are drawn by the
