@@ -254,7 +254,7 @@ display(Markdown(
 # large ε forgets both and gives every cell its group's mean (the uniform coupling). Which
 # trade-off is best depends on how good the classifiers are, so we let the data choose.
 #
-# **The criterion** ({py:func}`propalign_lite.regselect.select_reg`). `align(reg="auto")`
+# **The criterion** (`propalign_lite.regselect.select_reg`). `align(reg="auto")`
 # trains a *second* pair of classifiers with other seeds and other validation cells, the
 # check pair, with logits $f^{(1)}, f^{(2)}$ (each row centred). The coupling $M(\varepsilon)$
 # is made from the first pair, as always. It predicts each RNA cell's check scores from its
