@@ -21,6 +21,10 @@ label-free criterion beside the truth the pairing gives:
     itself); truth: the protein / ATAC features carried onto the RNA cells (median r) and
     trace.
 
+For ``"images"`` and ``"digits"`` the check pair differs from the first in its seeds only (the
+chapters' fixed training and validation splits); ``align(reg="auto")`` also draws other
+validation cells for it.
+
 Traces are ``trace x chance`` (mean over groups of the mass on the true partner times the
 group size). The record keeps, per data set, ``regs``, ``cv``, ``cv_uniform``, ``chosen`` and
 ``truth`` / ``truth_uniform`` (lists over ``regs``); for ``"images"`` and ``"digits"`` also
