@@ -185,10 +185,7 @@ class ImplicitCoupling:
 
     def column_block(self, cols) -> np.ndarray:
         """``M[:, cols]`` on the support (``M @ E``, ``E`` those columns of the identity)."""
-        cols = np.atleast_1d(np.asarray(cols))
-        E = np.zeros((self.shape[1], len(cols)))
-        E[cols, np.arange(len(cols))] = 1.0
-        return self @ E
+        return _columns_by_matmul(self, cols)
 
     def sample_partners(self, *, random_state=None) -> np.ndarray:
         """One partner :math:`j_i \\sim M_{i\\cdot}` per row (inverse CDF on the support)."""
@@ -243,6 +240,15 @@ class ImplicitCoupling:
     def __array__(self, dtype=None, copy=None):
         M = self.to_dense()
         return M if dtype is None else M.astype(dtype)
+
+
+def _columns_by_matmul(M, cols) -> np.ndarray:
+    """``M[:, cols]`` of any operator with ``shape`` and ``@``: ``M @ E``, ``E`` those columns
+    of the identity."""
+    cols = np.atleast_1d(np.asarray(cols))
+    E = np.zeros((M.shape[1], len(cols)))
+    E[cols, np.arange(len(cols))] = 1.0
+    return M @ E
 
 
 def _segment_logsumexp(values, seg, n) -> np.ndarray:
@@ -362,10 +368,7 @@ class OperatorCoupling:
         return self._op @ Z
 
     def column_block(self, cols) -> np.ndarray:
-        cols = np.atleast_1d(np.asarray(cols))
-        E = np.zeros((self.shape[1], len(cols)))
-        E[cols, np.arange(len(cols))] = 1.0
-        return np.asarray(self._op @ E, dtype=float)
+        return np.asarray(_columns_by_matmul(self._op, cols), dtype=float)
 
     def to_dense(self) -> np.ndarray:
         return self.column_block(np.arange(self.shape[1]))
