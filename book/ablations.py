@@ -384,15 +384,12 @@ assert med_m.loc[m_hi, "Trace"] < med_m.loc[m_lo, "Trace"]
 # them (FOSCTTM as the paper computes it: lower is better, chance 0.5).
 
 # %%
-from propalign_book.experiments.specific_variation import specific_settings, sweep_table
+from propalign_book.experiments import settings_for
+from propalign_book.experiments.specific_variation import sweep_table
 
-cite_s = get_profile("citeseq", profile)
-if S["specific_n_cells"]:
-    cite_s["n_cells"] = S["specific_n_cells"]
 spec_records = [rec for strength in S["specific_strengths"]
                 for rec in run_units("ablations.specific",
-                                     specific_settings(cite_s, get_profile("baselines", profile),
-                                                       strength),
+                                     settings_for("ablations.specific", S, strength=strength),
                                      S["specific_seeds"], progress=False)]
 display(Markdown(records_note(spec_records)))
 spec = sweep_table(spec_records)

@@ -43,30 +43,24 @@ from IPython.display import Markdown, display
 
 from propalign_lite import metrics
 from propalign_book import paper
-from propalign_book.experiments.baselines import (baselines_settings, image_settings,
-                                                  paper_claims_1, paper_claims_2, per_seed_rows)
-from propalign_book.experiments.synthetic import chapter_unit_settings
+from propalign_book.experiments import settings_for
+from propalign_book.experiments.baselines import (image_settings, paper_claims_1,
+                                                  paper_claims_2, per_seed_rows)
+from propalign_book.experiments.citeseq import scores_table as cite_scores_table
 from propalign_book.experiments.synthetic import scores_table as ps_scores_table
 from propalign_book.profiles import get_profile
-from propalign_book.report import (claims_verdict, comparison_table, load_results,
-                                   profile_banner, records_note, seed_count)
+from propalign_book.report import (claims_verdict, comparison_table, profile_banner,
+                                   records_note, seed_count)
 from propalign_book.runner import run_units
 
 settings = get_profile("baselines", profile, image_vae_seeds=image_vae_seeds,
                        cite_vae_seeds=cite_vae_seeds, glue=glue)
 chapter_start = time.perf_counter()
 
-# the propensity-score rows and the settings that generated their data: the CITE-seq
-# chapter's saved rows; for the images, the synthetic unit on this chapter's image settings
-# (read from the results store when the synthetic chapter ran the same settings)
-citeseq = load_results("citeseq")
-for name, saved in (("citeseq", citeseq),):
-    if saved["settings"]["profile"] != profile:
-        raise ValueError(f"the {name} chapter was executed with the "
-                         f"{saved['settings']['profile']!r} profile, this chapter with "
-                         f"{profile!r}: execute {name} with {profile!r} first, so that all "
-                         "rows of a table come from the same data")
-img_set, cite_set = image_settings(settings, profile), citeseq["settings"]
+# the data of the propensity-score rows: the synthetic chapter's images (with this chapter's
+# image settings) and the CITE-seq chapter's cells, both under this profile; their PS records
+# are the ones those chapters computed, read back from the results store
+img_set, cite_set = image_settings(settings, profile), get_profile("citeseq", profile)
 cite_source = ("the real GSE194122 CITE-seq file" if cite_set["data"] == "geo" else
                f"**simulated** CITE-seq data ({cite_set['n_cells']:,} cells)")
 display(Markdown(profile_banner(settings, data=(
@@ -74,7 +68,7 @@ display(Markdown(profile_banner(settings, data=(
     f"{img_set['image_size']} px; {img_set['n_train']:,} training scenes) and the CITE-seq "
     f"chapter's test split ({cite_source})"))))
 
-unit_settings = baselines_settings(settings, img_set, cite_set)
+unit_settings = settings_for("baselines.vae_cite", settings)
 shown = []                           # every record this page shows, for the note at the end
 
 
@@ -192,8 +186,8 @@ vae_img = per_seed_rows(vae_img_records)
 # the latents only if its MSE is clearly below that.
 
 # %%
-ps_records = run_units("synthetic.seed", chapter_unit_settings(img_set), img_set["seeds"],
-                       progress=False)
+ps_records = run_units("synthetic.seed", settings_for("synthetic.seed", img_set),
+                       img_set["seeds"], progress=False)
 shown.extend(ps_records)
 ps = ps_scores_table(ps_records)
 ours1 = {"SCOT": {"MSE": scot_img["MSE"], "Trace": scot_img["Trace"]},
@@ -317,7 +311,10 @@ else:
 # it.
 
 # %%
-ps2 = citeseq["results"]
+cite_records = run_units("citeseq.seed", settings_for("citeseq.seed", cite_set),
+                         cite_set["seeds"], progress=False)
+shown.extend(cite_records)
+ps2 = cite_scores_table(cite_records)
 ours2 = {"SCOT": {k: scot_cite[k] for k in ("FOSCTTM", "FOSCTTM (barycentric)", "Trace")},
          **({k: glue_rows[k] for k in ("GLUE+SNN", "GLUE+OT")} if glue_rows else {}),
          "VAE+SNN": vae_cite["VAE+SNN"], "VAE+OT": vae_cite["VAE+OT"],

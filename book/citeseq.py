@@ -55,11 +55,11 @@ from IPython.display import Markdown, display
 from propalign_lite import metrics
 from propalign_book import paper, plots
 from propalign_book.experiments import cite_data, cite_source, settings_for
-from propalign_book.experiments.citeseq import citeseq_claims, citeseq_settings, scores_table
+from propalign_book.experiments.citeseq import citeseq_claims, scores_table
 from propalign_book.profiles import get_profile
 from propalign_book.recorded import recorded_for
 from propalign_book.report import (add_recorded_columns, comparison_table, profile_banner,
-                                   records_note, save_results)
+                                   records_note)
 from propalign_book.runner import run_units
 
 settings = get_profile("citeseq", profile, data=data, seeds=seeds)
@@ -103,7 +103,7 @@ if len(too_small):
 # reads the units already in the results store and computes the others.
 
 # %%
-records = run_units("citeseq.seed", citeseq_settings(settings), settings["seeds"],
+records = run_units("citeseq.seed", settings_for("citeseq.seed", settings), settings["seeds"],
                     progress=False)
 display(Markdown(records_note(records)))
 results = scores_table(records)
@@ -166,7 +166,6 @@ claims = citeseq_claims(results, chance_trace)
 for claim, holds in claims.items():
     print(("holds:  " if holds else "FAILS:  ") + claim)
 assert all(claims.values()), "the paper's qualitative finding does not hold in this run"
-results_file = save_results("citeseq", results, settings)   # for the baselines chapter
 
 # %% [markdown]
 # ## Where the trace comes from: group size

@@ -57,7 +57,7 @@ from IPython.display import Markdown, display
 from propalign_book import paper
 from propalign_book.experiments import cite_data, cite_source, settings_for
 from propalign_book.experiments.prediction import (COUPLINGS, R2_COLUMNS, prediction_claims,
-                                                   prediction_settings, r2_table,
+                                                   r2_table,
                                                    table3_claims)
 from propalign_book.profiles import get_profile
 from propalign_book.recorded import recorded_for
@@ -92,7 +92,7 @@ print(cite)
 # (`python -m propalign_book.run --chapters prediction` runs them on a cluster).
 
 # %%
-records = run_units("prediction.seed", prediction_settings(settings), settings["seeds"],
+records = run_units("prediction.seed", settings_for("prediction.seed", settings), settings["seeds"],
                     progress=False)
 display(Markdown(records_note(records)))
 r2 = r2_table(records)

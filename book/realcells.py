@@ -55,6 +55,7 @@ import torch
 from IPython.display import Markdown, display
 
 from propalign_book.experiments import realcells as rc
+from propalign_book.experiments import settings_for
 from propalign_book.experiments import realcells_tables as rt
 from propalign_book.experiments.prediction import R2_COLUMNS, r2_table, table3_claims
 from propalign_book.paper import TABLE2, TABLE3
@@ -69,7 +70,9 @@ with warnings.catch_warnings():     # the runner imports tqdm.auto, which warns 
 
 torch.set_num_threads(1)   # small MLPs: one thread is fastest on a shared 2-core CPU
 settings = get_profile("realcells", profile)
-unit_settings = {d: rc.dataset_settings(settings, d) for d in ("bmmc", "mop")}
+# one settings dict per data set, shared by the chapter's units (the route the CLI takes too)
+unit_settings = {d: settings_for("realcells.matching", settings, dataset=d)
+                 for d in ("bmmc", "mop")}
 data = {d: rc.paired_cells(s) for d, s in unit_settings.items()}
 display(Markdown(profile_banner(settings, data=(
     f"real cells: BMMC CITE-seq ({data['bmmc'][0].n_obs} cells, GSE194122 via Open Problems) "

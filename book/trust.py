@@ -56,6 +56,7 @@ with warnings.catch_warnings():     # the runner imports tqdm.auto, which warns 
 from propalign_lite import align
 from propalign_lite.diagnostics import reliability_curve
 from propalign_book.experiments import realcells as rc
+from propalign_book.experiments import settings_for
 from propalign_book.experiments import realcells_tables as rt
 from propalign_book.experiments import trust
 from propalign_book.experiments.trust_reg import autoreg_table
@@ -67,7 +68,7 @@ from propalign_book.runner import run_units
 torch.set_num_threads(1)
 sns.set_theme(style="whitegrid", palette="colorblind")
 settings = get_profile("trust", profile)
-cells = {d: rc.dataset_settings(get_profile("realcells", profile), d) for d in ("bmmc", "mop")}
+cells = {d: settings_for("realcells.transfer", profile, dataset=d) for d in ("bmmc", "mop")}
 display(Markdown(profile_banner(settings, data=(
     "the real paired cells of the Real cells page (BMMC CITE-seq, MOp SNARE-seq) and "
     "simulated CITE-seq cells"))))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pathlib
 
-from .experiments._registry import settings_for, unit_settings
+from .experiments._registry import settings_for, unit_settings, variants_of
 from .store import ROOT, CorruptRecordError, ResultsStore, settings_hash
 
 __all__ = ["RECORDED_DIR", "save_recorded", "recorded_for", "check_recorded"]
@@ -105,7 +105,10 @@ def check_recorded(directory=None) -> list[str]:
             problems.append(f"{path}: unknown unit {name!r}")
             continue
         profile = body["settings"].get("profile", "paper")
-        current = settings_for(name, profile)
+        variants = [settings_for(name, profile, **params)
+                    for params in variants_of(name, profile)]
+        current = next((s for s in variants if settings_hash(s) == body["settings_hash"]),
+                       variants[0])
         if settings_hash(current) != body["settings_hash"]:
             problems.append(f"{path}: settings of {name!r} (profile {profile!r}) changed since "
                             f"it was recorded: {_differs(body['settings'], current)}")

@@ -49,46 +49,6 @@ def comparison_table(ours: dict, paper: dict, metrics: list[str], *, fmt=".4f",
     return pd.DataFrame(rows).set_index("method")
 
 
-def _check_chapter_name(chapter) -> str:
-    """A results name is a plain file stem: no path separators, no '..', nothing hidden."""
-    import re
-
-    if not isinstance(chapter, str):
-        raise TypeError(f"chapter must be a str, got {type(chapter).__name__}")
-    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", chapter) or ".." in chapter:
-        raise ValueError(f"chapter must be a plain name (letters, digits, '_', '-', '.'; no "
-                         f"path separators or '..'), got {chapter!r}")
-    return chapter
-
-
-def save_results(chapter: str, results: dict, settings: dict, directory="_results") -> str:
-    """Write a chapter's per-seed results (JSON) so that later chapters can reuse them.
-
-    The baselines chapter reads them to put its rows next to the propensity-score rows
-    computed on the same data. Returns the path written.
-    """
-    import json
-    from pathlib import Path
-
-    path = Path(directory) / f"{_check_chapter_name(chapter)}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"settings": settings, "results": results}
-    path.write_text(json.dumps(payload, indent=1, default=float))
-    return str(path)
-
-
-def load_results(chapter: str, directory="_results") -> dict:
-    """Read what :func:`save_results` wrote; a clear error if the chapter has not run."""
-    import json
-    from pathlib import Path
-
-    path = Path(directory) / f"{_check_chapter_name(chapter)}.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: execute the {chapter!r} chapter first "
-                                f"(python -m propalign_book.book --only {chapter})")
-    return json.loads(path.read_text())
-
-
 def seed_count(values) -> str:
     """``"1 seed"`` / ``"3 seeds"`` for a list of per-seed values."""
     return f"{np.size(values)} seed{'s' * (np.size(values) > 1)}"

@@ -54,6 +54,27 @@ def units_of(chapters: list[str]) -> list[str]:
     return [n for c in chapters for n in sorted(UNITS) if chapter_of(n) == c]
 
 
+def plan(names: list[str], profile: str, seeds=None) -> list[tuple]:
+    """``(unit, params, settings, seeds)`` for every unit and variant the chapters run under
+    ``profile``: the settings come from :func:`propalign_book.experiments.settings_for`, the
+    route the chapters take, so the records land where the chapters look for them.
+
+    >>> [(n, p) for n, p, _, _ in plan(["realcells.transfer"], "ci")]
+    [('realcells.transfer', {'dataset': 'bmmc'}), ('realcells.transfer', {'dataset': 'mop'})]
+    """
+    from .experiments import chapter_of, settings_for, variants_of
+    from .profiles import PROFILES
+
+    out = []
+    for name in names:
+        chapter = PROFILES.get(chapter_of(name), {}).get(profile, {})
+        for params in variants_of(name, profile):
+            settings = settings_for(name, profile, **params)
+            out.append((name, params, settings,
+                        seeds or chapter.get("seeds") or [settings.get("seed", 0)]))
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="ci", choices=["ci", "paper"])
@@ -80,7 +101,6 @@ def main(argv=None) -> int:
     parser.add_argument("--list", action="store_true", help="list the units and exit")
     args = parser.parse_args(argv)
 
-    from .experiments import settings_for
     from .runner import make_client, run_units
 
     try:
@@ -103,26 +123,21 @@ def main(argv=None) -> int:
                          slurm=jobqueue if args.slurm else None,
                          pbs=jobqueue if args.pbs else None, gpu=args.gpu, jobs=args.jobs)
     try:
-        for name in names:
-            from .profiles import PROFILES
-            from .experiments import chapter_of
-
-            settings = settings_for(name, args.profile)
-            chapter = PROFILES.get(chapter_of(name), {}).get(args.profile, {})
-            seeds = seeds_arg or chapter.get("seeds") or [settings.get("seed", 0)]
+        for name, params, settings, seeds in plan(names, args.profile, seeds_arg):
+            label = name + "".join(f" {k}={v}" for k, v in params.items())
             start = time.perf_counter()
             records = run_units(name, settings, seeds, store=args.store, client=client,
                                 progress=not args.no_progress, gpu=args.gpu,
                                 recompute=args.recompute)
             n_new = sum(r["_run"]["source"] == "computed" for r in records)
-            print(f"[run] {name}: {len(records)} records ({n_new} computed, "
+            print(f"[run] {label}: {len(records)} records ({n_new} computed, "
                   f"{len(records) - n_new} from the store) in "
                   f"{time.perf_counter() - start:.1f} s", flush=True)
             if args.record:
                 from .recorded import save_recorded
 
                 paths = save_recorded(name, settings, records)
-                print(f"[run] {name}: recorded {len(paths)} records under "
+                print(f"[run] {label}: recorded {len(paths)} records under "
                       f"{paths[0].parent if paths else '-'}")
     finally:
         if client is not None:

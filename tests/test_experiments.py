@@ -28,6 +28,60 @@ def test_registry_has_the_chapters_units_with_profile_settings():
     assert prediction_settings({"seeds": [], "a": 1})["detail_seed"] is None
 
 
+@pytest.mark.parametrize("profile", ["ci", "paper"])
+def test_one_route_from_a_profile_to_every_unit_and_variant(profile):
+    """The chapters pass their settings dict, the CLI the profile's name: both routes give the
+    same settings (hence the same store key) for every unit and every variant it runs."""
+    from propalign_book.experiments import chapter_of, variants_of
+    from propalign_book.profiles import PROFILES, get_profile
+    from propalign_book.store import settings_hash
+
+    for name in UNITS:
+        for params in variants_of(name, profile):
+            by_name = settings_for(name, profile, **params)
+            assert "seeds" not in by_name
+            settings_hash(by_name)                      # JSON-able
+            if chapter_of(name) in PROFILES:
+                chapter = get_profile(chapter_of(name), profile)
+                assert settings_for(name, chapter, **params) == by_name
+
+
+def test_units_with_variants_get_the_settings_their_chapter_uses():
+    from propalign_book.experiments import variants_of
+    from propalign_book.profiles import get_profile
+    from propalign_book.run import plan
+
+    abl = get_profile("ablations", "ci")
+    assert variants_of("ablations.specific") == [{"strength": s}
+                                                 for s in abl["specific_strengths"]]
+    for strength in abl["specific_strengths"]:
+        s = settings_for("ablations.specific", "ci", strength=strength)
+        assert s["strength"] == strength
+        assert s["cite"]["simulator"]["specific_strength"] == strength
+        if abl["specific_n_cells"]:                      # the chapter's smaller data set
+            assert s["cite"]["n_cells"] == abl["specific_n_cells"]
+    planned = {(n, tuple(p.items())) for n, p, _, _ in plan(["realcells.matching",
+                                                              "realcells.prediction"], "ci")}
+    assert planned == {("realcells.matching", (("dataset", "bmmc"),)),
+                       ("realcells.matching", (("dataset", "mop"),)),
+                       ("realcells.prediction", (("dataset", "bmmc"),))}
+    curve = [settings_for("synthetic.seed", "ci", fraction=f)
+             for f in get_profile("synthetic", "ci")["curve_fractions"]]
+    assert all(c["display_seed"] is None for c in curve)
+    with pytest.raises(ValueError, match="takes no parameters"):
+        settings_for("trust.autoreg", "ci", dataset="bmmc")
+
+
+def test_baselines_read_the_citeseq_chapters_records_from_the_store():
+    """No side file: the baselines page asks the store for the CITE-seq chapter's units, with
+    the settings the CITE-seq chapter runs them with."""
+    import pathlib
+
+    page = (pathlib.Path(__file__).parents[1] / "book" / "baselines.py").read_text()
+    assert 'run_units("citeseq.seed", settings_for("citeseq.seed", cite_set)' in page
+    assert "load_results" not in page and "_results" not in page
+
+
 def test_within_types_is_block_diagonal_and_row_normalised():
     t = np.array(["a", "a", "b", "b", "b", "c"])
     x = np.random.default_rng(0).normal(size=(6, 2))

@@ -13,12 +13,15 @@ function. A chapter module ``propalign_book/experiments/<chapter>.py`` registers
 either with the :func:`unit` decorator or by defining a module-level dict ``UNITS``; every
 module listed in ``CHAPTER_MODULES`` that exists is imported here.
 
-A unit may carry two optional attributes (set by the decorator):
+A unit may carry three optional attributes (set by the decorator):
 
-``settings_for(profile) -> dict``
-    the unit's settings under a named profile (default: the chapter's profile,
-    :func:`propalign_book.profiles.get_profile`), used by the CLI and by the check of
-    recorded runs;
+``derive(chapter_settings, **params) -> dict``
+    the unit's settings from its chapter's profile (default: the chapter's settings as they
+    are). :func:`settings_for` is the one route from a profile to a unit's settings; the
+    chapters and the command line both take it;
+``variants(chapter_settings) -> list of dict``
+    the ``params`` for which the chapter runs the unit (e.g. one per data set), so that
+    the command line runs what the chapter reads;
 ``fingerprint(settings) -> str``
     a fingerprint of the data the unit reads (default ``""``: the data are generated from
     the settings), part of the store key.
@@ -35,7 +38,7 @@ from __future__ import annotations
 import importlib
 
 from ._data import cite_data, cite_source
-from ._registry import UNITS, chapter_of, fingerprint_of, settings_for, unit
+from ._registry import UNITS, chapter_of, fingerprint_of, settings_for, unit, variants_of
 
 #: Chapter modules whose units are registered (a missing module is skipped).
 CHAPTER_MODULES = ("toy", "synthetic", "prediction", "citeseq", "baselines", "ablations",
@@ -52,4 +55,4 @@ for _name in CHAPTER_MODULES:
         UNITS.setdefault(_unit_name, _fn)
 
 __all__ = ["UNITS", "CHAPTER_MODULES", "chapter_of", "cite_data", "cite_source", "fingerprint_of",
-           "settings_for", "unit"]
+           "settings_for", "unit", "variants_of"]

@@ -47,10 +47,12 @@ def image_settings(settings: dict, profile: str) -> dict:
     return images
 
 
-def _settings_for(profile: str) -> dict:
+def _derive(settings: dict) -> dict:
+    """The units' settings from the baselines chapter's: the CITE-seq data are those of the
+    CITE-seq chapter under the same profile (its records are read back from the store)."""
     from ..profiles import get_profile
 
-    settings = get_profile("baselines", profile)
+    profile = settings["profile"]
     return baselines_settings(settings, image_settings(settings, profile),
                               get_profile("citeseq", profile))
 
@@ -109,7 +111,7 @@ def vae_seed_scores(vae, x1, t1, x2, t2, vals: dict, tests: dict, seed: int, *, 
     return out
 
 
-@unit("baselines.scot_images", settings_for=_settings_for)
+@unit("baselines.scot_images", derive=_derive)
 def scot_images(settings: dict, seed: int) -> dict:
     """SCOT on the synthetic test images (pixels in [0, 1]), at most
     ``image_scot_max_per_group`` scenes per group (subsample seed ``seed``); also the
@@ -132,7 +134,7 @@ def scot_images(settings: dict, seed: int) -> dict:
             "uniform": {"MSE": float(uniform["MSE"]), "Trace": float(uniform["Trace"])}}
 
 
-@unit("baselines.vae_images", settings_for=_settings_for)
+@unit("baselines.vae_images", derive=_derive)
 def vae_images(settings: dict, seed: int) -> dict:
     """One image VAE (CNN encoders) trained on the synthetic training split; its test
     latents matched within each treatment (latent MSE and trace)."""
@@ -157,7 +159,7 @@ def _cite_fp(settings: dict) -> str:
     return cite_fingerprint(settings["cite"])
 
 
-@unit("baselines.scot_cite", settings_for=_settings_for, fingerprint=_cite_fp)
+@unit("baselines.scot_cite", derive=_derive, fingerprint=_cite_fp)
 def scot_cite(settings: dict, seed: int) -> dict:
     """SCOT between the proteins and the RNA PCs of the CITE-seq test cells, within each
     cell type (at most ``cite_scot_max_per_group`` cells, subsample seed ``seed``)."""
@@ -180,7 +182,7 @@ def scot_cite(settings: dict, seed: int) -> dict:
             "type_sizes": {str(k): int(v) for k, v in sizes.items()}}
 
 
-@unit("baselines.vae_cite", settings_for=_settings_for, fingerprint=_cite_fp)
+@unit("baselines.vae_cite", derive=_derive, fingerprint=_cite_fp)
 def vae_cite(settings: dict, seed: int) -> dict:
     """One MLP cross-modal VAE on the CITE-seq training split; test latents matched within
     each cell type (FOSCTTM in the RNA latent space, trace)."""
@@ -199,7 +201,7 @@ def vae_cite(settings: dict, seed: int) -> dict:
         dict(x1=test.adt, x2=test.gex_pca, t=test.cell_type), seed)
 
 
-@unit("baselines.glue", settings_for=_settings_for, fingerprint=_cite_fp)
+@unit("baselines.glue", derive=_derive, fingerprint=_cite_fp)
 def glue_cite(settings: dict, seed: int) -> dict:
     """scGLUE on the CITE-seq counts (the test-split cells with ``glue_cells="test"``, all
     cells otherwise), scGLUE seed ``seed``; its test latents matched with SNN and OT (RNA

@@ -27,12 +27,6 @@ def citeseq_settings(chapter_settings: dict) -> dict:
     return with_first_seed(chapter_settings, "detail_seed")
 
 
-def _settings_for(profile: str) -> dict:
-    from ..profiles import get_profile
-
-    return citeseq_settings(get_profile("citeseq", profile))
-
-
 def fit_view(x, x_val, train, val, settings: dict, seed: int, *, callback=None,
              device: str = "cpu"):
     """One MLP propensity classifier on one modality of the training cells (labels: cell
@@ -69,7 +63,7 @@ def validation_monitor(rna_clf, val):
     return monitor
 
 
-@unit("citeseq.seed", settings_for=_settings_for, fingerprint=cite_fingerprint)
+@unit("citeseq.seed", derive=citeseq_settings, fingerprint=cite_fingerprint)
 def citeseq_seed(settings: dict, seed: int) -> dict:
     """One seed of the propensity-score rows of Table 2 (see the module docstring)."""
     import pandas as pd

@@ -29,12 +29,6 @@ def prediction_settings(chapter_settings: dict) -> dict:
     return with_first_seed(chapter_settings, "detail_seed")
 
 
-def _settings_for(profile: str) -> dict:
-    from ..profiles import get_profile
-
-    return prediction_settings(get_profile("prediction", profile))
-
-
 def within_types(labels, e_adt, e_rna, **match_kwargs):
     """Row-normalised protein x RNA coupling over all cells of ``labels``, zero across types
     (a type with a single cell is matched to itself): a sparse block matrix."""
@@ -111,7 +105,7 @@ def fit_probe(train, val, coupling, settings: dict, seed: int, *, unbiased: bool
     return trainer.fit(inputs, targets, M, eval_inputs=ev_in, eval_targets=ev_out)
 
 
-@unit("prediction.seed", settings_for=_settings_for, fingerprint=cite_fingerprint)
+@unit("prediction.seed", derive=prediction_settings, fingerprint=cite_fingerprint)
 def prediction_seed(settings: dict, seed: int) -> dict:
     """One seed of Table 3. Record: ``r2[coupling][column]`` (final validation R^2; the
     unbiased column of the true pairs is ``None``: both estimators coincide there), and for

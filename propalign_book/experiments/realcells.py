@@ -128,7 +128,24 @@ def _match(e1, e2, t, groups, **kw):
     return out, keep
 
 
-@unit("realcells.matching", fingerprint=realcells_fingerprint)
+def dataset_settings(chapter_settings: dict, dataset: str) -> dict:
+    """A unit's settings: the chapter's shared settings, the data set's own block merged in,
+    ``dataset`` set and the list of seeds removed."""
+    from ._registry import unit_settings
+
+    if dataset not in ("bmmc", "mop"):
+        raise ValueError(f"dataset must be 'bmmc' or 'mop', got {dataset!r}")
+    shared = {k: v for k, v in unit_settings(chapter_settings).items()
+              if k not in ("bmmc", "mop")}
+    return {**shared, **chapter_settings[dataset], "dataset": dataset}
+
+
+def _both_datasets(chapter_settings: dict) -> list[dict]:
+    return [{"dataset": d} for d in ("bmmc", "mop")]
+
+
+@unit("realcells.matching", derive=dataset_settings, variants=_both_datasets,
+      fingerprint=realcells_fingerprint)
 @recording_warnings
 def realcells_matching(settings: dict, seed: int) -> dict:
     """All cells matched within type by every method (see the module docstring)."""
@@ -180,7 +197,8 @@ def realcells_matching(settings: dict, seed: int) -> dict:
     return record
 
 
-@unit("realcells.scot", fingerprint=realcells_fingerprint)
+@unit("realcells.scot", derive=dataset_settings, variants=_both_datasets,
+      fingerprint=realcells_fingerprint)
 @recording_warnings
 def realcells_scot(settings: dict, seed: int) -> dict:
     """SCOT within cell type on a per-type subsample (``seed`` draws it)."""
@@ -233,7 +251,8 @@ def feature_correlations(pred, truth, t) -> dict:
             "within": cors(centred(pred), centred(truth))}
 
 
-@unit("realcells.transfer", fingerprint=realcells_fingerprint)
+@unit("realcells.transfer", derive=dataset_settings, variants=_both_datasets,
+      fingerprint=realcells_fingerprint)
 @recording_warnings
 def realcells_transfer(settings: dict, seed: int) -> dict:
     """Modality 2 transferred onto RNA cells that were never measured in it (see the module
@@ -292,19 +311,8 @@ def _scatter(couplings, ta, yb, tb, shape) -> np.ndarray:
     return out
 
 
-def dataset_settings(chapter_settings: dict, dataset: str) -> dict:
-    """A unit's settings: the chapter's shared settings, the data set's own block merged in,
-    ``dataset`` set and the list of seeds removed."""
-    from ._registry import unit_settings
-
-    if dataset not in ("bmmc", "mop"):
-        raise ValueError(f"dataset must be 'bmmc' or 'mop', got {dataset!r}")
-    shared = {k: v for k, v in unit_settings(chapter_settings).items()
-              if k not in ("bmmc", "mop")}
-    return {**shared, **chapter_settings[dataset], "dataset": dataset}
-
-
-@unit("realcells.prediction", fingerprint=realcells_fingerprint)
+@unit("realcells.prediction", derive=dataset_settings,
+      variants=lambda s: [{"dataset": "bmmc"}], fingerprint=realcells_fingerprint)
 @recording_warnings
 def realcells_prediction(settings: dict, seed: int) -> dict:
     """Table 3's analogue on the BMMC cells (see the module docstring): ``r2[coupling][loss]``

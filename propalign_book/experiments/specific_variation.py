@@ -41,14 +41,23 @@ def specific_settings(cite_settings: dict, baseline_settings: dict, strength: fl
     return {"cite": cite, **vae, "strength": float(strength)}
 
 
-def _settings_for(profile: str) -> dict:
+def _derive(ablations_settings: dict, strength: float) -> dict:
+    """One strength's unit settings from the ablations chapter's: the CITE-seq chapter's data
+    (``specific_n_cells`` cells when set) and the baselines chapter's VAE, same profile."""
     from ..profiles import get_profile
 
-    return specific_settings(get_profile("citeseq", profile), get_profile("baselines", profile),
-                             1.0)
+    profile = ablations_settings["profile"]
+    cite = get_profile("citeseq", profile)
+    if ablations_settings.get("specific_n_cells"):
+        cite["n_cells"] = ablations_settings["specific_n_cells"]
+    return specific_settings(cite, get_profile("baselines", profile), strength)
 
 
-@unit("ablations.specific", settings_for=_settings_for)
+def _variants(ablations_settings: dict) -> list[dict]:
+    return [{"strength": s} for s in ablations_settings["specific_strengths"]]
+
+
+@unit("ablations.specific", derive=_derive, variants=_variants)
 def specific_seed(settings: dict, seed: int) -> dict:
     """PS+OT and VAE+OT (FOSCTTM, trace) on cells simulated with ``settings["strength"]``."""
     from .baselines import vae_cite

@@ -88,13 +88,21 @@ def chapter_unit_settings(settings: dict) -> dict:
     return with_first_seed(settings, "display_seed", drop=("curve_fractions",))
 
 
-def _settings_for(profile: str) -> dict:
-    from ..profiles import get_profile
+def _derive(chapter_settings: dict, fraction: float | None = None) -> dict:
+    """The unit's settings; with ``fraction``, those of one point of the learning curve."""
+    s = chapter_unit_settings(chapter_settings)
+    if fraction is None:
+        return s
+    (curve,) = learning_curve_settings(s, [fraction])
+    curve["display_seed"] = None
+    return curve
 
-    return chapter_unit_settings(get_profile("synthetic", profile))
+
+def _variants(chapter_settings: dict) -> list[dict]:
+    return [{}] + [{"fraction": f} for f in chapter_settings.get("curve_fractions") or []]
 
 
-@unit("synthetic.seed", settings_for=_settings_for)
+@unit("synthetic.seed", derive=_derive, variants=_variants)
 def synthetic_seed(settings: dict, seed: int, *, device: str | None = None) -> dict:
     r"""One seed of Table 1: train both classifiers, match, score.
 
@@ -145,13 +153,7 @@ def exact_unit_settings(settings: dict) -> dict:
     return {k: settings[k] for k in ("image_size", "n_test", "data_seed")}
 
 
-def _exact_settings_for(profile: str) -> dict:
-    from ..profiles import get_profile
-
-    return exact_unit_settings(get_profile("synthetic", profile))
-
-
-@unit("synthetic.exact", settings_for=_exact_settings_for)
+@unit("synthetic.exact", derive=exact_unit_settings)
 def synthetic_exact(settings: dict, seed: int = 0) -> dict:
     r"""PS+OT with the *exact* propensity scores of the test scenes: perfect classifiers.
 

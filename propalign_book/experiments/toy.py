@@ -20,14 +20,14 @@ from ._registry import unit
 TOY_DEFAULTS = dict(n_groups=3, n_per_group=60, noise=0.3, reg=PAPER_REG, sleep_s=0.0)
 
 
-def _toy_settings(profile: str) -> dict:
-    if profile not in ("ci", "paper"):
-        raise ValueError(f"profile must be 'ci' or 'paper', got {profile!r}")
+def _toy_settings(chapter_settings: dict) -> dict:
+    """The toy has no chapter: its size follows the profile's name."""
+    profile = chapter_settings["profile"]
     sizes = {"ci": 60, "paper": 300}
     return dict(TOY_DEFAULTS, n_per_group=sizes[profile], profile=profile)
 
 
-@unit("toy.matching", settings_for=_toy_settings)
+@unit("toy.matching", derive=_toy_settings)
 def toy_matching(settings: dict, seed: int) -> dict:
     """One seed of the toy matching experiment.
 
