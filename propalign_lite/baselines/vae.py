@@ -99,102 +99,15 @@ Xi, Osea, Xu, Hartford (2024). *Propensity score alignment of unpaired multimoda
 """
 from __future__ import annotations
 
-import copy
-import math
-import time
-
 import numpy as np
 import torch
-from torch import nn
-from torch.nn import functional as F
 
 from .._validation import (check_labels, check_number, check_random_state,
                            validate_random_state)
-from .._torch_utils import one_cycle
-from ..encoders import CNN_CHANNELS, CNNEncoder, MLPEncoder
+from ..encoders import CNN_CHANNELS
+from ._vae_model import KINDS, build, evaluate_losses, reparameterise, to_tensor, train
 
 __all__ = ["CrossModalVAE", "KINDS"]
-
-KINDS = ("mlp", "cnn")
-_PARTS = ("recon", "kl", "label_ce", "modality_ce", "loss")
-
-
-# --------------------------------------------------------------------------------------------
-# modules
-class _MLPView(nn.Module):
-    """Encoder + decoder of one tabular modality."""
-
-    def __init__(self, d_in: int, latent_dim: int, width: int):
-        super().__init__()
-        self.encoder = MLPEncoder(d_in, width=width)
-        self.fc_mu = nn.Linear(width, latent_dim)
-        self.fc_var = nn.Linear(width, latent_dim)
-        # the decoder has the encoder's layout, with the last layer mapping back to d_in
-        self.decoder = MLPEncoder(latent_dim, width=width)
-        self.decoder.net[-1] = nn.Linear(width, d_in)
-
-    def encode(self, x):
-        h = self.encoder(x)
-        return self.fc_mu(h), self.fc_var(h)
-
-    def decode(self, z):
-        return self.decoder(z)
-
-
-class _CNNView(nn.Module):
-    """Encoder + decoder of one image modality ("VanillaVAE" layout)."""
-
-    def __init__(self, image_size: int, in_channels: int, latent_dim: int,
-                 channels: tuple[int, ...]):
-        super().__init__()
-        # CNNEncoder's own linear layer (features -> latent_dim) serves as the mu head
-        self.encoder = CNNEncoder(image_size, in_channels=in_channels, out_dim=latent_dim,
-                                  channels=channels)
-        self.fc_var = nn.Linear(self.encoder.flat_dim, latent_dim)
-        self.side = self.encoder.final_side
-        self.top = channels[-1]
-        self.fc_dec = nn.Linear(latent_dim, self.encoder.flat_dim)
-        rev = list(channels[::-1])
-        blocks = []
-        for c_in, c_out in zip(rev[:-1], rev[1:]):
-            blocks += [nn.ConvTranspose2d(c_in, c_out, kernel_size=3, stride=2, padding=1,
-                                          output_padding=1),
-                       nn.BatchNorm2d(c_out), nn.LeakyReLU(0.01)]
-        c0 = rev[-1]
-        blocks += [nn.ConvTranspose2d(c0, c0, kernel_size=3, stride=2, padding=1,
-                                      output_padding=1),
-                   nn.BatchNorm2d(c0), nn.LeakyReLU(0.01),
-                   nn.Conv2d(c0, in_channels, kernel_size=3, padding=1), nn.Sigmoid()]
-        self.deconv = nn.Sequential(*blocks)
-
-    def encode(self, x):
-        h = self.encoder.features(x)
-        return self.encoder.fc(h), self.fc_var(h)
-
-    def decode(self, z):
-        h = self.fc_dec(z).view(-1, self.top, self.side, self.side)
-        return self.deconv(h)
-
-
-class _VAEPair(nn.Module):
-    def __init__(self, views: list[nn.Module], latent_dim: int, n_classes: int, width: int):
-        super().__init__()
-        self.views = nn.ModuleList(views)
-        self.label_head = nn.Linear(latent_dim, n_classes)
-        self.modality_clf = nn.Sequential(
-            nn.Linear(latent_dim, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(),
-            nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 2))
-
-
-def _reparameterise(mu, logvar, generator=None):
-    eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-    return mu + torch.exp(0.5 * logvar) * eps
-
-
-def _kl(mu, logvar):
-    """Batch mean of the per-sample KL(N(mu, sigma^2) || N(0, I)) summed over dimensions."""
-    return (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1)).mean()
-
 
 # --------------------------------------------------------------------------------------------
 class CrossModalVAE:
@@ -363,49 +276,6 @@ class CrossModalVAE:
                              f"{sorted(set(t[unknown].tolist()), key=str)[:5]}")
         return idx
 
-    def _to_tensor(self, x: np.ndarray, idx=None) -> torch.Tensor:
-        part = x if idx is None else x[idx]
-        out = torch.as_tensor(np.ascontiguousarray(part), device=self.device)
-        if x.dtype == np.uint8:
-            return out.float().div_(255.0)
-        return out.float()
-
-    # ----------------------------------------------------------------------------------------
-    def _build(self, x1: np.ndarray, x2: np.ndarray, n_classes: int) -> _VAEPair:
-        latent = self.latent_dim or (128 if self.kind == "mlp" else 512)
-        if self.kind == "mlp":
-            views = [_MLPView(x.shape[1], latent, self.width) for x in (x1, x2)]
-        else:
-            views = [_CNNView(x.shape[2], x.shape[1], latent, self.channels) for x in (x1, x2)]
-        return _VAEPair(views, latent, n_classes, self.width)
-
-    def _losses(self, xs, ts, *, fool: bool, generator=None) -> dict:
-        """Loss terms on one mini-batch of each modality; returns tensors (and the latents)."""
-        net = self.model_
-        zs, recon, kl = [], 0.0, 0.0
-        for m, x in enumerate(xs):
-            mu, logvar = net.views[m].encode(x)
-            z = _reparameterise(mu, logvar, generator)
-            recon = recon + F.mse_loss(net.views[m].decode(z), x)
-            kl = kl + _kl(mu, logvar)
-            zs.append(z)
-        label_ce = 0.5 * (F.cross_entropy(net.label_head(zs[0]), ts[0])
-                          + F.cross_entropy(net.label_head(zs[1]), ts[1]))
-        targets = (1, 0) if fool else (0, 1)
-        modality_ce = 0.5 * sum(
-            F.cross_entropy(net.modality_clf(z), torch.full((len(z),), tgt, device=z.device))
-            for z, tgt in zip(zs, targets))
-        loss = recon + self.lam * kl + self.alpha * label_ce + self.beta * modality_ce
-        return {"recon": recon, "kl": kl, "label_ce": label_ce, "modality_ce": modality_ce,
-                "loss": loss, "z": zs}
-
-    @staticmethod
-    def _batches(n_long: int, n: int, n_steps: int, rng: np.random.Generator):
-        """``n_steps`` index chunks for a modality of ``n`` samples, cycling if ``n < n_long``."""
-        reps = -(-n_long // n)
-        order = np.concatenate([rng.permutation(n) for _ in range(reps)])[:n_long]
-        return np.array_split(order, n_steps)
-
     def fit(self, x1, t1, x2, t2, *, x1_val=None, t1_val=None, x2_val=None, t2_val=None):
         """Train on unpaired data; keep the weights of the lowest validation loss.
 
@@ -461,125 +331,9 @@ class CrossModalVAE:
         fork_devices = [dev.index or 0] if dev.type == "cuda" else []
         with torch.random.fork_rng(devices=fork_devices):
             torch.manual_seed(seed)
-            self.model_ = self._build(x1, x2, len(self.classes_)).to(dev)
-            self._train(x1, y1, x2, y2, (v1, vy1, v2, vy2) if has_val else None, rng)
+            self.model_ = build(self, x1, x2, len(self.classes_)).to(dev)
+            train(self, x1, y1, x2, y2, (v1, vy1, v2, vy2) if has_val else None, rng)
         return self
-
-    def _train(self, x1, y1, x2, y2, val, rng):
-        net = self.model_
-        disc_params = list(net.modality_clf.parameters())
-        if self.adversarial:
-            disc_ids = {id(p) for p in disc_params}
-            ae_params = [p for p in net.parameters() if id(p) not in disc_ids]
-        else:
-            ae_params = list(net.parameters())
-        opts = [torch.optim.Adam(ae_params, lr=self.lr, weight_decay=self.weight_decay)]
-        if self.adversarial:
-            opts.append(torch.optim.Adam(disc_params, lr=self.disc_lr or self.lr,
-                                         weight_decay=self.weight_decay))
-        scheds = [one_cycle(o, self.epochs, self.pct_start) for o in opts]
-
-        keys = [f"train_{p}" for p in _PARTS]
-        if self.adversarial:
-            keys += ["train_disc_ce", "n_ae_steps", "n_disc_steps"]
-        if val is not None:
-            keys += [f"val_{p}" for p in _PARTS]
-        self.history_ = {"epoch": [], "lr": [], "seconds": [], **{k: [] for k in keys}}
-        best, best_state = math.inf, None
-        n_long = max(len(x1), len(x2))
-        n_steps = max(1, min(-(-n_long // self.batch_size), n_long // 2))
-
-        epochs = range(self.epochs)
-        if self.progress:
-            from tqdm.auto import tqdm
-            epochs = tqdm(epochs, desc=f"{self.kind} VAE")
-        for epoch in epochs:
-            start = time.perf_counter()
-            net.train()
-            self.history_["epoch"].append(epoch + 1)
-            self.history_["lr"].append(opts[0].param_groups[0]["lr"])
-            b1 = self._batches(n_long, len(x1), n_steps, rng)
-            b2 = self._batches(n_long, len(x2), n_steps, rng)
-            sums = dict.fromkeys(_PARTS + ("disc_ce",), 0.0)
-            count, n_ae, n_disc = 0, 0, 0
-            for i1, i2 in zip(b1, b2):
-                xs = (self._to_tensor(x1, i1), self._to_tensor(x2, i2))
-                ts = (torch.as_tensor(y1[i1], device=self.device),
-                      torch.as_tensor(y2[i2], device=self.device))
-                out = self._losses(xs, ts, fool=self.adversarial)
-                opts[0].zero_grad(set_to_none=True)
-                out["loss"].backward()
-                opts[0].step()
-                n_ae += 1
-                if self.adversarial:
-                    # discriminator step on the detached latents, true modality labels
-                    z1, z2 = (z.detach() for z in out["z"])
-                    d_loss = 0.5 * (
-                        F.cross_entropy(net.modality_clf(z1),
-                                        torch.zeros(len(z1), dtype=torch.long, device=z1.device))
-                        + F.cross_entropy(net.modality_clf(z2),
-                                          torch.ones(len(z2), dtype=torch.long, device=z2.device)))
-                    opts[1].zero_grad(set_to_none=True)
-                    d_loss.backward()
-                    opts[1].step()
-                    n_disc += 1
-                    sums["disc_ce"] += d_loss.item() * len(i1)
-                for p in _PARTS:
-                    sums[p] += out[p].item() * len(i1)
-                count += len(i1)
-            for s in scheds:
-                s.step()
-            for p in _PARTS:
-                self.history_[f"train_{p}"].append(sums[p] / count)
-            if self.adversarial:
-                self.history_["train_disc_ce"].append(sums["disc_ce"] / count)
-                self.history_["n_ae_steps"].append(n_ae)
-                self.history_["n_disc_steps"].append(n_disc)
-            if val is not None:
-                scores = self._evaluate(*val, seed=self.val_seed_)
-                for p in _PARTS:
-                    self.history_[f"val_{p}"].append(scores[p])
-                if scores["loss"] < best:
-                    best = scores["loss"]
-                    best_state = copy.deepcopy(net.state_dict())
-                    self.best_epoch_ = epoch + 1
-            self.history_["seconds"].append(time.perf_counter() - start)
-            if self.progress:
-                epochs.set_postfix(loss=self.history_["train_loss"][-1],
-                                   val=self.history_.get("val_loss", [None])[-1])
-        if best_state is not None:
-            net.load_state_dict(best_state)
-            self.best_val_loss_ = best
-        else:
-            self.best_epoch_ = self.epochs
-            self.best_val_loss_ = None
-        net.eval()
-
-    @torch.no_grad()
-    def _evaluate(self, x1, y1, x2, y2, *, seed=None) -> dict:
-        net = self.model_
-        net.eval()
-        gen = torch.Generator(device=self.device)
-        if seed is None:
-            gen.seed()
-        else:
-            gen.manual_seed(int(seed))
-        n_long = max(len(x1), len(x2))
-        n_steps = max(1, -(-n_long // self.batch_size))
-        sums, count = dict.fromkeys(_PARTS, 0.0), 0
-        # evaluation pairs chunk j of x1 with chunk j of x2 (no shuffling, no cycling beyond
-        # what is needed to cover the larger modality)
-        idx1 = np.array_split(np.resize(np.arange(len(x1)), n_long), n_steps)
-        idx2 = np.array_split(np.resize(np.arange(len(x2)), n_long), n_steps)
-        for i1, i2 in zip(idx1, idx2):
-            xs = (self._to_tensor(x1, i1), self._to_tensor(x2, i2))
-            ts = (torch.as_tensor(y1[i1], device=self.device),
-                  torch.as_tensor(y2[i2], device=self.device))
-            out = self._losses(xs, ts, fool=self.adversarial, generator=gen)
-            for p in _PARTS:
-                sums[p] += out[p].item() * len(i1)
-            count += len(i1)
-        return {p: sums[p] / count for p in _PARTS}
 
     # ----------------------------------------------------------------------------------------
     def _check_fitted(self):
@@ -646,8 +400,8 @@ class CrossModalVAE:
         bs = batch_size or self.batch_size
         out = []
         for start in range(0, len(x), bs):
-            mu, logvar = net.views[m].encode(self._to_tensor(x[start:start + bs]))
-            z = _reparameterise(mu, logvar, gen) if sample else mu
+            mu, logvar = net.views[m].encode(to_tensor(self, x[start:start + bs]))
+            z = reparameterise(mu, logvar, gen) if sample else mu
             out.append(z.cpu().numpy())
         return np.concatenate(out)
 
@@ -678,4 +432,4 @@ class CrossModalVAE:
         if random_state is not None:
             seed = (random_state if isinstance(random_state, (int, np.integer))
                     else int(check_random_state(random_state).integers(2**31 - 1)))
-        return self._evaluate(x1, y1, x2, y2, seed=seed)
+        return evaluate_losses(self, x1, y1, x2, y2, seed=seed)
