@@ -8,12 +8,11 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..._validation import check_random_state
-from ._layout import (_ABUNDANCE, _ADT_QC_WINDOW, _BATCH_RE, _DUPLICATE_NAMES_MSG, _LINEAGE,
-                      _MARKER_NAMES, ISOTYPE_NAMES)
+from ._layout import _BATCH_RE, _DUPLICATE_NAMES_MSG, _LINEAGE, _MARKER_NAMES, ISOTYPE_NAMES
 from ._programs import (PROGRAM_GENES, UMI_SHARE, choose_program_genes, draw_ambient,
                         draw_rna_programs, set_program_baselines)
-from ._sim_parts import (_assign_is_train, _barcodes, _clr_rows, _dense_counts_to_csr,
-                         _largest_remainder, _resolve_batches, _resolve_cell_types, _sigmoid)
+from ._sim_counts import adt_and_isotype_counts, composition, rna_counts_in_blocks
+from ._sim_parts import _assign_is_train, _barcodes, _clr_rows, _resolve_batches, _resolve_cell_types
 
 __all__ = ["simulate_cite_seq"]
 
@@ -237,63 +236,20 @@ def simulate_cite_seq(
     """
     import anndata
 
-    # ---- argument checks -------------------------------------------------------------
-    types = _resolve_cell_types(n_cell_types, cell_types)
-    batch_names = _resolve_batches(batches)
-    for name, value, lo in (("n_cells", n_cells, 2 * len(types)), ("n_genes", n_genes, 2),
-                            ("n_proteins", n_proteins, 2), ("n_latent", n_latent, 1),
-                            ("n_within_factors", n_within_factors, 1)):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-            raise ValueError(f"{name} must be an int, got {value!r}")
-        if value < lo:
-            extra = f" (2 cells per each of {len(types)} cell types)" if name == "n_cells" \
-                else ""
-            raise ValueError(f"{name} must be at least {lo}{extra}, got {value}")
-    floats = dict(within_sd=within_sd, type_sd=type_sd, rna_loading_sd=rna_loading_sd,
-                  protein_loading_sd=protein_loading_sd, rna_batch_sd=rna_batch_sd,
-                  adt_batch_sd=adt_batch_sd, specific_strength=specific_strength)
-    for name, value in floats.items():
-        if not np.isfinite(value) or value < 0:
-            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    for name, value in (("gene_density", gene_density), ("linked_fraction", linked_fraction),
-                        ("protein_gene_corr", protein_gene_corr),
-                        ("iid_holdout_fraction", iid_holdout_fraction)):
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
-    if iid_holdout_fraction >= 0.9:
-        raise ValueError(f"iid_holdout_fraction must be below 0.9 so that training cells "
-                         f"remain, got {iid_holdout_fraction}")
-    if median_umis is None:
-        median_umis = max(100.0, 0.4 * n_genes / (1.0 - sum(UMI_SHARE.values())))
-    for name, value in (("median_umis", median_umis), ("median_adt_counts", median_adt_counts),
-                        ("median_isotype_counts", median_isotype_counts)):
-        if not np.isfinite(value) or value <= 0:
-            raise ValueError(f"{name} must be a positive number, got {value!r}")
+    types, batch_names, median_umis = _check_arguments(
+        n_cells, n_cell_types, cell_types, n_genes, n_proteins, batches, n_latent,
+        n_within_factors, gene_density, linked_fraction, protein_gene_corr, iid_holdout_fraction,
+        median_umis, median_adt_counts, median_isotype_counts,
+        dict(within_sd=within_sd, type_sd=type_sd, rna_loading_sd=rna_loading_sd,
+             protein_loading_sd=protein_loading_sd, rna_batch_sd=rna_batch_sd,
+             adt_batch_sd=adt_batch_sd, specific_strength=specific_strength))
     rng = check_random_state(random_state)
 
     n_types, n_batches, d, r = len(types), len(batch_names), int(n_latent), int(n_within_factors)
     G, P = int(n_genes), int(n_proteins)
 
     # ---- composition: how many cells of each type in each batch -------------------------
-    weights = np.array([_ABUNDANCE.get(t, np.median(list(_ABUNDANCE.values())))
-                        for t in types])
-    p_type = weights / weights.sum()
-    floor = min(0.01, 0.2 / n_types)          # keep rare types present
-    p_type = (1 - floor * n_types) * p_type + floor
-    type_counts = _largest_remainder(int(n_cells), p_type, minimum=2)
-    batch_size = np.exp(rng.normal(0.0, 0.2, n_batches))           # uneven batch sizes
-    donor_mix = np.exp(rng.normal(0.0, 0.3, (n_types, n_batches)))  # donors differ
-    cell_type_idx, batch_idx = [], []
-    for k in range(n_types):
-        w = batch_size * donor_mix[k]
-        per_batch = rng.multinomial(type_counts[k], w / w.sum())
-        cell_type_idx.append(np.full(type_counts[k], k))
-        batch_idx.append(np.repeat(np.arange(n_batches), per_batch))
-    cell_type_idx = np.concatenate(cell_type_idx)
-    batch_idx = np.concatenate(batch_idx)
-    # order cells by batch, random order inside a batch (like the released file)
-    order = np.lexsort((rng.random(cell_type_idx.size), batch_idx))
-    cell_type_idx, batch_idx = cell_type_idx[order], batch_idx[order]
+    cell_type_idx, batch_idx = composition(rng, types, n_batches, int(n_cells))
     n = cell_type_idx.size
 
     # ---- latent state -----------------------------------------------------------------
@@ -352,57 +308,13 @@ def simulate_cite_seq(
     ambient = draw_ambient(spec_rng, n, float(specific_strength))
 
     # ---- RNA counts, in fixed blocks from spawned streams ------------------------------
-    block = 2048
-    starts = list(range(0, n, block))
-    block_rngs = rng.spawn(len(starts) + 1)
-    adt_rng = block_rngs.pop()
-    rna_blocks = []
-    for start, brng in zip(starts, block_rngs):
-        stop = min(start + block, n)
-        logits = z[start:stop] @ W
-        logits += gene_base
-        logits += rna_batch[batch_idx[start:stop]]
-        programs.add_to(logits, slice(start, stop))
-        logits -= logits.max(axis=1, keepdims=True)
-        np.exp(logits, out=logits)
-        logits *= (library[start:stop] / logits.sum(axis=1))[:, None]   # NB means
-        logits /= theta                                # Gamma scale = mean / shape
-        rate = brng.gamma(theta, logits)               # Poisson-Gamma = NB
-        del logits
-        rna_blocks.append(_dense_counts_to_csr(brng.poisson(rate)))
-        del rate
-    rna_counts = sp.vstack(rna_blocks, format="csr", dtype=np.float32)
-    del rna_blocks
+    rna_counts, adt_rng = rna_counts_in_blocks(rng, z, W, gene_base, rna_batch, batch_idx,
+                                               programs, library, theta)
 
     # ---- ADT counts and isotype controls ------------------------------------------------
-    activity = z @ V                                           # (n, P)
-    c_on = adt_rng.normal(-0.5, 1.0, P)
-    on = adt_rng.random((n, P)) < _sigmoid(c_on + activity)
-    fg_level = adt_rng.normal(np.log(8.0), 0.6, P)
-    background = np.exp(adt_rng.normal(0.0, 0.7, P))
-    background /= background.mean()
-    tech = np.exp(0.35 * np.clip(adt_rng.standard_normal(n), -2.0, 2.0))
-    adt_batch = np.exp(adt_rng.normal(0.0, adt_batch_sd, (n_batches, P))
-                       + adt_rng.normal(0.0, 0.2, n_batches)[:, None])
-    unscaled = (tech[:, None] * adt_batch[batch_idx] * background
-                * (ambient[:, None] + on * np.exp(fg_level + 0.5 * activity)))
-    kappa = median_adt_counts / np.median(unscaled.sum(axis=1))
-    # The released cells passed an ADT QC window (totals ~1,100-24,000): mimic that
-    # selection by pulling each cell's technical factor so its *expected* total lies
-    # safely inside the window (counts are still drawn with their full noise).
-    expected_total = kappa * unscaled.sum(axis=1)
-    lo, hi = _ADT_QC_WINDOW
-    qc_pull = np.clip(expected_total, 1.2 * lo, 0.8 * hi) / expected_total
-    unscaled *= qc_pull[:, None]
-    tech = tech * qc_pull
-    phi = np.exp(adt_rng.normal(np.log(10.0), 0.3, P))
-    adt_mean = kappa * unscaled
-    adt_counts = adt_rng.negative_binomial(phi, phi / (phi + adt_mean)).astype(np.float32)
-    iso_share = adt_rng.dirichlet(np.full(len(ISOTYPE_NAMES), 5.0))
-    iso_drive = tech * ambient * adt_batch[batch_idx].mean(axis=1)
-    iso_mean = (median_isotype_counts / np.median(iso_drive)) * iso_drive[:, None] * iso_share
-    iso_counts = adt_rng.poisson(iso_mean).astype(np.float32)
-    del unscaled, adt_mean, on
+    adt_counts, iso_counts = adt_and_isotype_counts(
+        adt_rng, z @ V, batch_idx, n_batches, ambient, adt_batch_sd, median_adt_counts,
+        median_isotype_counts)
 
     # ---- stored values ------------------------------------------------------------------
     rna_total = np.asarray(rna_counts.sum(axis=1), dtype=np.float64).ravel()
@@ -478,3 +390,40 @@ def _pct_counts(counts: sp.csr_matrix, genes: np.ndarray, total: np.ndarray) -> 
     """Per-cell percentage of the counts in ``genes`` (scanpy's ``pct_counts_*``)."""
     part = np.asarray(counts[:, genes].sum(axis=1), dtype=np.float64).ravel()
     return (100.0 * part / np.maximum(total, 1.0)).astype(np.float32)
+
+
+def _check_arguments(n_cells, n_cell_types, cell_types, n_genes, n_proteins, batches, n_latent,
+                     n_within_factors, gene_density, linked_fraction, protein_gene_corr,
+                     iid_holdout_fraction, median_umis, median_adt_counts,
+                     median_isotype_counts, floats: dict):
+    """Clear errors for bad arguments of :func:`simulate_cite_seq`; returns the cell types,
+    the batch names and ``median_umis`` (its default filled in)."""
+    types = _resolve_cell_types(n_cell_types, cell_types)
+    batch_names = _resolve_batches(batches)
+    for name, value, lo in (("n_cells", n_cells, 2 * len(types)), ("n_genes", n_genes, 2),
+                            ("n_proteins", n_proteins, 2), ("n_latent", n_latent, 1),
+                            ("n_within_factors", n_within_factors, 1)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+            raise ValueError(f"{name} must be an int, got {value!r}")
+        if value < lo:
+            extra = f" (2 cells per each of {len(types)} cell types)" if name == "n_cells" \
+                else ""
+            raise ValueError(f"{name} must be at least {lo}{extra}, got {value}")
+    for name, value in floats.items():
+        if not np.isfinite(value) or value < 0:
+            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    for name, value in (("gene_density", gene_density), ("linked_fraction", linked_fraction),
+                        ("protein_gene_corr", protein_gene_corr),
+                        ("iid_holdout_fraction", iid_holdout_fraction)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
+    if iid_holdout_fraction >= 0.9:
+        raise ValueError(f"iid_holdout_fraction must be below 0.9 so that training cells "
+                         f"remain, got {iid_holdout_fraction}")
+    if median_umis is None:
+        median_umis = max(100.0, 0.4 * n_genes / (1.0 - sum(UMI_SHARE.values())))
+    for name, value in (("median_umis", median_umis), ("median_adt_counts", median_adt_counts),
+                        ("median_isotype_counts", median_isotype_counts)):
+        if not np.isfinite(value) or value <= 0:
+            raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return types, batch_names, median_umis
