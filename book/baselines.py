@@ -378,7 +378,7 @@ print(f"chapter executed in {time.perf_counter() - chapter_start:.0f} s")
 #   On the simulated CITE-seq data both modalities read one low-dimensional cell state that
 #   varies strongly within each type, plus modality-specific programs of the size reported
 #   for real data. An autoencoder that reconstructs its input keeps the shared state, while
-#   the PS keeps only what predicts the cell type. The {doc}`ablations chapter <ablations>`
+#   the PS keeps only what predicts the cell type. The {doc}`ablations chapter <ablations_data>`
 #   measures how the ordering of PS+OT and VAE+OT changes as the modality-specific variation
 #   grows (the paper's explanation of its real-data result). If the check says that the VAE
 #   beats the PS on CITE-seq here, that is a finding about this simulator at these

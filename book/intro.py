@@ -113,7 +113,8 @@ print(f"(computed on simulated data when the book was built; profile {profile!r}
 # folded away.
 #
 # **A student** (or a course) who wants to run and change the notebooks on a laptop CPU:
-# {doc}`Theory <theory>` (the identification argument, with small numerical checks),
+# {doc}`Theory <theory>` and {doc}`Matching on scores <theory_matching>` (the identification
+# argument, with small numerical checks),
 # {doc}`Synthetic images <synthetic>`, {doc}`Cross-modal prediction <prediction>` and
 # {doc}`Ablations <ablations>`. Each page ends with exercises whose worked solutions are folded;
 # the links at the bottom of every page download its executed notebook and a student notebook
@@ -134,7 +135,7 @@ from propalign_book.book import page_times
 
 paths = {
     "Curious reader": ["theory", "synthetic", "citeseq"],
-    "Student": ["theory", "synthetic", "prediction", "ablations"],
+    "Student": ["theory", "theory_matching", "synthetic", "prediction", "ablations"],
     "Researcher with their own data": ["own_data", "realcells", "realdata", "baselines",
                                        "performance",
                                        "reproduction_notes"],

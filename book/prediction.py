@@ -183,7 +183,7 @@ display(Markdown(
 #   ribosomal load, stress; the protein ambient level). A VAE that reconstructs its inputs
 #   keeps the shared within-type variation the probe must predict, so its couplings can be as
 #   useful as the propensity scores', or more. The paper found the opposite on the real
-#   bone-marrow data; the {doc}`ablations chapter <ablations>` measures how the two change as
+#   bone-marrow data; the {doc}`ablations chapter <ablations_data>` measures how the two change as
 #   the modality-specific variation grows.
 # - *Unbiased vs naive loss.* Loss (4) only asks the **average** prediction over a target's
 #   possible partners to match the target. For a diffuse coupling (random partners within a
