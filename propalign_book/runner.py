@@ -148,7 +148,7 @@ def run_units(name: str, settings: dict, seeds, *, store=None, client=None,
     settings = unit_settings(settings)
     seeds = _check_seeds(seeds)
     st = resolve_store(store)
-    version = package_version()
+    version = package_version(name)          # the library + this unit's own code
     fingerprint = fingerprint_of(name, settings)
     keys = {s: ResultsStore.key(name, settings, s, version=version, fingerprint=fingerprint)
             for s in seeds}

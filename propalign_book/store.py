@@ -13,9 +13,10 @@ where the key is a hash of everything the record depends on,
     \text{package version},\ \text{data fingerprint}\big)[:20],
 
 with the settings serialised canonically (sorted keys), so that equal settings give equal
-keys in any process. The *package version* includes a hash of the library's and the units'
-source files (:func:`package_version`, :func:`source_files`): a change of the computation
-never serves a stale record, a change of the book's presentation keeps them.
+keys in any process. The *package version* includes a hash of the library's source files and
+of the unit's own code (its module and the book-kit modules it imports; :func:`package_version`,
+:func:`source_files`): a change of the computation never serves a stale record, a change of
+the book's presentation or of another chapter's units keeps them.
 
 Each file holds the record, its key material and its provenance, plus a SHA-256 checksum of
 that content. Files are written to a temporary name and renamed (``os.replace``), which is
@@ -117,25 +118,79 @@ def settings_hash(settings: dict) -> str:
 # --------------------------------------------------------------------------------------
 # Versions and provenance
 # --------------------------------------------------------------------------------------
-def source_files() -> list[pathlib.Path]:
-    """The files a record depends on: the library (``propalign_lite/**/*.py``) and the units'
-    own code (``propalign_book/experiments/**/*.py``). The rest of the book kit (plots,
-    report, runner, paper numbers) shapes how records are shown, not what they hold, and is
-    left out: a typo fixed there keeps every stored record."""
-    lib = pathlib.Path(__file__).resolve().parent.parent / "propalign_lite"
-    units = pathlib.Path(__file__).resolve().parent / "experiments"
-    return sorted(lib.rglob("*.py")) + sorted(units.rglob("*.py"))
+def source_files(unit: str | None = None) -> list[pathlib.Path]:
+    """The files a record depends on: the library (``propalign_lite/**/*.py``) and the unit's
+    own code: the module that defines ``unit`` and every ``propalign_book`` module it imports,
+    directly or through others (:func:`_book_imports`). Without ``unit``: the library and all
+    of ``propalign_book/experiments``. The rest of the book kit (report, runner, paper numbers,
+    other chapters' units) shapes how records are shown or other units, not what this unit's
+    records hold, and is left out: a typo fixed there keeps every stored record.
+
+    >>> names = [p.name for p in source_files("toy.matching")]
+    >>> "toy.py" in names, "synthetic.py" in names, "metrics.py" in names
+    (True, False, True)
+    """
+    lib = sorted((ROOT / "propalign_lite").rglob("*.py"))
+    if unit is None:
+        return lib + sorted((ROOT / "propalign_book" / "experiments").rglob("*.py"))
+    from .experiments._registry import get_unit
+
+    start = pathlib.Path(sys.modules[get_unit(unit).__module__].__file__).resolve()
+    seen, todo = set(), [start]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        todo.extend(_book_imports(path))
+    return lib + sorted(seen)
 
 
-@lru_cache(maxsize=1)
-def package_version() -> str:
+def _book_imports(path: pathlib.Path) -> list[pathlib.Path]:
+    """Files of the ``propalign_book`` modules that ``path`` imports (absolute or relative
+    imports, at any depth of the file: function-level imports count)."""
+    import ast
+
+    book = ROOT / "propalign_book"
+    package = path.parent
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.ImportFrom):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names if a.name.startswith("propalign_book")]
+                out += [_module_file(ROOT.joinpath(*n.split("."))) for n in names]
+            continue
+        if node.level:
+            base = package
+            for _ in range(node.level - 1):
+                base = base.parent
+        elif (node.module or "").startswith("propalign_book"):
+            base = ROOT
+        else:
+            continue
+        mod = base.joinpath(*node.module.split(".")) if node.module else base
+        out.append(_module_file(mod))
+        # "from . import x" / "from .pkg import sub": x may be a module itself
+        out += [_module_file(mod / a.name) for a in node.names]
+    return [f for f in out if f is not None and book in f.parents]
+
+
+def _module_file(stem: pathlib.Path) -> pathlib.Path | None:
+    for candidate in (stem.with_suffix(".py"), stem / "__init__.py"):
+        if candidate.is_file():
+            return candidate.resolve()
+    return None
+
+
+@lru_cache(maxsize=None)
+def package_version(unit: str | None = None) -> str:
     """``<propalign_lite.__version__>+src.<hash>``: the library's release number and a hash of
-    :func:`source_files` (names and contents), so records computed by other code are never
-    served as current."""
+    :func:`source_files` of ``unit`` (names and contents), so records computed by other code
+    are never served as current."""
     from propalign_lite import __version__
 
     h = hashlib.sha256()
-    for path in source_files():
+    for path in source_files(unit):
         h.update(path.relative_to(ROOT).as_posix().encode())
         h.update(path.read_bytes())
     return f"{__version__}+src.{h.hexdigest()[:10]}"

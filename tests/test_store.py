@@ -11,7 +11,7 @@ from propalign_book.experiments import settings_for
 from propalign_book.recorded import check_recorded, recorded_for, save_recorded
 from propalign_book.report import records_note
 from propalign_book.runner import run_units
-from propalign_book.store import (CorruptRecordError, ResultsStore, decode, encode,
+from propalign_book.store import (ROOT, CorruptRecordError, ResultsStore, decode, encode,
                                   package_version, settings_hash)
 
 RECORD = {"trace": 0.125, "nan": float("nan"), "n": 3, "name": "PS+OT", "ok": True,
@@ -152,3 +152,26 @@ def test_records_note_says_count_origin_hardware_and_date(tmp_path):
                            "1 computed in this build, 2 read from the results store)")
     assert recs[0]["_run"]["date"][:10] in note and "CPUs" in note
     assert settings_hash({"a": 1}) == settings_hash({"a": 1}) != settings_hash({"a": 2})
+
+
+def test_a_units_key_depends_on_the_library_and_its_own_code_only():
+    """Another chapter's unit code, the report or the runner do not change a unit's key; the
+    library and every book module the unit imports (even inside a function) do."""
+    from propalign_book.store import source_files
+
+    def names(unit):
+        return {p.relative_to(ROOT).as_posix() for p in source_files(unit)}
+
+    toy, cite = names("toy.matching"), names("citeseq.seed")
+    lib = {p.relative_to(ROOT).as_posix() for p in (ROOT / "propalign_lite").rglob("*.py")}
+    assert lib <= toy and lib <= cite
+    assert "propalign_book/experiments/toy.py" in toy
+    assert not {"propalign_book/experiments/synthetic.py", "propalign_book/report.py",
+                "propalign_book/runner.py"} & toy
+    # citeseq_seed imports plots.embeddings_2d inside the function: its records depend on it
+    assert {"propalign_book/experiments/citeseq.py", "propalign_book/plots.py"} <= cite
+    # ablations.specific runs the citeseq and baselines units: their code is part of its key
+    spec = names("ablations.specific")
+    assert {"propalign_book/experiments/citeseq.py",
+            "propalign_book/experiments/baselines.py"} <= spec
+    assert package_version("toy.matching") != package_version("citeseq.seed")
