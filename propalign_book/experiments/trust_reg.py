@@ -73,10 +73,17 @@ def _sweep(e1, e2, f1, f2, t, regs, diag_regs=(), **truth_kw) -> dict:
             for row in group_diagnostics(sel.couplings[r], e1, e2, f1, f2, t, r)]
     cv = dict(zip(sel.table.index, sel.table["cv"]))
     chosen = min(regs, key=lambda r: (cv[r], -r))
-    return {"regs": [float(r) for r in regs], "cv": [float(cv[r]) for r in regs],
-            "cv_uniform": float(sel.uniform), "chosen": float(chosen),
+    return {**_record(regs, [cv[r] for r in regs], sel.uniform, chosen, truths, uniform),
+            "groups": diag}
+
+
+def _record(regs, cv, cv_uniform, chosen, truths, truth_uniform) -> dict:
+    """One data set's entry of a ``trust.autoreg`` record: the criterion and the truth (a
+    dict per reg) over the grid, the chosen reg and the uniform coupling's values."""
+    return {"regs": [float(r) for r in regs], "cv": [float(v) for v in cv],
+            "cv_uniform": float(cv_uniform), "chosen": float(chosen),
             "truth": {k: [tr[k] for tr in truths] for k in truths[0]},
-            "truth_uniform": uniform, "groups": diag}
+            "truth_uniform": truth_uniform}
 
 
 def group_diagnostics(couplings: dict, e1, e2, f1, f2, t, reg: float) -> list[dict]:
@@ -155,10 +162,8 @@ def _cells(settings: dict, name: str, seed: int) -> dict:
               for reg in sel.table.index]
     uniform = _truth(match_groups(aln.logits1_[keep], t[keep], aln.logits2_[keep], t[keep],
                                   method="uniform"), t[keep], y=y[keep])
-    return {"regs": [float(v) for v in sel.table.index],
-            "cv": [float(v) for v in sel.table["cv"]], "cv_uniform": float(sel.uniform),
-            "chosen": float(sel.reg), "truth": {k: [tr[k] for tr in truths] for k in truths[0]},
-            "truth_uniform": uniform, "n_groups": len(aln.couplings_)}
+    return {**_record(sel.table.index, sel.table["cv"], sel.uniform, sel.reg, truths, uniform),
+            "n_groups": len(aln.couplings_)}
 
 
 @unit("trust.autoreg")
