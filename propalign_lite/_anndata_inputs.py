@@ -61,10 +61,12 @@ def _labels(a, groupby: str, name: str, mdata=None, mod=None) -> np.ndarray:
     return col.to_numpy()
 
 
-def get_rep(a, use_rep, name: str, *, arg: str = "use_rep") -> np.ndarray:
+def get_rep(a, use_rep, name: str, *, arg: str = "use_rep", keep_sparse: bool = False):
     """The representation ``use_rep`` of ``a`` as a dense, finite float32 array.
 
-    ``None`` or ``"X"`` is ``a.X`` (sparse is densified); any other string an ``.obsm`` key.
+    ``None`` or ``"X"`` is ``a.X``; any other string an ``.obsm`` key. A sparse matrix is
+    densified, unless ``keep_sparse`` (then a checked CSR float32 matrix: what the
+    classifiers train on in mini-batches, so ``.X`` of a large atlas is never densified whole).
     """
     if use_rep is None or use_rep == "X":
         x, where = a.X, f"{name}.X"
@@ -75,6 +77,10 @@ def get_rep(a, use_rep, name: str, *, arg: str = "use_rep") -> np.ndarray:
             raise KeyError(f"{arg}={use_rep!r} is not a key of {name}.obsm (keys: "
                            f"{list(a.obsm.keys())})")
         x, where = a.obsm[use_rep], f"{name}.obsm[{use_rep!r}]"
+    if sparse.issparse(x) and keep_sparse:
+        from .classifiers import _check_sparse
+
+        return _check_sparse(x, where)
     if sparse.issparse(x):
         x = x.toarray()
     elif isinstance(x, pd.DataFrame):

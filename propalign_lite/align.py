@@ -80,8 +80,8 @@ def align(adata1, adata2=None, *, groupby: str, use_rep1=None, use_rep2=None,
         Column of ``.obs`` present in both (for a MuData: in each modality's ``.obs`` or the
         global ``.obs``): the shared treatment / label. Cells are matched only within a group.
     use_rep1, use_rep2 : str, optional
-        Features the classifiers see: ``None`` = ``.X`` (sparse allowed, densified), else an
-        ``.obsm`` key such as ``"X_pca"``.
+        Features the classifiers see: ``None`` = ``.X`` (a sparse ``.X`` stays sparse; each
+        training batch is densified on its own), else an ``.obsm`` key such as ``"X_pca"``.
     method : str
         Matcher (:func:`~propalign_lite.match`): ``"ot"`` (default), ``"emd"``, ``"snn"``,
         ``"random"``, ``"uniform"``.
@@ -164,8 +164,9 @@ def align(adata1, adata2=None, *, groupby: str, use_rep1=None, use_rep2=None,
                              "second pair of classifiers to choose the reg of entropic OT)")
     t1 = _labels(a1, groupby, names[0], mdata, names[0])
     t2 = _labels(a2, groupby, names[1], mdata, names[1])
-    x1 = get_rep(a1, use_rep1, names[0], arg="use_rep1")
-    x2 = get_rep(a2, use_rep2, names[1], arg="use_rep2")
+    # features for the classifiers: a sparse .X stays sparse (densified batch by batch)
+    x1 = get_rep(a1, use_rep1, names[0], arg="use_rep1", keep_sparse=True)
+    x2 = get_rep(a2, use_rep2, names[1], arg="use_rep2", keep_sparse=True)
     rng = check_random_state(random_state)
     seeds = rng.integers(0, 2 ** 31 - 1, size=3)
 
