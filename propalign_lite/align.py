@@ -68,7 +68,8 @@ def align(adata1, adata2=None, *, groupby: str, use_rep1=None, use_rep2=None,
           method: str = "ot", reg=PAPER_REG, reg_m=None, classifier=None, validation=0.2,
           min_group_size: int = 2, small_groups="skip", key_added: str = "propalign",
           modalities=None, reg_grid=None,
-          match_kwargs: dict | None = None, random_state=0, device: str = "cpu") -> Alignment:
+          match_kwargs: dict | None = None, random_state=0, device: str = "cpu",
+          n_jobs: int = 1, client=None, progress: bool = False) -> Alignment:
     """Align the cells of two AnnData objects within groups by propensity scores.
 
     Parameters
@@ -130,6 +131,11 @@ def align(adata1, adata2=None, *, groupby: str, use_rep1=None, use_rep2=None,
         Seeds the validation splits, the classifiers and random matchers.
     device : str
         Torch device of the classifiers.
+    n_jobs, client, progress
+        How the groups are matched (:func:`~propalign_lite.match_groups`): ``n_jobs`` groups
+        at once on threads of this process (``-1``: one per CPU), or as tasks of a Dask
+        ``client``; ``progress`` shows a progress bar over the groups. The couplings do not
+        depend on these.
 
     Returns
     -------
@@ -222,7 +228,8 @@ def align(adata1, adata2=None, *, groupby: str, use_rep1=None, use_rep2=None,
     match_rng = check_random_state(mkw.pop("random_state", rng))
     results = {}
     couplings = match_groups(e1[in1], t1[in1], e2[in2], t2[in2], random_state=match_rng,
-                             min_group_size=min_group_size, results=results, **mkw)
+                             min_group_size=min_group_size, results=results, n_jobs=n_jobs,
+                             client=client, progress=progress, **mkw)
     _record_mass(a1, a2, t1, t2, results, key_added)
 
     settings = dict(groupby=groupby, use_rep1="X" if use_rep1 is None else use_rep1,

@@ -61,6 +61,7 @@ from scipy import sparse
 from ._validation import (check_array, check_int, check_labels,
                           check_random_state)
 from ._blocked import euclidean_cost  # noqa: F401  (public here; defined with the blocked distances)
+from ._parallel import run_groups
 from .coupling import ImplicitCoupling, as_coupling
 from .sinkhorn import (PAPER_REG, ConvergenceWarning, SinkhornResult,  # noqa: F401
                        check_solver_params,
@@ -288,7 +289,8 @@ def _match_unbalanced(x, y, reg, reg_m, *, online, max_iter, tol, device, warn):
 
 
 def match_groups(emb1, t1, emb2, t2, *, min_group_size: int = 2, on_missing: str = "raise",
-                 results: dict | None = None, **match_kwargs) -> dict:
+                 results: dict | None = None, n_jobs: int = 1, client=None,
+                 progress: bool = False, **match_kwargs) -> dict:
     """Apply :func:`match` within every treatment group.
 
     Parameters
@@ -305,6 +307,16 @@ def match_groups(emb1, t1, emb2, t2, *, min_group_size: int = 2, on_missing: str
     results : dict, optional
         Filled with ``{label: SinkhornResult or None}``, the solver's result of every matched
         group (for ``"ot"``: iterations, error; unbalanced: the plan's masses).
+    n_jobs : int
+        Groups matched at once in this process (threads: the solvers spend their time in
+        numpy, scipy and BLAS, which release the GIL); ``-1``: one per CPU. The couplings do not
+        depend on it (``"random"`` always runs its groups one after the other, from one
+        generator).
+    client : dask.distributed.Client, optional
+        Match the groups as tasks on this Dask cluster instead (groups are independent); the
+        embeddings of a group travel with its task.
+    progress : bool
+        A tqdm progress bar over the groups (on stderr).
     **match_kwargs
         Passed to :func:`match` (``method``, ``reg``, ``reg_m``, ``k``, ``online``, ``device``,
         ``random_state``...). Groups whose Sinkhorn stops unconverged are reported together in
@@ -346,15 +358,23 @@ def match_groups(emb1, t1, emb2, t2, *, min_group_size: int = 2, on_missing: str
     if unknown:
         raise TypeError(f"match_groups got unexpected option(s) {sorted(unknown)}")
     opts.update(match_kwargs)
-    unconverged = []
-    out = {}
+    n_jobs = check_int(n_jobs, "n_jobs", min_value=-1)
+    if n_jobs == 0:
+        raise ValueError("n_jobs must be a positive number of threads or -1 (one per CPU), got 0")
+    todo = {}
     for g in sorted(g1 & g2):
         i1, i2 = np.flatnonzero(t1 == g), np.flatnonzero(t2 == g)
         if min(len(i1), len(i2)) < min_group_size:
             problems[g] = (f"group {g!r} has {len(i1)} / {len(i2)} samples, fewer than "
                            f"min_group_size={min_group_size}")
             continue
-        out[g], res = _match(x[i1], y[i2], random_state=rng, warn=False, **opts)
+        todo[g] = (i1, i2)
+    solved = run_groups(_match, x, y, todo, opts, rng, n_jobs=n_jobs, client=client,
+                        progress=progress)
+    unconverged = []
+    out = {}
+    for g, (coupling, res) in solved.items():
+        out[g] = coupling
         if results is not None:
             results[g] = res
         if res is not None and needs_warning(res):

@@ -1,4 +1,5 @@
-"""Sparse features (an AnnData's counts) train the classifiers without being densified whole."""
+"""Scale: sparse features train the classifiers without being densified whole; groups are matched
+on threads or a Dask cluster with the same couplings."""
 from __future__ import annotations
 
 import anndata as ad
@@ -58,3 +59,24 @@ def test_sparse_input_with_non_finite_values_is_refused(bad, match):
     x[0, 0] = bad
     with pytest.raises(ValueError, match=match):
         PropensityClassifier("mlp", epochs=1).fit(x.tocsr(), t)
+
+
+def test_groups_matched_on_threads_or_dask_give_the_same_couplings():
+    from propalign_lite import match_groups
+
+    rng = np.random.default_rng(0)
+    t = np.repeat(np.arange(5), 40)
+    x, y = rng.normal(size=(200, 3)), rng.normal(size=(200, 3))
+    seq = match_groups(x, t, y, t)
+    par = match_groups(x, t, y, t, n_jobs=3, progress=True)
+    assert list(par) == list(seq) and all(np.array_equal(par[g], seq[g]) for g in seq)
+    rnd = [match_groups(x, t, y, t, method="random", random_state=4, n_jobs=n) for n in (1, 2)]
+    assert all(np.array_equal(rnd[0][g], rnd[1][g]) for g in rnd[0])
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        dist = match_groups(x, t, y, t, client=client)
+    assert list(dist) == list(seq) and all(np.allclose(dist[g], seq[g]) for g in seq)
+    with pytest.raises(ValueError, match="n_jobs"):
+        match_groups(x, t, y, t, n_jobs=0)
