@@ -48,6 +48,7 @@ analysis* (the AnnData conventions).
 """
 from __future__ import annotations
 
+import time
 import warnings
 
 import numpy as np
@@ -192,6 +193,7 @@ def align(adata1, adata2=None, *, groupby: str, use_rep1=None, use_rep2=None,
                       + "; ".join(f"{g!r} {why}" for g, why in unmatched.items()), stacklevel=2)
 
     # ---- propensity classifiers, trained on the cells of the shared groups
+    start = time.perf_counter()
     if isinstance(classifier, (tuple, list)):
         if len(classifier) != 2 or not all(hasattr(c, "model_") for c in classifier):
             raise ValueError("classifier: a pair must hold two fitted PropensityClassifiers")
@@ -209,6 +211,7 @@ def align(adata1, adata2=None, *, groupby: str, use_rep1=None, use_rep2=None,
     e1, e2 = clf1.logits(x1), clf2.logits(x2)
     a1.obsm[f"{key_added}_logits"] = e1
     a2.obsm[f"{key_added}_logits"] = e2
+    timings = {"classifiers": time.perf_counter() - start}
 
     # ---- couplings within the shared groups
     groups = sorted(shared, key=str)
@@ -217,19 +220,23 @@ def align(adata1, adata2=None, *, groupby: str, use_rep1=None, use_rep2=None,
     mkw.setdefault("method", method)
     selection = None
     if auto:
+        start = time.perf_counter()
         selection = auto_reg(rng, classifier, device, (a1, a2), (x1, x2), (t1, t2), names,
                              shared, validation, (e1, e2), (in1, in2), reg_grid, mkw,
                              min_group_size, reg_m)
         reg = selection.reg
+        timings["reg_selection"] = time.perf_counter() - start
     if mkw["method"] == "ot":
         mkw.setdefault("reg", reg)
         if reg_m is not None:
             mkw.setdefault("reg_m", reg_m)
     match_rng = check_random_state(mkw.pop("random_state", rng))
     results = {}
+    start = time.perf_counter()
     couplings = match_groups(e1[in1], t1[in1], e2[in2], t2[in2], random_state=match_rng,
                              min_group_size=min_group_size, results=results, n_jobs=n_jobs,
                              client=client, progress=progress, **mkw)
+    timings["matching"] = time.perf_counter() - start
     _record_mass(a1, a2, t1, t2, results, key_added)
 
     settings = dict(groupby=groupby, use_rep1="X" if use_rep1 is None else use_rep1,
@@ -250,11 +257,13 @@ def align(adata1, adata2=None, *, groupby: str, use_rep1=None, use_rep2=None,
         settings["reg_selection"] = selection.to_dict()
     for a, role in ((a1, "adata1"), (a2, "adata2")):
         a.uns[key_added] = dict(settings, role=role)
-    return Alignment(a1, a2, couplings=couplings, labels=(t1, t2), names=names,
-                     groupby=groupby, key_added=key_added, unmatched=unmatched,
-                     merged=merged, classifiers=(clf1, clf2), match_kwargs=mkw,
-                     random_state=match_rng, validation=tuple(held_out),
-                     reg_selection=selection)
+    aln = Alignment(a1, a2, couplings=couplings, labels=(t1, t2), names=names,
+                    groupby=groupby, key_added=key_added, unmatched=unmatched,
+                    merged=merged, classifiers=(clf1, clf2), match_kwargs=mkw,
+                    random_state=match_rng, validation=tuple(held_out),
+                    reg_selection=selection)
+    aln.timings_ = timings
+    return aln
 
 
 def _record_mass(a1, a2, t1, t2, results: dict, key: str) -> None:

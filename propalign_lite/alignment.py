@@ -70,6 +70,10 @@ class Alignment:
     reg_selection_ : RegSelection or None
         With ``reg="auto"``: the criterion at every ``reg`` of the grid and the choice
         (:mod:`propalign_lite.regselect`); ``None`` otherwise.
+    timings_ : dict
+        Seconds ``align`` spent on each stage: ``"classifiers"`` (training and logits),
+        ``"reg_selection"`` (with ``reg="auto"``: the check pair and the couplings of the
+        grid) and ``"matching"``; empty for a loaded alignment.
     """
 
     def __init__(self, adata1, adata2, *, couplings: dict, labels, names, groupby: str,
@@ -95,6 +99,7 @@ class Alignment:
         self.reg_selection_ = reg_selection
         self._rng = check_random_state(random_state)
         self._reverse = None
+        self.timings_ = {}
 
     # ------------------------------------------------------------------------------------
     def _role(self, source) -> int:

@@ -50,6 +50,8 @@ def test_align_keeps_a_sparse_X_sparse_and_gives_the_dense_result(monkeypatch):
     a_dense = align(d1, d2, groupby="kind", classifier=cls, random_state=0)
     assert np.array_equal(s1.obsm["propalign_logits"], d1.obsm["propalign_logits"])
     assert np.allclose(a_sparse.transfer("adata2"), a_dense.transfer("adata2"))
+    assert set(a_sparse.timings_) == {"classifiers", "matching"}
+    assert all(v > 0 for v in a_sparse.timings_.values())
 
 
 @pytest.mark.parametrize("bad, match", [(np.nan, "NaN or infinite"), (np.inf, "NaN or infinite")])
