@@ -37,11 +37,11 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 # (evaluate is also what the exercise below uses)
-from propalign_book.experiments.ablations import (base_splits, evaluate,  # noqa: F401
+from propalign_book.experiments.ablations import (base_setting, evaluate,  # noqa: F401
                                                   section_frame)
 from propalign_book.plots import sweep_plot
 from propalign_book.profiles import get_profile
-from propalign_book.report import profile_banner, records_note
+from propalign_book.report import Findings, profile_banner, records_note
 from propalign_book.runner import run_units
 
 S = get_profile("ablations", profile)
@@ -49,12 +49,7 @@ display(Markdown(profile_banner(
     S, data="tabular data simulated by `make_views` (two injective non-linear views of a "
     "Gaussian latent)")))
 chapter_start = time.perf_counter()
-findings = {}
-
-
-def finding(key, text):
-    findings[key] = text
-    display(Markdown(f"**Finding.** {text}"))
+finding = Findings()          # shown as made, summarised at the end
 
 
 # %% [markdown]
@@ -67,38 +62,14 @@ def finding(key, text):
 # reach.
 
 # %%
-train, val, test = base_splits(S)
-exact_ce = -val.exact_log_propensity()[np.arange(len(val)), val.t].mean()
 # every section's work for one seed is one experiment unit (propalign_book.experiments.ablations)
-records = run_units("ablations.seed", S, S["seeds"], progress=False)
+B = base_setting(S)
+train, val, test, records, base, random_mse = (B.train, B.val, B.test, B.records, B.base,
+                                               B.random_mse)
 display(Markdown(records_note(records)))
-unconverged = sorted({m for r in records for m in r.get("convergence_warnings", [])})
-if unconverged:
-    print(f"note: {len(unconverged)} matching(s) stopped at max_iter before reaching Sinkhorn's "
-          "tolerance (marginal error > 1e-4; small regularisations or early-epoch logits):")
-    for m in unconverged[:5]:
-        print("  " + m[:300])
-base = {r["_run"]["seed"]: tuple(r["test_logits"]) for r in records}
-for r in records:
-    print(f"seed {r['_run']['seed']}: validation cross-entropy {r['val_loss'][0]:.3f} (view 1),"
-          f" {r['val_loss'][1]:.3f} (view 2); exact scores {exact_ce:.3f}")
-print(f"{len(S['seeds'])} seeds in {sum(r['_run']['duration_s'] for r in records):.0f} s (all "
-      f"ablations); test groups of {S['test_per_group']} units (chance trace "
-      f"{1 / S['test_per_group']:.4f})")
-random_mse = records[0]["random_mse"]
-print(f"latent MSE of a random matching: {random_mse:.3f}")
+print(B.summary)
 
 # %% [markdown]
-# Across epochs the two move together. As the classifiers overfit, the validation
-# cross-entropy rises and the matching degrades. Keeping the epoch with the lowest validation
-# loss, which `PropensityClassifier` does by default, recovers most of what a ground-truth
-# oracle would pick. Read the VAE numbers with care. In this small tabular problem the VAE's
-# validation loss also follows its matching quality, and its latent comes fairly close to the
-# propensity logits. A handful of runs is also a weak basis for a correlation. The paper
-# observed a poor VAE monitor on real CITE-seq data and attributes it to the reconstruction
-# term in the VAE's loss. Our simulator's views are simple enough to reconstruct well, so that
-# term does not compete with the treatment classifier here.
-#
 # ## 6. Violating A1: treatments that also change the modality noise
 #
 # With `treatment_affects_noise` $= a > 0$, treatment $t$ also shifts each view's noise by $a$
@@ -235,7 +206,7 @@ finding("modality-specific", text)
 # ## Summary of this page
 
 # %%
-summary = pd.DataFrame({"ablation": list(findings), "finding": list(findings.values())})
+summary = pd.DataFrame({"ablation": list(finding), "finding": list(finding.values())})
 with pd.option_context("display.max_colwidth", None):
     display(summary.set_index("ablation"))
 print(f"chapter executed in {time.perf_counter() - chapter_start:.0f} s")

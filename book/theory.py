@@ -45,13 +45,12 @@ from IPython.display import Markdown, display
 from sklearn.decomposition import PCA
 
 from propalign_lite import match_groups
-from propalign_lite import metrics
 from propalign_lite.datasets.views import make_views
 from propalign_lite.embeddings import propensity_embedding
 from propalign_lite.matchers import PAPER_OT
 from propalign_book.profiles import get_profile
 from propalign_book.report import profile_banner
-from propalign_book.experiments.theory import fit_view, views_splits
+from propalign_book.experiments.theory import fit_view, scores, views_splits
 
 torch.set_num_threads(1)          # small networks: one thread is fastest on a shared CPU
 device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -61,12 +60,6 @@ display(Markdown(profile_banner(
     "of a Gaussian latent)")))
 chapter_start = time.perf_counter()
 S = settings
-
-
-def scores(couplings, t, z):
-    """Group-averaged trace and latent MSE of a dict of couplings (paired test data)."""
-    out = metrics.evaluate_couplings(couplings, t, z=z)
-    return {"Trace": out["Trace"], "MSE": out["MSE"]}
 
 
 # %% [markdown]
@@ -268,7 +261,6 @@ assert rows["PCA of each view"]["Trace"] < 2 * chance
 # with OT's regularisation. The trained scores sit in between. Their trace is many times the
 # chance level and their latent MSE a fraction of a random matching's, with no pairs and no
 # model of the views.
-#
 #
 # The next page, {doc}`theory_matching`, asks what matching on these scores can recover:
 # how many perturbations are needed (Proposition 2), and what exact OT does with estimated

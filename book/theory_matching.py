@@ -39,7 +39,7 @@ from propalign_lite import metrics
 from propalign_lite.datasets.views import make_views
 from propalign_lite.embeddings import propensity_embedding
 from propalign_lite.matchers import PAPER_OT, euclidean_cost
-from propalign_book.experiments.theory import fit_view, views_splits
+from propalign_book.experiments.theory import fit_view, scores, views_splits
 from propalign_book.profiles import get_profile
 from propalign_book.report import profile_banner
 from propalign_lite.theory import (discordant_fraction, find_cost_reducing_cycle,
@@ -54,13 +54,6 @@ display(Markdown(profile_banner(
     "of a Gaussian latent), as on the previous page")))
 chapter_start = time.perf_counter()
 S = settings
-
-
-def scores(couplings, t, z):
-    """Group-averaged trace and latent MSE of a dict of couplings (paired test data)."""
-    out = metrics.evaluate_couplings(couplings, t, z=z)
-    return {"Trace": out["Trace"], "MSE": out["MSE"]}
-
 
 # the previous page's data and trained classifiers (same settings and seeds)
 kw, train, val, test = views_splits(S)

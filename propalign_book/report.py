@@ -49,6 +49,17 @@ def comparison_table(ours: dict, paper: dict, metrics: list[str], *, fmt=".4f",
     return pd.DataFrame(rows).set_index("method")
 
 
+class Findings(dict):
+    """A page's findings: ``findings(key, text)`` shows "**Finding.** text" at once and keeps
+    it for the page's summary table (``dict(findings)``)."""
+
+    def __call__(self, key: str, text: str) -> None:
+        from IPython.display import Markdown, display
+
+        self[key] = text
+        display(Markdown(f"**Finding.** {text}"))
+
+
 def seed_count(values) -> str:
     """``"1 seed"`` / ``"3 seeds"`` for a list of per-seed values."""
     return f"{np.size(values)} seed{'s' * (np.size(values) > 1)}"

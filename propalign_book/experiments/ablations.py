@@ -62,6 +62,41 @@ def base_splits(S: dict, **changes):
     return tuple(simulate(S, S[f"{s}_per_group"], i, **changes) for i, s in enumerate(SPLITS))
 
 
+def base_setting(S: dict):
+    """What both ablation pages start from: the base splits, the per-seed records of
+    ``ablations.seed`` (read from the results store, or computed) and a summary text.
+
+    Returns a namespace with ``train``, ``val``, ``test``, ``records``, ``base`` (``{seed:
+    (test logits of view 1, of view 2)}``), ``random_mse`` and ``summary``.
+    """
+    from types import SimpleNamespace
+
+    from ..runner import run_units
+
+    train, val, test = base_splits(S)
+    exact_ce = -val.exact_log_propensity()[np.arange(len(val)), val.t].mean()
+    records = run_units("ablations.seed", S, S["seeds"], progress=False)
+    lines = []
+    unconverged = sorted({m for r in records for m in r.get("convergence_warnings", [])})
+    if unconverged:
+        lines.append(f"note: {len(unconverged)} matching(s) stopped at max_iter before reaching "
+                     "Sinkhorn's tolerance (marginal error > 1e-4; small regularisations or "
+                     "early-epoch logits):")
+        lines += ["  " + m[:300] for m in unconverged[:5]]
+    lines += [f"seed {r['_run']['seed']}: validation cross-entropy {r['val_loss'][0]:.3f} "
+              f"(view 1), {r['val_loss'][1]:.3f} (view 2); exact scores {exact_ce:.3f}"
+              for r in records]
+    lines.append(f"{len(S['seeds'])} seeds in "
+                 f"{sum(r['_run']['duration_s'] for r in records):.0f} s (all ablations); test "
+                 f"groups of {S['test_per_group']} units (chance trace "
+                 f"{1 / S['test_per_group']:.4f})")
+    random_mse = records[0]["random_mse"]
+    lines.append(f"latent MSE of a random matching: {random_mse:.3f}")
+    return SimpleNamespace(train=train, val=val, test=test, records=records,
+                           base={r["_run"]["seed"]: tuple(r["test_logits"]) for r in records},
+                           random_mse=random_mse, summary="\n".join(lines))
+
+
 def train_pair(S: dict, train, val, seed: int, *, device: str = "cpu", **overrides):
     """One MLP propensity classifier per view (standardised inputs); returns both.
     ``callback`` (in ``overrides``) is a function of the view name returning the per-epoch

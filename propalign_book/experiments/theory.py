@@ -14,7 +14,7 @@ from __future__ import annotations
 from propalign_lite import PropensityClassifier
 from propalign_lite.datasets.views import make_views
 
-__all__ = ["views_splits", "fit_view"]
+__all__ = ["views_splits", "fit_view", "scores"]
 
 
 def views_splits(S: dict):
@@ -38,3 +38,12 @@ def fit_view(S: dict, view: str, data_train, data_val, *, device: str = "cpu", *
     clf = PropensityClassifier("mlp", **options)
     return clf.fit(getattr(data_train, view), data_train.t,
                    x_val=getattr(data_val, view), t_val=data_val.t)
+
+
+def scores(couplings: dict, t, z) -> dict:
+    """Group-averaged ``"Trace"`` and latent ``"MSE"`` of a dict of couplings (paired test
+    data: the true partner of row ``i`` is column ``i`` of its group)."""
+    from propalign_lite import metrics
+
+    out = metrics.evaluate_couplings(couplings, t, z=z)
+    return {"Trace": out["Trace"], "MSE": out["MSE"]}
