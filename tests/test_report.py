@@ -61,3 +61,17 @@ def test_sweep_plot_medians_in_order_of_appearance():
     fig, med = sweep_plot(df, "k", xlabel="k", ref=df.groupby("k").mean().reset_index())
     assert list(med.index) == [5, 1] and med.loc[5, "Trace"] == 0.2
     assert len(fig.axes) == 2 and fig.axes[1].get_legend() is not None
+
+
+def test_findings_show_each_finding_at_once_and_keep_them_in_order(monkeypatch):
+    import IPython.display
+
+    from propalign_book.report import Findings
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj.data))
+    finding = Findings()
+    finding("T", "more is better")
+    finding("reg", "small is sharp")
+    assert list(finding) == ["T", "reg"] and finding["reg"] == "small is sharp"
+    assert shown == ["**Finding.** more is better", "**Finding.** small is sharp"]
