@@ -46,7 +46,7 @@ from .coupling import as_coupling, foscttm_blocked
 __all__ = ["BLOCKED_FOSCTTM", "trace", "latent_mse", "foscttm", "foscttm_coupling",
            "sample_partners", "mean_over_groups", "per_group", "chance_trace",
            "summarize_seeds", "format_summary", "evaluate_couplings", "partner_ranks",
-           "partner_rank"]
+           "partner_rank", "r2_score_pooled"]
 
 #: n x n above which FOSCTTM is counted block by block (the size at which match() returns an
 #: implicit coupling)
@@ -301,3 +301,52 @@ def partner_rank(M, *, block_size: int = 512) -> float:
     0.5
     """
     return float(partner_ranks(M, block_size=block_size).mean())
+
+
+def r2_score_pooled(y_true, y_pred) -> float:
+    r"""Coefficient of determination pooled over all samples *and* all output columns.
+
+    .. math::
+
+        R^2 = 1 - \frac{\sum_{i,d} (y_{id} - \hat y_{id})^2}
+                       {\sum_{i,d} (y_{id} - \bar y_d)^2},
+
+    where :math:`\bar y_d` is the mean of column :math:`d` over the evaluation set itself
+    (the official code's convention). Pooling the sums makes it a *variance-weighted*
+    average of the per-column R² values: high-variance columns (the leading principal
+    components, say) count more. This equals scikit-learn's
+    ``r2_score(y_true, y_pred, multioutput="variance_weighted")`` and differs from
+    scikit-learn's default ``"uniform_average"``, which weights every column equally.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like (n, D) or (n,)
+        True and predicted values (numpy arrays or torch tensors).
+
+    Returns
+    -------
+    float
+        1 for a perfect prediction, 0 for predicting the column means, negative when worse.
+
+    Example
+    -------
+    >>> r2_score_pooled([[1.0, 0.0], [3.0, 4.0]], [[2.0, 2.0], [2.0, 2.0]])
+    0.0
+    """
+    yt = check_array(y_true, "y_true", ndim=None)
+    yp = check_array(y_pred, "y_pred", ndim=None)
+    if yt.ndim == 1:
+        yt = yt[:, None]
+    if yp.ndim == 1:
+        yp = yp[:, None]
+    if yt.ndim != 2 or yp.ndim != 2:
+        raise ValueError(f"y_true and y_pred must be 1- or 2-dimensional, got shapes "
+                         f"{yt.shape} and {yp.shape}")
+    if yt.shape != yp.shape:
+        raise ValueError(f"y_true has shape {yt.shape} but y_pred has shape {yp.shape}")
+    if yt.shape[0] < 2:
+        raise ValueError("R² needs at least 2 samples")
+    total = float(((yt - yt.mean(axis=0)) ** 2).sum())
+    if total == 0.0:
+        raise ValueError("y_true is constant in every column: R² is undefined")
+    return 1.0 - float(((yt - yp) ** 2).sum()) / total

@@ -62,9 +62,10 @@ Where this follows the official code
 Adam (lr ``1e-4``, weight decay ``5e-4``), a one-cycle learning-rate schedule stepped once
 per *epoch* (``pct_start=0.1``), batch 500, 50 epochs, fresh partners drawn every epoch,
 the probe ``Linear -> BatchNorm1d -> ReLU -> Linear`` of width ``2 * d_in``
-(:func:`make_probe_mlp`), and R² pooled over all outputs against the evaluation set's own
-mean (:func:`r2_score_pooled`). Both forward passes of the two-sample estimator run in
-train mode, as in the official code (see :class:`CrossModalTrainer` on batch norm).
+(:func:`~propalign_lite.encoders.make_probe_mlp`), and R² pooled over all outputs against the
+evaluation set's own mean (:func:`~propalign_lite.metrics.r2_score_pooled`). Both forward
+passes of the two-sample estimator run in train mode, as in the official code (see
+:class:`CrossModalTrainer` on batch norm).
 
 Example
 -------
@@ -96,86 +97,12 @@ from torch import nn
 from ._torch_utils import one_cycle
 from ._validation import check_array, check_random_state
 from .coupling_sampler import CouplingSampler
+from .encoders import make_probe_mlp  # noqa: F401  (still importable from here)
+from .metrics import r2_score_pooled
 
-__all__ = ["CrossModalTrainer", "CouplingSampler", "make_probe_mlp", "r2_score_pooled"]
+__all__ = ["CrossModalTrainer", "CouplingSampler"]
 
 _PREDICT_CHUNK = 8192  # rows per forward pass in predict()
-
-
-# --------------------------------------------------------------------------------------------
-# the metric
-def r2_score_pooled(y_true, y_pred) -> float:
-    r"""Coefficient of determination pooled over all samples *and* all output columns.
-
-    .. math::
-
-        R^2 = 1 - \frac{\sum_{i,d} (y_{id} - \hat y_{id})^2}
-                       {\sum_{i,d} (y_{id} - \bar y_d)^2},
-
-    where :math:`\bar y_d` is the mean of column :math:`d` over the evaluation set itself
-    (the official code's convention). Pooling the sums makes it a *variance-weighted*
-    average of the per-column R² values: high-variance columns (the leading principal
-    components, say) count more. This equals scikit-learn's
-    ``r2_score(y_true, y_pred, multioutput="variance_weighted")`` and differs from
-    scikit-learn's default ``"uniform_average"``, which weights every column equally.
-
-    Parameters
-    ----------
-    y_true, y_pred : array-like (n, D) or (n,)
-        True and predicted values (numpy arrays or torch tensors).
-
-    Returns
-    -------
-    float
-        1 for a perfect prediction, 0 for predicting the column means, negative when worse.
-
-    Example
-    -------
-    >>> r2_score_pooled([[1.0, 0.0], [3.0, 4.0]], [[2.0, 2.0], [2.0, 2.0]])
-    0.0
-    """
-    yt = check_array(y_true, "y_true", ndim=None)
-    yp = check_array(y_pred, "y_pred", ndim=None)
-    if yt.ndim == 1:
-        yt = yt[:, None]
-    if yp.ndim == 1:
-        yp = yp[:, None]
-    if yt.ndim != 2 or yp.ndim != 2:
-        raise ValueError(f"y_true and y_pred must be 1- or 2-dimensional, got shapes "
-                         f"{yt.shape} and {yp.shape}")
-    if yt.shape != yp.shape:
-        raise ValueError(f"y_true has shape {yt.shape} but y_pred has shape {yp.shape}")
-    if yt.shape[0] < 2:
-        raise ValueError("R² needs at least 2 samples")
-    total = float(((yt - yt.mean(axis=0)) ** 2).sum())
-    if total == 0.0:
-        raise ValueError("y_true is constant in every column: R² is undefined")
-    return 1.0 - float(((yt - yp) ** 2).sum()) / total
-
-
-# --------------------------------------------------------------------------------------------
-# the probe
-def make_probe_mlp(d_in: int, d_out: int, *, hidden: int | None = None) -> nn.Sequential:
-    """The paper's two-layer probe, ``Linear -> BatchNorm1d -> ReLU -> Linear``.
-
-    Layers: ``Linear(d_in, h) -> BatchNorm1d(h) -> ReLU -> Linear(h, d_out)`` with
-    ``h = 2 * d_in`` unless ``hidden`` is given (the official code predicts 200 PCA
-    components of RNA from 134 proteins through a 268-wide hidden layer).
-
-    Example
-    -------
-    >>> probe = make_probe_mlp(134, 200)
-    >>> [type(layer).__name__ for layer in probe]
-    ['Linear', 'BatchNorm1d', 'ReLU', 'Linear']
-    >>> probe[0].out_features, probe[3].out_features
-    (268, 200)
-    """
-    hidden = 2 * d_in if hidden is None else hidden
-    for name, val in (("d_in", d_in), ("d_out", d_out), ("hidden", hidden)):
-        if not isinstance(val, Integral) or isinstance(val, bool) or val < 1:
-            raise ValueError(f"{name} must be a positive integer, got {val!r}")
-    return nn.Sequential(nn.Linear(d_in, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
-                         nn.Linear(hidden, d_out))
 
 
 # --------------------------------------------------------------------------------------------
@@ -241,8 +168,8 @@ class CrossModalTrainer:
         ``mean((f(x_dot) - y) * (f(x_ddot) - y))`` of loss (4) itself, which can dip below
         zero on a batch), ``train_pair_mse`` (the MSE of ``f(x_ddot)``, the value the
         official code logs as "Train Loss" in both modes), and, when evaluation data are
-        given, ``eval_mse`` and ``eval_r2`` (:func:`r2_score_pooled`) on the true pairs,
-        computed in eval mode after the epoch. ``pandas.DataFrame(history_)`` tabulates it.
+        given, ``eval_mse`` and ``eval_r2`` (:func:`~propalign_lite.metrics.r2_score_pooled`)
+        on the true pairs, computed in eval mode after the epoch. ``pandas.DataFrame(history_)`` tabulates it.
     n_targets_, n_inputs_ : int
         Sizes of the training data.
 
@@ -511,7 +438,8 @@ class CrossModalTrainer:
         return self._predict_tensor(self.model_, self._to_tensor(inputs, "inputs"))
 
     def score(self, inputs, targets) -> float:
-        """Pooled R² (:func:`r2_score_pooled`) of the predictions on truly paired data."""
+        """Pooled R² (:func:`~propalign_lite.metrics.r2_score_pooled`) of the predictions on
+        truly paired data."""
         y = check_array(targets, "targets")
         pred = self.predict(inputs)
         if len(pred) != len(y):
