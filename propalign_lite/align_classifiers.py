@@ -18,7 +18,7 @@ from .classifiers import PropensityClassifier
 
 __all__ = ["DEFAULT_CLASSIFIER", "stratified_validation", "train_pair", "auto_reg"]
 
-#: Settings of the default classifier: smaller and faster than the paper's (width 1024,
+#: Settings of the default classifier, smaller and faster than the paper's (width 1024,
 #: 100 epochs, lr 1e-4), which suits a CPU and a few thousand cells per object.
 DEFAULT_CLASSIFIER = dict(width=256, epochs=30, lr=1e-3, batch_size=256)
 

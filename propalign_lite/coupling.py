@@ -11,7 +11,7 @@ through one protocol, met by three classes:
 
 :func:`as_coupling` turns any accepted coupling into one of them, checking it once (finite,
 non-negative, rows summing to 1). The protocol is the table below; partners are drawn by the
-package's one sampler (:class:`~propalign_lite._sampling.RowSampler`) on the coupling's sparse
+package's one sampler (``RowSampler``) on the coupling's sparse
 rows.
 
 **Implicit couplings.**
@@ -24,19 +24,19 @@ keeps :math:`x, y, \alpha, \beta` (:math:`O((n_1+n_2)d)` memory) plus the trunca
 the solver (the entries above :math:`e^{-40}` or so of their row, typically a few per row at the
 paper's :math:`\varepsilon`) and implements what the package does with a coupling:
 
-============================  ===========================================================
-``M.shape``, ``M.ndim``        ``(n1, n2)``, 2
-``M @ Z``                      barycentric projection (on the support; ``M.matmul(Z,
-                               exact=True)`` runs a block pass over all pairs)
-``M.row(i)``, ``M.block(r,c)``  exact entries on demand
-``M.diagonal()``               :math:`M_{ii}` (the trace metric)
-``M.column_block(cols)``       ``M[:, cols]`` as a dense block (the partner rank)
-``M.sample_partners(...)``     one :math:`j \sim M_{i\cdot}` per row (the trainer)
-``M.topk(k)``                  the ``k`` largest entries of every row (exact block pass)
-``M.foscttm(x2, ...)``         the paper's FOSCTTM, without an :math:`n \times n` matrix
-``M.to_sparse()``              the support as a row-normalised CSR matrix
-``M.to_dense()``, ``np.asarray(M)``  the dense matrix (refused above ``max_dense`` entries)
-============================  ===========================================================
+=====================================  ===========================================================
+``M.shape``, ``M.ndim``                ``(n1, n2)``, 2
+``M @ Z``                              barycentric projection (on the support; ``M.matmul(Z,
+                                       exact=True)`` runs a block pass over all pairs)
+``M.row(i)``, ``M.block(r,c)``         exact entries on demand
+``M.diagonal()``                       :math:`M_{ii}` (the trace metric)
+``M.column_block(cols)``               ``M[:, cols]`` as a dense block (the partner rank)
+``M.sample_partners(...)``             one :math:`j \sim M_{i\cdot}` per row (the trainer)
+``M.topk(k)``                          the ``k`` largest entries of every row (exact block pass)
+``M.foscttm(x2, ...)``                 the paper's FOSCTTM, without an :math:`n \times n` matrix
+``M.to_sparse()``                      the support as a row-normalised CSR matrix
+``M.to_dense()``, ``np.asarray(M)``    the dense matrix (refused above ``max_dense`` entries)
+=====================================  ===========================================================
 
 The entries outside the support carry a total mass bounded by the solver's tolerance/100 (see
 :mod:`propalign_lite.sinkhorn`), so support-based results agree with the dense ones to that

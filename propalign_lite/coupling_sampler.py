@@ -5,7 +5,7 @@ scipy sparse matrix, a coupling object (:func:`propalign_lite.coupling.as_coupli
 one contributes its support), or per-group blocks (bare 2-d blocks placed block-diagonally, or
 ``(target_idx, input_idx, block)`` triples) -- checks its shape and that every row is a
 distribution, and draws partners with the package's one sampler
-(:class:`~propalign_lite._sampling.RowSampler`).
+(``RowSampler``).
 """
 from __future__ import annotations
 
@@ -114,7 +114,7 @@ class CouplingSampler:
 
     The coupling is checked (shape, non-negative, rows summing to 1) and stored in compressed
     sparse rows; draws are inverse-CDF sampling on one running cumulative sum
-    (:class:`~propalign_lite._sampling.RowSampler`, shared with the metrics and the implicit
+    (``RowSampler``, shared with the metrics and the implicit
     coupling). Cost per draw :math:`O(\log \mathrm{nnz})`, whatever the sparsity; rows with a
     single non-zero (hard matchings) need no random numbers at all.
 
@@ -180,6 +180,6 @@ class CouplingSampler:
         """Partner indices: shape ``(n_targets,)``, or ``(n_draws, n_targets)`` when given.
 
         Row ``i`` of the output holds independent draws from ``coupling[i, :]``
-        (:class:`propalign_lite._sampling.RowSampler`, the package's one sampler).
+        (``RowSampler``, the package's one sampler).
         """
         return self._rows.sample(random_state, n_draws)

@@ -255,7 +255,7 @@ def _random(x, y, *, random_state, **_):
     return M, None
 
 
-#: Every matcher: ``name -> (function, its options with their defaults, whether both
+#: Every matcher, as ``name -> (function, its options with their defaults, whether both
 #: embeddings must share a dimension)``. The function maps ``(x, y, **options)`` to
 #: ``(coupling, solver result or None)``. Adding a matcher is one function and one line here
 #: (plus its paragraph in the module docstring); ``match`` and ``match_groups`` take their

@@ -23,7 +23,7 @@ POT's, :math:`\lVert P^\top \mathbf 1 - b\rVert_2 <` ``tol``. Three things make 
    rebuilt (one pass over the cost, block by block).
 3. **Newton steps on the support.** After ten plain iterations on a sparse support (at most
    16 entries a row), each step is a damped Newton step on the dual restricted to the kept
-   pairs (:func:`_newton_step`: sparse LU, or conjugate gradients on large supports, with a
+   pairs (``_newton_step``: sparse LU, or conjugate gradients on large supports, with a
    line search); on a dense support, plain Sinkhorn iterations are used, as POT does.
 
 Over-relaxation (Thibault et al. 2017; Lehmann et al. 2022),
@@ -81,8 +81,8 @@ __all__ = ["PAPER_REG", "LOG_BOUND", "MAX_COST_OVER_REG", "ConvergenceWarning",
            "needs_warning", "sinkhorn", "sinkhorn_online"]
 
 LOG_BOUND = np.log(1e4)          # B: scalings live in [1e-4, 1e4] between support rebuilds
-#: largest cost / reg the float64 log-domain can resolve: log-plan entries are differences of
-#: numbers of this size, so their rounding error is about 1e-16 * this (here 0.01 log units)
+#: The largest cost / reg the float64 log-domain can resolve (log-plan entries are differences of
+#: numbers of this size, so their rounding error is about 1e-16 * this (here 0.01 log units))
 MAX_COST_OVER_REG = 1e14
 
 

@@ -20,7 +20,7 @@ written in the log domain: with :math:`P_{ij} = a_i b_j \exp(f_i + g_j - C_{ij}/
           \mathrm{LSE}_i\big(f_i + \log a_i - C_{ij}/\varepsilon\big),
 
 until no potential moves by more than ``tol`` (log units). Every pass is a block pass over
-the cost (:class:`~propalign_lite._blocked.BlockedCost`), so :func:`sinkhorn_unbalanced_online`
+the cost (the private ``BlockedCost``), so :func:`sinkhorn_unbalanced_online`
 never holds the :math:`n_1 \times n_2` matrix.
 
 Example

@@ -9,7 +9,7 @@ be indistinguishable. Unlike the propensity score and the cross-modal VAE it nev
 treatment / cell-type label; it relies on prior knowledge: which protein is encoded by which gene.
 
 What the paper's official run did (reproduced by :func:`fit_scglue` with its defaults)
--------------------------------------------------------------------------------------
+--------------------------------------------------------------------------------------
 * Input: the GEO CITE-seq AnnData (GEX then ADT columns, ``var["feature_types"]``,
   ``layers["counts"]`` raw counts, ``obs["batch"]``), **all cells** of all splits.
 * RNA: ``X`` := raw counts, ``normalize_total``, ``log1p``, ``scale`` (no clipping), PCA with 200

@@ -148,7 +148,7 @@ def exact_propensity(z, t=None, *, view: int, image_size: int,
                      grid: int = 4000) -> np.ndarray:
     r"""Exact propensity scores :math:`P(t' \mid x^{(e)})`, ``(n, 12)`` rows summing to 1.
 
-    Bayes' rule on :func:`exact_likelihood` with the simulator's uniform prior over the 12
+    Bayes' rule on ``exact_likelihood`` with the simulator's uniform prior over the 12
     treatments. ``t`` (the scenes' treatments) is needed only for the rare scene whose every
     treatment has measure zero on the grid: it then gets the one-hot score of its own
     treatment; without ``t`` such a scene raises ``ValueError``.

@@ -186,7 +186,7 @@ def load_multiple_features(*, views=None, classes=None, path=None,
     ----------
     views : list of str, optional
         Which views, in this order; default all six, ``["fou", "fac", "kar", "pix", "zer",
-        "mor"]`` (see :data:`MFEAT_VIEWS`).
+        "mor"]`` (see ``MFEAT_VIEWS``).
     classes : list of int, optional
         Keep only these digit classes (default 0-9).
     path : str or Path, optional

@@ -104,7 +104,7 @@ class InjectiveView:
     embedding : array (D, m)
         :math:`A`.
     activation : str
-        A key of :data:`ACTIVATIONS`.
+        A key of ``ACTIVATIONS``.
     latent_dim : int
         :math:`d`: the first :math:`d` inputs are :math:`z`, the rest :math:`u`.
     """
@@ -359,7 +359,7 @@ def make_views(n: int, *, n_treatments: int = 3, latent_dim: int = 2, noise_dim:
     n_layers : int
         Number of hidden non-linear layers of each view network.
     activations : (str, str)
-        Activation of each view, from :data:`ACTIVATIONS`.
+        Activation of each view, from ``ACTIVATIONS``.
     random_state : None, int or numpy Generator
         Seeds the samples.
     model_seed : int

@@ -1,0 +1,43 @@
+"""The API pages' cross-reference resolver (propalign_book.sphinx_api)."""
+from propalign_book.sphinx_api import candidates, documented_target
+
+DOCS = {"propalign_lite.matchers.match": "function",
+        "propalign_lite.matchers.match_groups": "function",
+        "propalign_lite.alignment.Alignment": "class",
+        "propalign_lite.datasets": "module",
+        "propalign_lite.classifiers.PropensityClassifier": "class"}
+
+
+def test_a_reexported_name_links_to_where_it_is_documented():
+    assert documented_target("propalign_lite.match_groups", "func", DOCS) \
+        == "propalign_lite.matchers.match_groups"
+    assert documented_target("~propalign_lite.PropensityClassifier", "class", DOCS) \
+        == "propalign_lite.classifiers.PropensityClassifier"
+    # a name imported into another module, seen from that module
+    assert documented_target("match", "func", DOCS, module="propalign_lite.align") \
+        == "propalign_lite.matchers.match"
+
+
+def test_attributes_link_to_their_class_and_submodules_to_their_package():
+    assert documented_target("couplings_", "attr", DOCS, module="propalign_lite.alignment",
+                             cls="Alignment") == "propalign_lite.alignment.Alignment"
+    assert documented_target(".cells", "mod", DOCS, module="propalign_lite.datasets") \
+        == "propalign_lite.datasets"
+
+
+def test_what_is_not_documented_stays_unresolved():
+    # a private helper, an unknown name, a third-party name, an attribute of an undocumented class
+    assert documented_target("propalign_lite._sampling.RowSampler", "class", DOCS) is None
+    assert documented_target("propalign_lite.no_such_function", "func", DOCS) is None
+    assert documented_target("numpy.ndarray", "class", DOCS) is None
+    assert documented_target("foo", "attr", DOCS, module="propalign_lite.trainer",
+                             cls="CrossModalTrainer") is None
+    # the attribute rule is for :attr: only; a :func: to a missing method does not fall back
+    assert documented_target("nope", "func", DOCS, module="propalign_lite.alignment",
+                             cls="Alignment") is None
+
+
+def test_candidates_follow_the_python_domain_lookup_order():
+    assert candidates("fit", "propalign_lite.classifiers", "PropensityClassifier") == [
+        "propalign_lite.classifiers.PropensityClassifier.fit", "propalign_lite.classifiers.fit",
+        "propalign_lite.fit", "fit"]
