@@ -24,7 +24,7 @@
 # Every ablation starts from the same base setting, listed in the profile box below: a 4-d
 # latent, 4-d modality noise, $T = 7$ perturbations (8 treatment groups), both views
 # injective and A1 satisfied. The classifiers are small MLPs, one per view, and matching is
-# entropic OT with regularisation 0.05 on raw logits (the paper's choice) unless stated
+# entropic OT with regularisation 0.05 on raw logits (the paper's choice, {cite:alp}`xi2024propensity`) unless stated
 # otherwise. The scores are the group-averaged **trace** (mass on the true partner, higher is
 # better; chance is 1 / group size) and **latent MSE** (error of the matched latent $Mz$,
 # lower is better; a random matching scores about 2). Each number is the median over the
@@ -168,7 +168,7 @@ assert ot_ref["Trace"] > med["Trace"].max() and ot_ref["MSE"] < med["MSE"].min()
 #
 # A classifier's logits are defined only up to a constant per unit (softmax ignores it). The
 # paper matches on raw logits. The alternatives are probabilities, log-probabilities and
-# centred logits (`propalign_lite.embeddings`). The last three are functions of the estimated
+# centred logits ({py:mod}`propalign_lite.embeddings`). The last three are functions of the estimated
 # score alone. Everything else stays fixed: entropic OT with $\lambda = 0.05$.
 
 # %%
@@ -269,7 +269,7 @@ assert best["Trace"].median() > last["Trace"].median()
 # %% [markdown]
 # Across epochs the two move together. As the classifiers overfit, the validation
 # cross-entropy rises and the matching degrades. Keeping the epoch with the lowest validation
-# loss, which `PropensityClassifier` does by default, recovers most of what a ground-truth
+# loss, which {py:class}`~propalign_lite.PropensityClassifier` does by default, recovers most of what a ground-truth
 # oracle would pick. Read the VAE numbers with care. In this small tabular problem the VAE's
 # validation loss also follows its matching quality, and its latent comes fairly close to the
 # propensity logits. A handful of runs is also a weak basis for a correlation. The paper
@@ -346,3 +346,10 @@ print(f"chapter executed in {time.perf_counter() - chapter_start:.0f} s")
 #                     "MSE (CE)": by_ce.MSE, "MSE (oracle)": by_mse.MSE}))
 # ```
 # :::
+
+# %% [markdown]
+# ## References
+#
+# ```{bibliography}
+# :filter: docname in docnames
+# ```

@@ -16,7 +16,7 @@
 #
 # The {doc}`previous page <ablations>` changed the method's own settings (the number of
 # perturbations, the matcher and its regularisation, the embedding, the classifiers). This page
-# changes the *data*: treatments that also move the modality noise (breaking assumption A1),
+# changes the *data*: treatments that also move the modality noise (breaking assumption A1 of {cite:t}`xi2024propensity`),
 # the number of samples per group, and variation that exists in one modality only. The base
 # setting, the seeds and the scores are those of the previous page (profile box below), whose
 # experiment units this page reads back from the results store. The scores are the
@@ -148,8 +148,9 @@ assert med_m.loc[m_hi, "Trace"] < med_m.loc[m_lo, "Trace"]
 # The paper's explanation of why the VAE loses to propensity scores on CITE-seq is that each
 # modality has factors of its own, $U^{(e)}$, which a VAE must reconstruct and a classifier of
 # the cell type can ignore. The CITE-seq simulator has such factors with the structure and the
-# magnitudes reported for real data (cell-cycle, mitochondrial, ribosomal and stress programs
-# in the RNA; the ambient level of the protein counts; sources in the docstring of
+# magnitudes reported for real data (cell-cycle {cite:p}`tirosh2016melanoma`, mitochondrial {cite:p}`osorio2021mito`,
+# ribosomal and stress {cite:p}`vandenbrink2017dissociation` programs in the RNA; the ambient level
+# of the protein counts {cite:p}`mule2022dsb`; sources in the docstring of
 # `propalign_lite.datasets.citeseq._programs`). Its `specific_strength` scales all of them:
 # 0 switches them off, 1 is the literature-based default used by the CITE-seq chapters, larger
 # values exaggerate them. Each point below is one unit `ablations.specific`: simulate the
@@ -238,3 +239,10 @@ print(f"chapter executed in {time.perf_counter() - chapter_start:.0f} s")
 #     print(method, res["Trace"], 1 / S["test_per_group"])
 # ```
 # :::
+
+# %% [markdown]
+# ## References
+#
+# ```{bibliography}
+# :filter: docname in docnames
+# ```

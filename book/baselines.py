@@ -15,7 +15,7 @@
 # # Baselines: SCOT, the cross-modal VAE and scGLUE
 #
 # The two previous chapters reported only the propensity-score (PS) rows of the paper's
-# Tables 1 and 2. This chapter adds the other rows. It runs the paper's three competitors on
+# Tables 1 and 2 {cite:p}`xi2024propensity`. This chapter adds the other rows. It runs the paper's three competitors on
 # exactly the same test data, so that every row of a table is scored on the same samples:
 #
 # | method | sees the treatment / cell type? | what it matches on |
@@ -82,7 +82,7 @@ def run(name, seeds):
 # %% [markdown]
 # ## The three baselines in brief
 #
-# **SCOT** (Demetci et al., 2022) needs neither labels nor a shared feature space. Inside each
+# **SCOT** {cite:p}`demetci2022scot` needs neither labels nor a shared feature space. Inside each
 # modality it builds a $k$-nearest-neighbour graph (correlation distance, $k = \min(0.2n, 50)$)
 # and takes shortest-path lengths on that graph as the distances between samples. It then
 # looks for the coupling $T$ under which those two distance matrices agree best: the entropic
@@ -94,7 +94,7 @@ def run(name, seeds):
 # $n \times n$ matrices, so the cost grows like $n^3$ per group, which is why the `ci`
 # profile runs SCOT on a random subsample of every group (sizes below).
 #
-# **The cross-modal VAE** (after Yang et al., 2021) gives each modality a variational
+# **The cross-modal VAE** (after {cite:t}`yang2021multidomain`) gives each modality a variational
 # autoencoder with the same encoder as the PS classifier, and a common latent space. Two heads
 # sit on the sampled latent $z$: a linear classifier of the treatment, as in the PS
 # classifier, and an MLP classifier of the modality. The loss is reconstruction + a small KL
@@ -109,7 +109,7 @@ def run(name, seeds):
 # official code, the latent used for matching is a *sample* $\mu + \sigma\varepsilon$, not
 # $\mu$.
 #
-# **scGLUE** (Cao & Gao, 2022) also gives each modality its own VAE, but it links their
+# **scGLUE** {cite:p}`cao2022glue` also gives each modality its own VAE, but it links their
 # decoders through a *guidance graph* over all features. Here, an edge joins a protein to the
 # gene of the same name. Features that are linked get similar decoder embeddings, and a
 # discriminator pushes the cell latents of the two modalities to overlap. It never sees the
@@ -486,3 +486,10 @@ print(f"chapter executed in {time.perf_counter() - chapter_start:.0f} s")
 # $c$). But a learned separation need not be a translation, and the encoders can separate
 # the modalities non-linearly. That is why centring is no cure for the co-operative term.
 # :::
+
+# %% [markdown]
+# ## References
+#
+# ```{bibliography}
+# :filter: docname in docnames
+# ```

@@ -15,8 +15,8 @@
 # # CITE-seq: matching RNA and protein within cell types
 #
 # CITE-seq measures RNA and a panel of surface proteins (antibody-derived tags, ADT) in the
-# *same* cell, so the true pairing is known. The paper uses the NeurIPS 2021 bone-marrow
-# CITE-seq data (GEO GSE194122: 90,261 cells, 13,953 genes, 134 proteins, 45 annotated cell
+# *same* cell, so the true pairing is known. The paper {cite:p}`xi2024propensity` uses the NeurIPS 2021 bone-marrow
+# CITE-seq data {cite:p}`luecken2021sandbox` (GEO GSE194122: 90,261 cells, 13,953 genes, 134 proteins, 45 annotated cell
 # types). It hides the pairing and asks whether propensity scores can recover it. These data
 # have no perturbation, so the **cell type** plays the role of the treatment $t$. Each
 # modality gets a classifier that predicts the cell type, and cells are matched within each
@@ -24,12 +24,12 @@
 #
 # Two data sources share one loader and one preprocessing:
 #
-# - `data="geo"`: the real file, through `propalign_lite.datasets.load_cite_seq`. It is
+# - `data="geo"`: the real file, through {py:func}`propalign_lite.datasets.load_cite_seq`. It is
 #   downloaded with its SHA-256 checked (`download=True`), or read from a path, from the
 #   environment variable `PROPALIGN_CITESEQ_PATH`, or from the cache.
-# - `data="simulated"` (default): `simulate_cite_seq` writes an AnnData in exactly the GEO file's
+# - `data="simulated"` (default): {py:func}`~propalign_lite.datasets.simulate_cite_seq` writes an AnnData in exactly the GEO file's
 #   layout. Both modalities are read off one latent cell state, with negative-binomial RNA,
-#   background/foreground protein counts, isotype controls and batch effects specific to each
+#   background/foreground protein counts {cite:p}`gayoso2021totalvi`, isotype controls {cite:p}`mule2022dsb` and batch effects specific to each
 #   modality. The machines that build this book cannot download the real file, so the `ci`
 #   build uses the simulator. **The numbers below are therefore not the paper's data set**; the
 #   page states which data it ran on.
@@ -324,3 +324,10 @@ print(f"chapter executed in {time.perf_counter() - chapter_start:.0f} s")
 #           metrics.foscttm_coupling(U, x2, how="barycentric"))    # the last value is 0.25
 # ```
 # :::
+
+# %% [markdown]
+# ## References
+#
+# ```{bibliography}
+# :filter: docname in docnames
+# ```

@@ -15,7 +15,7 @@
 # # Propensity score alignment of unpaired multimodal data
 #
 # A tutorial and a reproduction of Xi, Osea, Xu and Hartford, *Propensity Score Alignment of
-# Unpaired Multimodal Data* (NeurIPS 2024), with a small Python package, `propalign_lite`, that
+# Unpaired Multimodal Data* (NeurIPS 2024; {cite:alp}`xi2024propensity`), with a small Python package, `propalign_lite`, that
 # you can use on your own data.
 #
 # ## The problem
@@ -36,7 +36,7 @@
 # on $z$ and not on the measurement noise, both classifiers estimate the same function
 # $\pi(z)$. The scores of the two modalities therefore live in one shared space: the
 # probability simplex, or in practice the logits. Within each treatment group we can then match
-# samples across modalities by their score distance, using entropic optimal transport (OT,
+# samples across modalities by their score distance, using entropic optimal transport {cite:p}`cuturi2013sinkhorn` (OT,
 # the best in the paper) or shared nearest neighbours (SNN). The resulting soft coupling
 # can train a cross-modal predictor, with an unbiased two-sample gradient.
 #
@@ -185,4 +185,11 @@ display(Markdown("\n".join(rows)))
 # e1 = PropensityClassifier("mlp").fit(x1, t1, x_val=x1_val, t_val=t1_val).logits(x1_test)
 # e2 = PropensityClassifier("mlp").fit(x2, t2, x_val=x2_val, t_val=t2_val).logits(x2_test)
 # couplings = match_groups(e1, t1_test, e2, t2_test, method="ot", reg=0.05)   # {t: n1 x n2 coupling}
+# ```
+
+# %% [markdown]
+# ## References
+#
+# ```{bibliography}
+# :filter: docname in docnames
 # ```

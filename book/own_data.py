@@ -22,10 +22,10 @@
 # - **pseudo-pairs** (an RNA cell and a protein cell that could be its partner) to train
 #   cross-modal models downstream.
 #
-# `propalign_lite.align` does this for `AnnData` (or `MuData`) objects, with scanpy's
-# conventions. It trains one propensity classifier per object to predict the cell type,
+# {py:func}`propalign_lite.align <propalign_lite.align.align>` does this for `AnnData` (or `MuData`) objects, with scanpy's
+# conventions {cite:p}`wolf2018scanpy`. It trains one propensity classifier per object to predict the cell type,
 # writes their logits to `.obsm`, and matches cells within each type by optimal transport on
-# those logits. It returns an `Alignment`, which can transfer features from one object onto
+# those logits. It returns an {py:class}`~propalign_lite.Alignment`, which can transfer features from one object onto
 # the cells of the other.
 #
 # This page runs the whole workflow on simulated CITE-seq data. CITE-seq measures both
@@ -113,7 +113,7 @@ for p in (prot, hidden):
 # follows scanpy: `None` is `.X`). The protein classifier sees the CLR values in `.X`. Each
 # classifier keeps a stratified 20 % of its own cells for validation and keeps the epoch
 # with the lowest validation loss. `classifier=` sets the MLP's size and training; the
-# defaults are smaller than the paper's so that they run on a laptop.
+# defaults are smaller than those of {cite:t}`xi2024propensity` so that they run on a laptop.
 
 # %%
 aln = align(rna, prot, groupby="cell_type", use_rep1="X_pca",
@@ -371,3 +371,10 @@ display(Markdown(f"This page ran in {time.perf_counter() - chapter_start:.0f} s.
 # another type. The classifiers are trained on the shared types only, so `t` is not one of
 # their classes either.
 # :::
+
+# %% [markdown]
+# ## References
+#
+# ```{bibliography}
+# :filter: docname in docnames
+# ```

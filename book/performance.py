@@ -15,19 +15,19 @@
 # # Performance: optimal transport without the full coupling
 #
 # Every matching in this book solves an entropic optimal transport problem inside one
-# treatment group. The paper's settings are a plain Euclidean cost between classifier logits,
+# treatment group. The paper's settings {cite:p}`xi2024propensity` are a plain Euclidean cost between classifier logits,
 # regularisation 0.05, uniform marginals, and a row-normalised plan. At that regularisation
-# the plain Sinkhorn iteration needs hundreds to thousands of iterations. Its memory also
+# the plain Sinkhorn iteration {cite:p}`cuturi2013sinkhorn` needs hundreds to thousands of iterations. Its memory also
 # grows as $n^2$. Real groups are large: CD14+ monocytes alone have about 22,000 cells in
 # GSE194122, and atlases have $10^5$ cells per type. This page measures the solver in
-# `propalign_lite` against POT on the same data, in the same run, and shows how its time and
+# `propalign_lite` against POT {cite:p}`flamary2021pot` on the same data, in the same run, and shows how its time and
 # memory grow with $n$.
 #
-# How the solver works (`propalign_lite.sinkhorn`):
+# How the solver works ({py:mod}`propalign_lite.sinkhorn`):
 #
 # 1. **A log-domain first step.** The first iteration is the exact log-sum-exp update, so the
 #    scalings that follow stay bounded even when $C/\varepsilon$ is in the hundreds.
-# 2. **A truncated kernel** (Schmitzer, 2019). At $\varepsilon = 0.05$ almost every entry of
+# 2. **A truncated kernel** {cite:p}`schmitzer2019stabilized`. At $\varepsilon = 0.05$ almost every entry of
 #    the plan is below $e^{-40}$ of the largest entries. Only the pairs above a threshold are
 #    kept, and the iterations run on that sparse kernel. The threshold follows from the
 #    tolerance. The mass that is dropped is bounded and added to the reported error, so
@@ -39,7 +39,7 @@
 #    $n = 100{,}000$ per modality one LU factorisation ran for minutes and took gigabytes.
 # 4. **Online mode.** For large groups the cost is never stored. It is computed in blocks
 #    from the embeddings, in float32 with a rounding margin for finding the support and in
-#    float64 for every kept entry. `match` returns an `ImplicitCoupling` (potentials plus
+#    float64 for every kept entry. {py:func}`~propalign_lite.matchers.match` returns an {py:class}`~propalign_lite.coupling.ImplicitCoupling` (potentials plus
 #    embeddings) that the metrics and the trainer use directly.
 #
 # Every timing below runs in its own subprocess, so that its peak memory is its own
@@ -281,3 +281,10 @@ else:
 # (`coupling.foscttm_blocked`), never holding an $n \times n$ matrix. `M.topk(k)` and
 # `M.matmul(Z, exact=True)` are the other full passes.
 # :::
+
+# %% [markdown]
+# ## References
+#
+# ```{bibliography}
+# :filter: docname in docnames
+# ```

@@ -17,7 +17,7 @@
 # A coupling is useful beyond scoring: it can stand in for the missing pairs when we train a
 # model that predicts one modality from the other. Let $M$ be a coupling whose row $i$ is a
 # distribution over the input samples $j$ that may be target sample $i$'s partner. The paper
-# fits a predictor $f_\theta$ by minimising
+# {cite:p}`xi2024propensity` fits a predictor $f_\theta$ by minimising
 #
 # $$\mathcal L(\theta) = \sum_i \Big\lVert y_i - \sum_j M_{ij} f_\theta(x_j)\Big\rVert^2 ,
 # \qquad (4)$$
@@ -33,7 +33,7 @@
 # $$-2\,\big(y_i - f_\theta(\dot x_j)\big)\,\nabla_\theta f_\theta(\ddot x_j) \qquad (5)$$
 #
 # is an unbiased estimate of $\nabla_\theta \mathcal L$, because the two draws are independent
-# given $i$. `propalign_lite.CrossModalTrainer` implements both (`unbiased=False` / `True`),
+# given $i$. {py:class}`propalign_lite.CrossModalTrainer` implements both (`unbiased=False` / `True`),
 # drawing fresh partners every epoch.
 #
 # **Direction.** The paper's text speaks of predicting protein from RNA. The official code
@@ -327,3 +327,10 @@ display(Markdown(
 # print("True Pairs:", r2["True Pairs"]["R2 (MSE)"])
 # ```
 # :::
+
+# %% [markdown]
+# ## References
+#
+# ```{bibliography}
+# :filter: docname in docnames
+# ```

@@ -19,21 +19,21 @@
 # true partner of every cell is known. The pairing is hidden from every method and used only
 # to score the result.
 #
-# - **BMMC CITE-seq** (Luecken et al., 2021): 600 bone-marrow cells from the data of
-#   the paper's Tables 2 and 3 (GEO GSE194122), a random subset made by Open Problems. RNA is
+# - **BMMC CITE-seq** {cite:p}`luecken2021sandbox`: 600 bone-marrow cells from the data of
+#   the Tables 2 and 3 of {cite:t}`xi2024propensity` (GEO GSE194122), a random subset made by Open Problems. RNA is
 #   given for 1,000 genes, and protein for all 134 antibodies. There are 41 cell types
 #   (median 7 cells per type) in 2 batches.
-# - **Mouse motor cortex, SNARE-seq**: 10,309 nuclei with RNA (1,677 genes) and chromatin
+# - **Mouse motor cortex, SNARE-seq** {cite:p}`chen2019snareseq`: 10,309 nuclei with RNA (1,677 genes) and chromatin
 #   accessibility (25,734 regions) of the same nucleus. There are 23 cell types in 12 samples
-#   (batch 1 of scMoMaT's `MOp_5batches`).
+#   (batch 1 of the `MOp_5batches` files of scMoMaT, {cite:alp}`zhang2023scmomat`).
 #
-# Both sets are read by `propalign_lite.datasets.load_bmmc_cite` and `load_mop_snare`. These
+# Both sets are read by {py:func}`propalign_lite.datasets.load_bmmc_cite` and {py:func}`~propalign_lite.datasets.load_mop_snare`. These
 # loaders go through the package's single hash-checked download path (a local folder,
 # `$PROPALIGN_DATA_DIR`, the cache, or a download pinned to a commit). This build reads the
 # project's local copy. Modality 1 is always RNA. Modality 2 is protein (BMMC) or
 # accessibility (MOp).
 #
-# **What a user runs.** For matching, each data set goes through `propalign_lite.align`
+# **What a user runs.** For matching, each data set goes through {py:func}`propalign_lite.align <propalign_lite.align.align>`
 # exactly as a user would run it: the default MLP classifiers, cell type as the label,
 # matching within type. Cell types with a single cell cannot be matched; `align` skips them,
 # warns, and lists them. The baselines run on the same cells.
@@ -379,3 +379,10 @@ print(f"warnings recorded by the units: {len(sinkhorn)} Sinkhorn convergence war
 for w in others:
     print(" -", w[:400] + ("..." if len(w) > 400 else ""))
 print(f"chapter time: {time.perf_counter() - chapter_start:.0f} s")
+
+# %% [markdown]
+# ## References
+#
+# ```{bibliography}
+# :filter: docname in docnames
+# ```

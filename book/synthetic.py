@@ -14,7 +14,7 @@
 # %% [markdown]
 # # Synthetic images: two views of the same scene
 #
-# The paper's first experiment is built so that every assumption of the method holds and the
+# The first experiment of {cite:t}`xi2024propensity` is built so that every assumption of the method holds and the
 # ground truth is known. A scene is the position of two balls, a 4-d latent
 # $z = (x_1, y_1, x_2, y_2)$. Each unit is seen through two *views*: view 1 draws the balls as
 # small circles; view 2 draws them as squares at a fixed non-linear transform of their
@@ -332,7 +332,7 @@ print(f"chapter executed in {time.perf_counter() - chapter_start:.0f} s")
 # The paper fixes the entropic regularisation at 0.05. Using the embeddings kept for the
 # figures (`shown["emb1"]`, `shown["emb2"]`, `shown["z_group"]`), match the 150 scenes of the
 # shown group with `reg` = 0.01, 0.05, 0.2 and 1.0 and compute the trace and the latent MSE of
-# each coupling (`propalign_lite.metrics.trace`, `latent_mse`). How do the two metrics move,
+# each coupling ({py:func}`propalign_lite.metrics.trace`, {py:func}`~propalign_lite.metrics.latent_mse`). How do the two metrics move,
 # and why do they not move together?
 # :::
 #
@@ -380,3 +380,10 @@ print(f"chapter executed in {time.perf_counter() - chapter_start:.0f} s")
 # spread; what mattered more was the number of optimiser steps (small batches) and the image
 # size.
 # :::
+
+# %% [markdown]
+# ## References
+#
+# ```{bibliography}
+# :filter: docname in docnames
+# ```

@@ -14,7 +14,7 @@
 # %% [markdown]
 # # The theory, checked with numbers
 #
-# The paper's argument fits on one page. The two modalities are different views of one hidden
+# The paper's argument {cite:p}`xi2024propensity` fits on one page. The two modalities are different views of one hidden
 # state. A treatment moves that hidden state. So the probability of the treatment given a sample,
 # the *propensity score*, is the same function whichever view it is computed from, and samples
 # can be matched across modalities by comparing their scores. This chapter takes each step of
@@ -27,7 +27,7 @@
 # matching on scores can and cannot recover: Proposition 2, sorting in one dimension and
 # cyclic monotonicity.
 #
-# The simulator is `propalign_lite.datasets.views.make_views`. It is tabular and runs in
+# The simulator is {py:func}`propalign_lite.datasets.views.make_views`. It is tabular and runs in
 # milliseconds, so the whole chapter runs on a laptop CPU in well under a minute. The profile
 # box below lists the sizes used.
 
@@ -140,7 +140,7 @@ plt.show()
 # **Exact scores.** In our simulator $P(t \mid z)$ has a closed form. Bayes' rule with
 # Gaussian classes that share their covariance gives log-odds that are *affine* in $z$:
 # $\log \pi_t(z)/\pi_0(z) = (\mu_t - \mu_0)^\top z + \text{const}$
-# (`propalign_lite.theory.logit_map`). We can also compute $P(t \mid x^{(e)})$ from the
+# ({py:func}`propalign_lite.theory.logit_map`). We can also compute $P(t \mid x^{(e)})$ from the
 # observation alone by inverting the view and applying the change-of-variables formula
 # (`ViewsData.exact_log_propensity(view=e)`). The Jacobian of $f^{(e)}$ is the same for every
 # $t$ and cancels. Under A1 the density of $u$ cancels too, and that cancellation is the
@@ -269,3 +269,9 @@ assert rows["PCA of each view"]["Trace"] < 2 * chance
 # %%
 print(f"chapter executed in {time.perf_counter() - chapter_start:.0f} s")
 
+# %% [markdown]
+# ## References
+#
+# ```{bibliography}
+# :filter: docname in docnames
+# ```

@@ -17,7 +17,7 @@
 # The {doc}`previous page <theory>` showed that both views know the same propensity score. This
 # page asks what matching on that score can recover, on the same simulator (where the latent,
 # the exact scores and the true pairs are known): how many perturbations the score needs to
-# pin down the latent (Proposition 2), what exact OT does with scores in one dimension
+# pin down the latent (Proposition 2 of {cite:t}`xi2024propensity`), what exact OT does with scores in one dimension
 # (sorting) and in several (cyclic monotonicity). As before, every claim comes with a
 # computation that runs when the page is built, and an `assert` stops the build if it fails.
 
@@ -422,3 +422,10 @@ print(f"chapter executed in {time.perf_counter() - chapter_start:.0f} s")
 # print(steps, C[np.arange(len(sigma)), sigma].mean(), (M_exact * C).sum() / len(sigma))
 # ```
 # :::
+
+# %% [markdown]
+# ## References
+#
+# ```{bibliography}
+# :filter: docname in docnames
+# ```

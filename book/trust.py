@@ -14,7 +14,7 @@
 # %% [markdown]
 # # Judging an alignment without true pairs
 #
-# A user of `align` has two objects and no true pairs. This page answers three questions,
+# A user of {py:func}`~propalign_lite.align.align` has two objects and no true pairs. This page answers three questions,
 # each with measurements from this build:
 #
 # 1. **What can I look at?** `Alignment.diagnostics()`, `Alignment.calibration()`, carried
@@ -105,7 +105,7 @@ table.round(3)
 # - the share of each object's mass the plan left **unmatched** (0 for balanced OT).
 #
 # `calibration()` shows each classifier's accuracy, expected calibration error (ECE) and
-# fitted temperature. These are measured on the nuclei the classifier held out for early
+# fitted temperature {cite:p}`guo2017calibration`. These are measured on the nuclei the classifier held out for early
 # stopping.
 
 # %%
@@ -250,12 +250,12 @@ display(Markdown(
 # %% [markdown]
 # ## 3. Choosing ε without true pairs
 #
-# The paper matches at ε = 0.05 everywhere. Its classifiers' logits are noisy estimates of
+# The paper {cite:p}`xi2024propensity` matches at ε = 0.05 everywhere. Its classifiers' logits are noisy estimates of
 # the true propensity scores, and a small ε follows that noise as faithfully as the signal; a
 # large ε forgets both and gives every cell its group's mean (the uniform coupling). Which
 # trade-off is best depends on how good the classifiers are, so we let the data choose.
 #
-# **The criterion** (`propalign_lite.regselect.select_reg`). `align(reg="auto")`
+# **The criterion** ({py:func}`propalign_lite.regselect.select_reg`). `align(reg="auto")`
 # trains a *second* pair of classifiers with other seeds and other validation cells, the
 # check pair, with logits $f^{(1)}, f^{(2)}$ (each row centred). The coupling $M(\varepsilon)$
 # is made from the first pair, as always. It predicts each RNA cell's check scores from its
@@ -473,3 +473,10 @@ rec = [
 display(pd.DataFrame(rec, columns=["setting", "recommended", "measured evidence"]
                      ).set_index("setting"))
 print(f"chapter time: {time.perf_counter() - chapter_start:.0f} s")
+
+# %% [markdown]
+# ## References
+#
+# ```{bibliography}
+# :filter: docname in docnames
+# ```
