@@ -39,6 +39,23 @@ display(pd.DataFrame(rows).set_index("page") if rows else "no timings recorded")
 if rows:
     print(f"total execution time of the chapters: {sum(r['seconds'] for r in rows):.0f} s")
 
+# %% [markdown]
+# ## The records each page shows
+#
+# A chapter's heavy work is a set of experiment units whose results (records) are kept in a
+# results store. For every chapter, the table counts the records the page showed, and says
+# whether each was computed in this build, read from the store (computed by an earlier build or
+# a cluster run) or taken from a recorded run committed with the book, and on which machine it
+# was computed ("this machine" is the one that built this book; a GPU, when one was used, is
+# named). A page that shows no stored records has 0.
+
+# %% tags=["hide-input"]
+from propalign_book.report import records_table
+
+records = records_table({k: v for k, v in timings.items() if not k.endswith("status")})
+display(records if records is not None else
+        "no records information (the chapters were executed before it was collected)")
+
 # %% tags=["hide-input"]
 packages = ["torch", "numpy", "scipy", "scikit-learn", "pot", "pandas", "anndata", "scanpy",
             "pygame", "matplotlib", "papermill", "jupytext", "jupyter-book"]

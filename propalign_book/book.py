@@ -169,10 +169,23 @@ def _ipc_kernel_manager():
     return IPCKernelManager
 
 
+def records_log(chapter: str) -> Path:
+    """The JSON-lines file where ``chapter``'s records are logged while it runs
+    (:func:`propalign_book.report.log_records`; git-ignored, removed after the run)."""
+    return ROOT / "book" / f"_records_{chapter.removeprefix('book/')}.jsonl"
+
+
 def execute(chapter: str, profile: str, *, parameters: dict | None = None) -> float:
-    """Execute ``book/<chapter>.py`` into ``book/<chapter>.ipynb``; return seconds."""
+    """Execute ``book/<chapter>.py`` into ``book/<chapter>.ipynb``; return seconds.
+
+    The kernel inherits ``$PROPALIGN_RECORDS_LOG`` = :func:`records_log`, so every
+    ``records_note`` of the chapter logs the records it shows; read them back with
+    :func:`propalign_book.report.records_summary` before the next run of the chapter.
+    """
     import jupytext
     import papermill
+
+    from .report import RECORDS_LOG_ENV
 
     src = ROOT / f"{chapter}.py"
     out = ROOT / f"{chapter}.ipynb"
@@ -180,6 +193,10 @@ def execute(chapter: str, profile: str, *, parameters: dict | None = None) -> fl
     params = {"profile": profile, **(parameters or {})}
     start = time.perf_counter()
     tmp = out.with_suffix(".running.ipynb")
+    log = records_log(chapter)
+    log.unlink(missing_ok=True)
+    previous = os.environ.get(RECORDS_LOG_ENV)
+    os.environ[RECORDS_LOG_ENV] = str(log)
     try:
         papermill.execute_notebook(nb, str(tmp), parameters=params, cwd=str(src.parent),
                                    progress_bar=False, kernel_name="python3",
@@ -191,6 +208,10 @@ def execute(chapter: str, profile: str, *, parameters: dict | None = None) -> fl
         raise
     finally:
         _remove_ipc_files()
+        if previous is None:
+            os.environ.pop(RECORDS_LOG_ENV, None)
+        else:
+            os.environ[RECORDS_LOG_ENV] = previous
     import nbformat
 
     executed = nbformat.read(str(tmp), as_version=4)
@@ -276,6 +297,8 @@ def main(argv=None) -> int:
                         choices=["ci", "paper"])
     parser.add_argument("--only", nargs="*", help="chapter names (e.g. synthetic)")
     args = parser.parse_args(argv)
+    from .report import records_summary
+
     chapters = chapters_from_toc()
     if args.only:
         wanted = {c if c.startswith("book/") else f"book/{c}" for c in args.only}
@@ -292,8 +315,11 @@ def main(argv=None) -> int:
         if chapter.endswith("status"):
             timings_file.write_text(json.dumps(timings, indent=1))
         seconds = execute(chapter, args.profile)
+        log = records_log(chapter)
         timings[chapter] = {"seconds": round(seconds, 1), "profile": args.profile,
-                            "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+                            "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+                            "records": records_summary(log)}
+        log.unlink(missing_ok=True)
         print(f"[book] {chapter}: {seconds:.1f} s", flush=True)
         timings_file.write_text(json.dumps(timings, indent=1))
     return 0

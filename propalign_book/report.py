@@ -1,6 +1,8 @@
 """Small helpers the chapters use to report: profile banners and paper-vs-ours tables."""
 from __future__ import annotations
 
+import json
+import os
 import platform
 from importlib.metadata import version
 
@@ -111,7 +113,12 @@ def records_note(records: list[dict], *, stale: list | None = None) -> str:
     :func:`propalign_book.recorded.recorded_for`) returned, each with its ``"_run"`` entry;
     ``stale`` the second value of ``recorded_for`` (recorded runs that no longer match the
     settings), reported when not empty.
+
+    When the papermill driver runs the chapter (``$PROPALIGN_RECORDS_LOG`` set, see
+    :func:`log_records`), the records' provenance is also appended to that log, which the
+    status page counts.
     """
+    log_records(records)
     by_unit: dict[str, list[dict]] = {}
     for rec in records:
         by_unit.setdefault(rec["_run"]["unit"], []).append(rec["_run"])
@@ -144,6 +151,91 @@ def records_note(records: list[dict], *, stale: list | None = None) -> str:
                          "are not shown (settings changed: "
                          + "; ".join(", ".join(s["differs"]) for s in stale[:3]) + ").")
     return "This page shows " + " ".join(sentences)
+
+
+#: environment variable naming the JSON-lines file :func:`records_note` appends to
+RECORDS_LOG_ENV = "PROPALIGN_RECORDS_LOG"
+
+
+def log_records(records: list[dict], path=None) -> int:
+    """Append one JSON line per record (its unit, seed, key, source, hardware, date) to
+    ``path`` (default ``$PROPALIGN_RECORDS_LOG``; nothing happens when neither is set);
+    return the number of lines written. :func:`records_summary` reads the log back."""
+    path = path or os.environ.get(RECORDS_LOG_ENV)
+    if not path:
+        return 0
+    fields = ("unit", "seed", "key", "source", "hardware", "host", "date")
+    with open(path, "a") as fh:
+        for rec in records:
+            run = rec["_run"]
+            fh.write(json.dumps({k: run.get(k) for k in fields}, default=str) + "\n")
+    return len(records)
+
+
+def records_summary(path) -> dict:
+    """Count the records a chapter showed, from the log :func:`log_records` wrote.
+
+    A record shown twice on a page (same unit, seed and key) counts once. Returns
+    ``{"shown": n, "computed": n, "store": n, "recorded": n, "hardware": [...]}``, the
+    hardware being where the records were computed (each record's ``_run["hardware"]``);
+    all zero and empty when the log does not exist (a page that shows no records).
+
+    Example
+    -------
+    >>> import tempfile, pathlib
+    >>> log = pathlib.Path(tempfile.mkdtemp()) / "records.jsonl"
+    >>> run = dict(unit="u", key="k", source="computed", hardware="box (2 CPUs)")
+    >>> n = log_records([{"_run": dict(run, seed=0)}, {"_run": dict(run, seed=0)},
+    ...                  {"_run": dict(run, seed=1, source="store")}], log)
+    >>> records_summary(log)
+    {'shown': 2, 'computed': 1, 'store': 1, 'recorded': 0, 'hardware': ['box (2 CPUs)']}
+    """
+    seen = {}
+    if os.path.exists(path):
+        with open(path) as fh:
+            for line in fh:
+                if line.strip():
+                    rec = json.loads(line)
+                    seen.setdefault((rec["unit"], rec["seed"], rec["key"]), rec)
+    out = {"shown": len(seen)}
+    for source in ("computed", "store", "recorded"):
+        out[source] = sum(r["source"] == source for r in seen.values())
+    out["hardware"] = sorted({str(r.get("hardware") or "unknown hardware")
+                              for r in seen.values()})
+    return out
+
+
+def records_table(timings: dict, *, this_host: str | None = None):
+    """The status page's table of records per chapter, from ``_timings.json``.
+
+    One row per executed chapter that has a ``"records"`` entry (written by the papermill
+    driver from :func:`records_summary`): how many records it showed, how many were computed in
+    this build, read from the results store or taken from a recorded run, and where they were
+    computed, with this build's machine (``this_host``, default this machine's name) written
+    as "this machine". Returns ``None`` when no chapter has records information.
+
+    Example
+    -------
+    >>> t = {"book/a": {"records": {"shown": 3, "computed": 1, "store": 0, "recorded": 2,
+    ...      "hardware": ["box (2 CPUs)", "gpu1 (8 CPUs, GPU NVIDIA H100)"]}}}
+    >>> records_table(t, this_host="box").loc["a", "where computed"]
+    'this machine (2 CPUs); gpu1 (8 CPUs, GPU NVIDIA H100)'
+    """
+    import pandas as pd
+
+    host = platform.node() if this_host is None else this_host
+    rows = []
+    for chapter, entry in timings.items():
+        rec = entry.get("records")
+        if rec is None:
+            continue
+        where = ["this machine" + hw[len(host):] if host and hw.startswith(host + " ") else hw
+                 for hw in rec["hardware"]]
+        rows.append({"page": chapter.removeprefix("book/"), "records shown": rec["shown"],
+                     "computed in this build": rec["computed"],
+                     "read from the store": rec["store"], "recorded runs": rec["recorded"],
+                     "where computed": "; ".join(where) or "-"})
+    return pd.DataFrame(rows).set_index("page") if rows else None
 
 
 def claims_table(claims: list[dict]):

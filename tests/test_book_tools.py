@@ -215,3 +215,23 @@ def test_browser_pages_skip_redirect_stubs(tmp_path):
     (tmp_path / "book" / "intro.html").write_text("<html><body>intro</body></html>")
     (tmp_path / "index.html").write_text('<meta http-equiv="Refresh" content="0; url=book/intro.html" />')
     assert cb.pages_of(tmp_path) == ["book/intro.html"]
+
+
+def test_a_chapter_run_logs_the_records_it_shows(tmp_path, monkeypatch):
+    """The kernel papermill starts sees $PROPALIGN_RECORDS_LOG, and records_note writes to it."""
+    from propalign_book import book
+    from propalign_book.report import RECORDS_LOG_ENV, records_summary
+
+    (tmp_path / "book").mkdir()
+    (tmp_path / "book" / "tiny.py").write_text(
+        "# ---\n# jupyter:\n#   kernelspec:\n#     display_name: Python 3\n#     language: python\n"
+        "#     name: python3\n# ---\n\n"
+        '# %% tags=["parameters"]\nprofile = "ci"\n\n# %%\n'
+        "from propalign_book.report import records_note\n"
+        'run = dict(unit="tiny.u", key="k", source="store", hardware="box (2 CPUs)")\n'
+        'print(records_note([{"_run": dict(run, seed=s)} for s in (0, 1)]))\n')
+    monkeypatch.setattr(book, "ROOT", tmp_path)
+    monkeypatch.delenv(RECORDS_LOG_ENV, raising=False)
+    book.execute("book/tiny", "ci")
+    assert records_summary(book.records_log("book/tiny"))["store"] == 2
+    assert RECORDS_LOG_ENV not in __import__("os").environ   # restored after the run

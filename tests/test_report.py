@@ -75,3 +75,58 @@ def test_findings_show_each_finding_at_once_and_keep_them_in_order(monkeypatch):
     finding("reg", "small is sharp")
     assert list(finding) == ["T", "reg"] and finding["reg"] == "small is sharp"
     assert shown == ["**Finding.** more is better", "**Finding.** small is sharp"]
+
+
+# --- the records each page showed (status page) ------------------------------------------------
+from propalign_book.report import (RECORDS_LOG_ENV, log_records,  # noqa: E402
+                                   records_summary, records_table)
+
+
+def _rec(unit="u", seed=0, source="computed", hardware="box (2 CPUs)", key=None):
+    return {"x": 1.0, "_run": {"unit": unit, "seed": seed, "key": key or f"{unit}-{seed}",
+                               "source": source, "hardware": hardware, "date": "2026-12-02"}}
+
+
+def test_records_note_logs_what_it_shows_only_when_asked(tmp_path, monkeypatch):
+    log = tmp_path / "records.jsonl"
+    monkeypatch.delenv(RECORDS_LOG_ENV, raising=False)
+    records_note([_rec()])
+    assert not log.exists()
+    monkeypatch.setenv(RECORDS_LOG_ENV, str(log))
+    records_note([_rec(seed=0), _rec(seed=1, source="store")])
+    records_note([_rec(seed=0)])          # shown twice on the page: counted once
+    records_note([_rec(unit="v", source="recorded", hardware="gpu1 (8 CPUs, GPU NVIDIA H200)")])
+    assert records_summary(log) == {"shown": 3, "computed": 1, "store": 1, "recorded": 1,
+                                    "hardware": ["box (2 CPUs)",
+                                                 "gpu1 (8 CPUs, GPU NVIDIA H200)"]}
+
+
+def test_records_summary_counts_each_source():
+    import tempfile
+    from pathlib import Path
+
+    log = Path(tempfile.mkdtemp()) / "r.jsonl"
+    log_records([_rec(seed=0), _rec(seed=1, source="store"), _rec(seed=0),
+                 _rec(unit="v", source="recorded", hardware="gpu1 (8 CPUs, GPU NVIDIA H200)")], log)
+    s = records_summary(log)
+    assert (s["shown"], s["computed"], s["store"], s["recorded"]) == (3, 1, 1, 1)
+    assert s["hardware"] == ["box (2 CPUs)", "gpu1 (8 CPUs, GPU NVIDIA H200)"]
+    assert records_summary(log.with_name("none.jsonl"))["shown"] == 0
+
+
+def test_records_table_names_this_machine_and_skips_chapters_without_records():
+    timings = {"book/a": {"seconds": 1.0, "records": {"shown": 3, "computed": 1, "store": 2,
+                                                      "recorded": 0,
+                                                      "hardware": ["box (2 CPUs)"]}},
+               "book/b": {"seconds": 2.0, "records": {"shown": 1, "computed": 0, "store": 0,
+                                                      "recorded": 1,
+                                                      "hardware": ["gpu1 (8 CPUs, GPU H200)"]}},
+               "book/old": {"seconds": 3.0}}
+    df = records_table(timings, this_host="box")
+    assert list(df.index) == ["a", "b"]
+    assert df.loc["a", "where computed"] == "this machine (2 CPUs)"
+    assert df.loc["b", "where computed"] == "gpu1 (8 CPUs, GPU H200)"
+    assert df.loc["a", "read from the store"] == 2 and df.loc["b", "recorded runs"] == 1
+    # a host whose name only starts like this one is another machine
+    assert records_table(timings, this_host="bo").loc["a", "where computed"] == "box (2 CPUs)"
+    assert records_table({"book/old": {"seconds": 3.0}}) is None
