@@ -10,6 +10,9 @@ package, ``/usr/bin/chromium``) is driven through the Chrome DevTools protocol o
   no raw TeX delimiters (``$$``, ``\\(``, ``\\[``, ``\\begin{``) remain in the prose outside code,
   and a page with math has ``mjx-container`` elements;
 - every ``<img>`` loaded (``complete`` and ``naturalWidth > 0``);
+- every citation (``.bibtex-citation``) holds a link, and every same-page ``#anchor`` link has
+  its target element;
+- an API page (``book/api/``) shows Python signatures, each rendered with its name;
 - the console shows no errors (console errors, uncaught exceptions, failed loads), except the
   toolchain's own harmless messages listed, with their reason, in ``KNOWN_UPSTREAM``;
 
@@ -54,8 +57,18 @@ PROBE = r"""
   const raw = ["$$", "\\(", "\\[", "\\begin{"].filter(d => text.includes(d));
   const broken = [...document.images].filter(i => !(i.complete && i.naturalWidth > 0))
                                      .map(i => i.getAttribute("src"));
+  const cites = [...document.querySelectorAll(".bibtex-citation")];
+  const uncited = cites.filter(c => !c.querySelector("a[href]"))
+                       .map(c => c.textContent.trim().slice(0, 60));
+  const deadAnchors = [...document.querySelectorAll('a[href^="#"]')]
+      .map(a => a.getAttribute("href")).filter(h => h.length > 1)
+      .filter(h => !document.getElementById(decodeURIComponent(h.slice(1))));
+  const sigs = [...document.querySelectorAll("dt.sig.sig-object.py")];
+  const shownSigs = sigs.filter(d => d.offsetHeight > 0 && d.querySelector(".sig-name")).length;
   return {math: math.length, mjx: document.querySelectorAll("mjx-container").length,
           untypeset, raw, images: document.images.length, broken,
+          cites: cites.length, uncited, deadAnchors: [...new Set(deadAnchors)],
+          sigs: sigs.length, shownSigs,
           height: Math.ceil(document.documentElement.scrollHeight)};
 })()
 """
@@ -168,6 +181,13 @@ def check_page(port: int, rel: str, shot: Path) -> tuple[list[str], dict]:
             problems.append("page has math but no mjx-container")
         for src in report["broken"]:
             problems.append(f"image not loaded: {src}")
+        problems += [f"unresolved citation: {c!r}" for c in report["uncited"]]
+        problems += [f"link to a missing anchor: {h}" for h in report["deadAnchors"]]
+        if is_api_page(rel) and not report["sigs"]:
+            problems.append("API page without signatures")
+        elif report["shownSigs"] < report["sigs"]:
+            problems.append(f"{report['sigs'] - report['shownSigs']} of {report['sigs']} "
+                            "signatures not rendered (hidden or without a name)")
         height = min(max(report["height"], 1000), MAX_HEIGHT)
         tab.call("Emulation.setDeviceMetricsOverride", width=WIDTH, height=height,
                  deviceScaleFactor=1, mobile=False)
@@ -182,6 +202,11 @@ def check_page(port: int, rel: str, shot: Path) -> tuple[list[str], dict]:
 
 
 SERVER_PORT = 0
+
+
+def is_api_page(rel: str) -> bool:
+    """Whether a page (path relative to the HTML root) is one of the API reference pages."""
+    return "api" in Path(rel).parts[:-1]
 
 
 def is_redirect(path: Path) -> bool:
@@ -240,7 +265,11 @@ def main(argv=None) -> int:
                 found, report = [f"could not check: {err}"], {}
             problems += [f"{rel}: {p}" for p in found]
             print(f"[browser] {rel}: math {report.get('mjx', '?')}/{report.get('math', '?')} "
-                  f"typeset, {report.get('images', '?')} images, {len(found)} problem(s), "
+                  f"typeset, {report.get('images', '?')} images, "
+                  f"{report.get('cites', '?')} citations, "
+                  + (f"{report.get('shownSigs', '?')}/{report.get('sigs', '?')} signatures, "
+                     if is_api_page(rel) else "")
+                  + f"{len(found)} problem(s), "
                   f"{report.get('upstream', 0)} known upstream message(s) ignored",
                   flush=True)
     finally:

@@ -235,3 +235,31 @@ def test_a_chapter_run_logs_the_records_it_shows(tmp_path, monkeypatch):
     book.execute("book/tiny", "ci")
     assert records_summary(book.records_log("book/tiny"))["store"] == 2
     assert RECORDS_LOG_ENV not in __import__("os").environ   # restored after the run
+
+
+def test_html_check_finds_unresolved_citations_missing_signatures_and_broken_links(tmp_path):
+    ch = _script("check_html")
+    root = tmp_path / "html"
+    (root / "book" / "api").mkdir(parents=True)
+    good_sig = ('<dt class="sig sig-object py" id="propalign_lite.m.f">'
+                '<span class="sig-name descname">f</span></dt>')
+    (root / "book" / "api" / "m.html").write_text(f"<p id='top'>x</p>{good_sig}")
+    (root / "book" / "api" / "empty.html").write_text("<p>nothing documented</p>")
+    (root / "book" / "a.html").write_text(
+        '<p id="here"><span class="bibtex-citation"><a href="#here">Xi et al., 2024</a></span>'
+        '<span class="bibtex-citation" id="id2">[]</span> {cite:p}`raw` '
+        '<a href="api/m.html#propalign_lite.m.f">ok</a> <a href="api/m.html#nope">bad anchor</a>'
+        '<a href="missing.html">bad file</a> <a href="https://example.org/x">external</a>'
+        '<code>{cite:p}`shown as code`</code></p>')
+    problems = ch.check(root)
+    assert any("a.html: unresolved citation" in p for p in problems)
+    assert any("unprocessed role in the text: {cite:p}`" in p for p in problems)
+    assert any("empty.html: API page without rendered signatures" in p for p in problems)
+    assert any("no id 'nope' on m.html" in p for p in problems)
+    assert any("missing.html" in p and "no file" in p for p in problems)
+    assert len(problems) == 5, problems   # the good link, citation, code and API page pass
+
+
+def test_browser_check_knows_the_api_pages():
+    cb = _script("check_browser")
+    assert cb.is_api_page("book/api/matching.html") and not cb.is_api_page("book/theory.html")
