@@ -9,7 +9,7 @@ PROFILE ?= ci
 # pip prints one harmless line per package about this machine's local wheel mirror
 PIPQUIET := grep -v "is ignored: it is neither a file nor a directory" || true
 
-.PHONY: env book chapters notebooks html browser test mathjax clean
+.PHONY: env book chapters notebooks html browser test mathjax clean pdf
 env: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt pyproject.toml
@@ -40,6 +40,19 @@ html: env mathjax notebooks
 	@echo "The book is at $(CURDIR)/_build/html/index.html"
 
 book: env mathjax chapters html
+
+# The book as one PDF: jupyter-book's LaTeX builder (XeLaTeX through latexmk) on the executed
+# notebooks of `make chapters`. Debian's TeX packages are installed here when latexmk is missing
+# (about 2 GB installed, texlive-fonts-extra for the bbm font of jupyter-book's LaTeX class);
+# this target is not part of `make book` or .ci/run. Writes _build/latex/book.pdf.
+TEX_PACKAGES := texlive-xetex latexmk texlive-latex-extra texlive-fonts-recommended \
+	texlive-plain-generic texlive-fonts-extra fonts-freefont-otf xindy
+pdf: env
+	command -v latexmk >/dev/null || apt-get install -y -q --no-install-recommends $(TEX_PACKAGES) \
+		|| sudo apt-get install -y -q --no-install-recommends $(TEX_PACKAGES)
+	rm -rf _build/latex
+	$(VENV)/bin/jupyter-book build --builder pdflatex --path-output . .
+	@ls -l _build/latex/book.pdf
 
 # every built page in headless Chromium (Debian's chromium): math typeset, images loaded, no
 # console errors; screenshots under _build/screenshots
