@@ -6,8 +6,14 @@ numbers them ``[1]``, ``[2]``, ..., which clash between pages and do not match t
 citations in the text. This style (``bibtex_default_style: author_year_labels`` in
 ``_config.yml``) is pybtex's ``plain`` formatting with labels such as ``Xi et al., 2024``,
 ``Cao and Gao, 2022``, ``van den Brink et al., 2017``: the same label for a work on every page.
+
+It also registers the citation style ``author_year_round`` (``bibtex_reference_style``):
+sphinxcontrib-bibtex's ``author_year`` with round brackets, "Xi et al. (2024)" for
+``{cite:t}`` and "(Xi et al., 2024)" for ``{cite:p}``, instead of square ones.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 from pybtex.plugin import register_plugin
 from pybtex.style.formatting.plain import Style as PlainStyle
@@ -54,7 +60,34 @@ class AuthorYearStyle(PlainStyle):
     default_label_style = AuthorYearLabels
 
 
+def _round():
+    from sphinxcontrib.bibtex.style.referencing import BracketStyle
+
+    return BracketStyle(left="(", right=")")
+
+
+def _round_style():
+    from sphinxcontrib.bibtex.style.referencing.author_year import AuthorYearReferenceStyle
+
+    @dataclass
+    class RoundAuthorYear(AuthorYearReferenceStyle):
+        """Author-year citations in round brackets."""
+
+        bracket_parenthetical: object = field(default_factory=_round)
+        bracket_textual: object = field(default_factory=_round)
+        bracket_author: object = field(default_factory=_round)
+        bracket_label: object = field(default_factory=_round)
+        bracket_year: object = field(default_factory=_round)
+
+    return RoundAuthorYear
+
+
 def setup(app):
-    """Sphinx entry point: registers the pybtex style ``author_year_labels``."""
+    """Sphinx entry point: registers the pybtex style ``author_year_labels`` and the citation
+    style ``author_year_round``."""
+    import sphinxcontrib.bibtex.plugin
+
     register_plugin("pybtex.style.formatting", NAME, AuthorYearStyle)
+    sphinxcontrib.bibtex.plugin.register_plugin("sphinxcontrib.bibtex.style.referencing",
+                                                "author_year_round", _round_style())
     return {"parallel_read_safe": True, "parallel_write_safe": True}
