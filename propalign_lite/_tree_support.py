@@ -38,8 +38,10 @@ Example
 >>> tree, dense = TreeCost(x, y), BlockedCost(x, y, dtype=np.float64)
 >>> bool(np.allclose(tree.lse(alpha, beta, 0.05, axis=1), dense.lse(alpha, beta, 0.05, axis=1)))
 True
->>> r, c, lp = tree.support(alpha, beta, 0.05, -30.0)
->>> bool((lp >= -30.0).sum() >= len(lp) - 350)
+>>> r, c, lp = tree.support(alpha, beta, 0.05, -30.0)     # the pairs with log P >= -30
+>>> rb, cb, lpb = dense.support(alpha, beta, 0.05, -30.0)
+>>> above = lpb >= -30.0
+>>> bool(np.array_equal(r[lp >= -30.0], rb[above]) and np.allclose(lp[lp >= -30.0], lpb[above]))
 True
 """
 from __future__ import annotations
@@ -53,9 +55,9 @@ from ._blocked import BlockedCost
 
 #: rows per radius query: bounds the candidate lists held at once
 DEFAULT_CHUNK = 2 ** 14
-#: largest dimension for which ``support="auto"`` picks the trees (k-d trees lose their pruning
-#: above, see :func:`tree_pays`)
-AUTO_MAX_DIM = 8
+#: largest dimension for which ``support="auto"`` considers the trees (k-d trees lose their
+#: pruning in high dimension, see :func:`tree_pays`)
+AUTO_MAX_DIM = 16
 #: smallest ``n1 * n2`` for which ``support="auto"`` picks the trees (below, a blocked pass
 #: takes well under a second)
 AUTO_MIN_PAIRS = 2 ** 26
@@ -67,14 +69,45 @@ class TooManyCandidates(RuntimeError):
     """The radius queries would return more candidate pairs than allowed (``max_pairs``)."""
 
 
-def tree_pays(n1: int, n2: int, d: int) -> bool:
-    """Whether ``support="auto"`` uses k-d trees: ``n1 * n2 >= AUTO_MIN_PAIRS`` and
-    ``d <= AUTO_MAX_DIM``.
+def tree_pays(x, y, reg: float, depth: float, *, sample: int = 256, seed: int = 0,
+              max_pairs: int = 10 ** 8) -> bool:
+    r"""Whether k-d tree queries beat block passes here (the choice of ``support="auto"``).
 
-    >>> tree_pays(10 ** 6, 10 ** 6, 3), tree_pays(1000, 1000, 3), tree_pays(10 ** 6, 10 ** 6, 12)
-    (True, False, False)
+    No for ``n1 * n2 < AUTO_MIN_PAIRS`` (a block pass takes under a second) or ``d >
+    AUTO_MAX_DIM``. Otherwise a pilot on ``sample`` random rows: a ball query of radius
+    (nearest-neighbour distance + ``reg * depth``), where ``depth`` is the log-range the support
+    spans below each row's largest entry, is timed against one block of the float32 pass over
+    all columns; trees are chosen when they are 4 times faster per row (the tree path queries
+    per bucket of potentials, and twice more deeply at the start) and their hits stay below
+    ``max_pairs / 2``. A timing, so the choice can differ between runs near the break-even.
+
+    >>> rng = np.random.default_rng(0)
+    >>> tree_pays(rng.normal(size=(100, 2)), rng.normal(size=(100, 2)), 0.05, 40.0)
+    False
     """
-    return int(n1) * int(n2) >= AUTO_MIN_PAIRS and int(d) <= AUTO_MAX_DIM
+    import time
+
+    from ._blocked import DEFAULT_BLOCK
+
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    n1, n2 = len(x), len(y)
+    if n1 * n2 < AUTO_MIN_PAIRS or x.shape[1] > AUTO_MAX_DIM:
+        return False
+    rows = np.random.default_rng(seed).choice(n1, size=min(sample, n1), replace=False)
+    tree = cKDTree(y)
+    t0 = time.perf_counter()
+    dist, _ = tree.query(x[rows], k=1, workers=-1)
+    hits = tree.query_ball_point(x[rows], dist + reg * depth, workers=-1, return_length=True)
+    per_row_tree = (time.perf_counter() - t0) / len(rows)
+    if hits.mean() * n1 > max_pairs / 2:
+        return False
+    k = max(1, min(len(rows), DEFAULT_BLOCK // n2))
+    blocked = BlockedCost(x[rows[:k]], y)
+    t0 = time.perf_counter()
+    for _, _, C in blocked.blocks():
+        np.nonzero(C <= float(np.median(dist)))
+    per_row_blocked = (time.perf_counter() - t0) / k
+    return 4.0 * per_row_tree < per_row_blocked
 
 
 def _buckets(w, width):

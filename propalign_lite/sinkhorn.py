@@ -156,6 +156,11 @@ def _marginals(a, b, n1, n2):
     return a, b
 
 
+def _support_level(tol, nmax):
+    """The truncation level: kept pairs have log P >= it (dropped mass <= tol / 100)."""
+    return max(np.log(0.01 * tol) - 1.5 * np.log(nmax) - 2 * LOG_BOUND, -700.0)
+
+
 def _solve(cost: BlockedCost, a, b, reg, *, max_iter, tol, omega, max_nnz, newton=True,
            n_plain=10):
     """Truncated Sinkhorn with Newton steps (over-relaxed only with a given ``omega``);
@@ -165,7 +170,7 @@ def _solve(cost: BlockedCost, a, b, reg, *, max_iter, tol, omega, max_nnz, newto
     log_a, log_b = np.log(a), np.log(b)
     nmax = max(n1, n2)
     B = LOG_BOUND
-    level = max(np.log(0.01 * tol) - 1.5 * np.log(nmax) - 2 * B, -700.0)
+    level = _support_level(tol, nmax)
     tail = nmax ** 1.5 * np.exp(level + 2 * B)        # bound on the dropped mass (L2 norm)
     # iteration 1, exactly in the log domain (POT's first iteration from zero potentials)
     alpha = np.zeros(n1)
@@ -380,9 +385,8 @@ def sinkhorn_online(x, y, reg: float = PAPER_REG, *, a=None, b=None, max_iter: i
     ``support="tree"`` finds the truncated kernel (and the start's log-sum-exps) by k-d tree
     radius queries instead (:class:`~propalign_lite._tree_support.TreeCost`: the same pairs,
     no pass over all :math:`n_1 n_2` pairs; CPU only); ``"blocked"`` always uses block passes;
-    ``"auto"`` (default) takes the trees when
-    :func:`~propalign_lite._tree_support.tree_pays` (large problems of dimension <= 8) and the
-    device is the CPU. Should the trees find more than ``max_nnz`` candidate pairs, the solve
+    ``"auto"`` (default) takes the trees on the CPU when
+    :func:`~propalign_lite._tree_support.tree_pays` (a timed pilot on large problems). Should the trees find more than ``max_nnz`` candidate pairs, the solve
     restarts with block passes, with a warning, and ``support_search`` says ``"tree->blocked"``.
     ``verify=True`` adds one exact block log-sum-exp pass that measures the true marginal
     error of the returned potentials (otherwise ``err`` is the kept-support error plus the
@@ -404,8 +408,9 @@ def sinkhorn_online(x, y, reg: float = PAPER_REG, *, a=None, b=None, max_iter: i
     if support == "tree" and not on_cpu:
         raise ValueError("support='tree' runs on the CPU (numpy) only; use support='blocked' "
                          f"with device={device!r}")
+    depth = -_support_level(tol, max(len(x), len(y))) - np.log(max(len(x), len(y)))
     use_tree = support == "tree" or (support == "auto" and on_cpu
-                                     and tree_pays(len(x), len(y), x.shape[1]))
+                                     and tree_pays(x, y, reg, depth, max_pairs=max_nnz))
     search, out = "blocked", None
     kwargs = dict(max_iter=max_iter, tol=tol, omega=omega, max_nnz=max_nnz)
     if use_tree:
