@@ -51,8 +51,9 @@ def main(argv=None):
     print(head)
     records = []
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    commit = os.environ.get("BENCH_COMMIT")        # set when running from a `git archive` copy
     try:
-        commit = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"],
+        commit = commit or subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"],
                                 capture_output=True, text=True).stdout.strip() or None
     except OSError:
         commit = None
