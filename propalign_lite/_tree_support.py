@@ -51,7 +51,7 @@ import itertools
 import numpy as np
 from scipy.spatial import cKDTree
 
-from ._blocked import BlockedCost
+from ._blocked import BlockedCost, pair_distances
 
 #: rows per radius query: bounds the candidate lists held at once
 DEFAULT_CHUNK = 2 ** 14
@@ -151,12 +151,7 @@ class TreeCost:
     def exact_cost(self, i, j) -> np.ndarray:
         """Float64 distances of the pairs ``(i[k], j[k])``, as ``BlockedCost.exact_cost``
         (elementwise the same arithmetic), ``2**18`` pairs at a time."""
-        out = np.empty(len(i))
-        step = 2 ** 18
-        for s in range(0, len(i), step):
-            out[s:s + step] = np.sqrt(((self.x64[i[s:s + step]]
-                                        - self.y64[j[s:s + step]]) ** 2).sum(1))
-        return out
+        return pair_distances(self.x64, self.y64, i, j)
 
     # -- the one query ------------------------------------------------------------------
     def _side(self, axis):
