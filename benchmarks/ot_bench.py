@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 
@@ -37,6 +38,7 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--timeout", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dim", type=int, default=12, help="dimension of the points (default 12)")
     p.add_argument("--json", default=None, help="append the records to this JSON-lines file")
     p.add_argument("--python", default=None,
                    help="interpreter for the solver subprocesses (e.g. a venv with ott-jax)")
@@ -45,9 +47,16 @@ def main(argv=None):
           f"{os.cpu_count()} CPUs, threads={args.threads}, load {os.getloadavg()[0]:.1f}; "
           f"reg={args.reg}, tol={args.tol}, max_iter={args.max_iter}")
     head = (f"{'n':>7} {'solver':>14} {'seconds':>9} {'cpu s':>9} {'iters':>6} {'marg. err':>10} "
-            f"{'conv':>5} {'peak GB':>8} {'+GB':>6} {'POT/ours-time':>13}")
+            f"{'conv':>5} {'peak GB':>8} {'+GB':>6} {'POT/ours-time':>13} {'nnz/row':>8}")
     print(head)
     records = []
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    commit = os.environ.get("BENCH_COMMIT")        # set when running from a `git archive` copy
+    try:
+        commit = commit or subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True).stdout.strip() or None
+    except OSError:
+        commit = None
     # POT's default solver runs first at every n, so that every other row can show its ratio
     order = sorted(args.solvers, key=lambda s: s != "pot")
     for n in args.n:
@@ -57,10 +66,12 @@ def main(argv=None):
                 print(f"{n:>7} {s:>14}  not installed here")
                 continue
             r = run(s, n, seed=args.seed, reg=args.reg, tol=args.tol, max_iter=args.max_iter,
-                    threads=args.threads, timeout=args.timeout, python=args.python)
+                    threads=args.threads, timeout=args.timeout, python=args.python,
+                    dim=args.dim)
             r["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             r["machine"] = f"{platform.node()}, {os.cpu_count()} CPUs"
             r["load"] = round(os.getloadavg()[0], 1)
+            r["commit"] = commit
             records.append(r)
             if args.json:                       # one line per run, written as soon as it ends
                 with open(args.json, "a") as fh:
@@ -75,10 +86,11 @@ def main(argv=None):
                 conv = r["err"] < args.tol
             ratio = f"{ref / r['seconds']:.2g}x" if ref and s != "pot" else ""
             err = "n/a" if r.get("err") is None else f"{r['err']:.2e}"
+            nnz = f"{r['nnz_per_row']:.1f}" if r.get("nnz_per_row") is not None else ""
             print(f"{n:>7} {s:>14} {r['seconds']:9.3f} {r['cpu_seconds']:9.3f} "
                   f"{str(r.get('n_iter')):>6} {err:>10} "
-                  f"{str(conv):>5} {r['mem_gb']:8.3f} {r['mem_increase_gb']:6.3f} {ratio:>13}",
-                  flush=True)
+                  f"{str(conv):>5} {r['mem_gb']:8.3f} {r['mem_increase_gb']:6.3f} {ratio:>13}"
+                  f" {nnz:>8}", flush=True)
     return records
 
 

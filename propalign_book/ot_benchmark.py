@@ -7,7 +7,10 @@ own; the subprocess builds the data itself from ``(n, seed)``:
 :math:`n_1 = n_2 = n`, plain Euclidean cost, ``reg`` 0.05, uniform marginals.
 
 Solvers (``SOLVERS``): ``"ours"`` (:func:`propalign_lite.match`, dense or online by size),
-``"ours_online"`` (always online), ``"pot"`` (``ot.sinkhorn``, POT's default numpy method),
+``"ours_online"`` (always online), ``"ours_tree"`` / ``"ours_blocked"`` (online with the
+support found by k-d trees / by block passes over all pairs, wrapped in an
+``ImplicitCoupling`` as ``match`` does; they also record ``nnz_per_row``, ``n_builds`` and
+``support_search``), ``"pot"`` (``ot.sinkhorn``, POT's default numpy method),
 ``"pot_log"`` (``method="sinkhorn_log"``, numpy), ``"pot_log_torch"`` (the same on torch
 tensors), ``"ott"`` (ott-jax, when installed; float64, jit-compiled, compile time included;
 its stopping rule uses the L1 marginal error, stricter than POT's L2) and ``"geomloss"``
@@ -34,21 +37,24 @@ import textwrap
 
 from propalign_lite.sinkhorn import PAPER_REG
 
-SOLVERS = ("ours", "ours_online", "pot", "pot_log", "pot_log_torch", "ott", "geomloss")
+SOLVERS = ("ours", "ours_online", "ours_tree", "ours_blocked", "pot", "pot_log", "pot_log_torch", "ott", "geomloss")
 
 _CHILD = textwrap.dedent('''
     import json, resource, sys, time, warnings
     import numpy as np
     warnings.simplefilter("ignore")
-    solver, n, seed, reg, tol, max_iter, threads = sys.argv[1:8]
+    solver, n, seed, reg, tol, max_iter, threads, dim = sys.argv[1:9]
     n, seed, reg, tol, max_iter = int(n), int(seed), float(reg), float(tol), int(max_iter)
     rng = np.random.default_rng(seed)
-    z = 3.0 * rng.normal(size=(n, 12))
+    z = 3.0 * rng.normal(size=(n, int(dim)))
     x = z + 0.5 * rng.normal(size=z.shape)
     y = z + 0.5 * rng.normal(size=z.shape)
     a = np.full(n, 1.0 / n)
-    out = {"solver": solver, "n": n}
-    if solver.startswith("ours"):
+    out = {"solver": solver, "n": n, "dim": int(dim)}
+    if solver in ("ours_tree", "ours_blocked"):
+        from propalign_lite.sinkhorn import sinkhorn_online
+        from propalign_lite.coupling import ImplicitCoupling
+    elif solver.startswith("ours"):
         from propalign_lite import match
         online = True if solver == "ours_online" else None
     elif solver.startswith("pot"):
@@ -71,7 +77,14 @@ _CHILD = textwrap.dedent('''
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     base = rss()
     t0, c0 = time.perf_counter(), time.process_time()
-    if solver.startswith("ours"):
+    if solver in ("ours_tree", "ours_blocked"):
+        res = sinkhorn_online(x, y, reg, tol=tol, max_iter=max_iter, warn=False,
+                              support=solver[5:])
+        M = ImplicitCoupling.from_result(x, y, res)
+        out.update(n_iter=res.n_iter, err=float(res.err), converged=bool(res.converged),
+                   path=type(M).__name__, nnz_per_row=res.nnz / n, n_builds=res.n_builds,
+                   support_search=res.support_search)
+    elif solver.startswith("ours"):
         M, res = match(x, y, reg=reg, tol=tol, max_iter=max_iter, online=online,
                        return_result=True, warn=False)
         out.update(n_iter=res.n_iter, err=float(res.err), converged=bool(res.converged),
@@ -136,8 +149,9 @@ def available(solver: str, python: str | None = None) -> bool:
 
 def run(solver: str, n: int, *, seed: int = 0, reg: float = PAPER_REG, tol: float = 1e-6,
         max_iter: int = 10000, threads: int = 2, timeout: float | None = None,
-        python: str | None = None) -> dict:
-    """Run one solver on the size-``n`` problem in a subprocess; returns its record.
+        python: str | None = None, dim: int = 12) -> dict:
+    """Run one solver on the size-``n`` problem (points in ``dim`` dimensions) in a
+    subprocess; returns its record.
 
     A run that exceeds ``timeout`` seconds returns ``{"timed_out": True, ...}``.
     """
@@ -150,11 +164,12 @@ def run(solver: str, n: int, *, seed: int = 0, reg: float = PAPER_REG, tol: floa
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     cmd = [python or sys.executable, "-c", _CHILD, solver, str(n), str(seed), str(reg),
-           str(tol), str(max_iter), str(threads)]
+           str(tol), str(max_iter), str(threads), str(int(dim))]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return {"solver": solver, "n": n, "timed_out": True, "seconds": timeout}
+        return {"solver": solver, "n": n, "dim": int(dim), "timed_out": True,
+                "seconds": timeout}
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT "):])

@@ -14,6 +14,16 @@ import numpy as np
 DEFAULT_BLOCK = 2 ** 20          # cost entries per block (4 MiB in float32)
 
 
+def pair_distances(x, y, i, j, *, step: int = 2 ** 18) -> np.ndarray:
+    r"""Float64 distances :math:`\lVert x_{i_k} - y_{j_k}\rVert_2`, ``step`` pairs at a time
+    (memory :math:`O(\text{step} \cdot d)` beyond the output, whatever the number of pairs)."""
+    i, j = np.asarray(i), np.asarray(j)
+    out = np.empty(i.shape[0])
+    for s in range(0, i.shape[0], step):
+        out[s:s + step] = np.sqrt(((x[i[s:s + step]] - y[j[s:s + step]]) ** 2).sum(1))
+    return out
+
+
 def _rows_per_block(n2: int, block_size: int) -> int:
     return max(1, int(block_size) // max(int(n2), 1))
 
@@ -86,7 +96,7 @@ class BlockedCost:
 
     def exact_cost(self, i, j) -> np.ndarray:
         """Float64 distances of the pairs ``(i[k], j[k])``, computed directly (no expansion)."""
-        return np.sqrt(((self.x64[i] - self.y64[j]) ** 2).sum(1))
+        return pair_distances(self.x64, self.y64, i, j)
 
     # -- reductions -----------------------------------------------------------------------
     def _logp(self, s, e, C, alpha, beta, reg):

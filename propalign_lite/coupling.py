@@ -108,9 +108,11 @@ class ImplicitCoupling:
         if support is not None:
             rows, cols, logp = support
             self._rows, self._cols = np.asarray(rows), np.asarray(cols)
-            order = np.lexsort((self._cols, self._rows))
-            self._rows, self._cols = self._rows[order], self._cols[order]
-            logp = np.asarray(logp)[order]
+            logp = np.asarray(logp)
+            r, c = self._rows, self._cols
+            if not ((r[1:] > r[:-1]) | ((r[1:] == r[:-1]) & (c[1:] >= c[:-1]))).all():
+                order = np.lexsort((self._cols, self._rows))   # the solvers return it sorted
+                self._rows, self._cols, logp = self._rows[order], self._cols[order], logp[order]
             # log row sums from the support (the dropped tail is below the solver's tolerance)
             self.log_row_sum = _segment_logsumexp(logp, self._rows, self.shape[0])
             self._vals = np.exp(logp - self.log_row_sum[self._rows])

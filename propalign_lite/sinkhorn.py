@@ -74,6 +74,7 @@ from scipy.sparse.linalg import cg, spsolve
 PAPER_REG = 0.05
 
 from ._blocked import DEFAULT_BLOCK, BlockedCost, DenseCost
+from ._tree_support import TooManyCandidates, TreeCost, tree_pays
 from ._validation import check_array
 
 __all__ = ["PAPER_REG", "LOG_BOUND", "MAX_COST_OVER_REG", "ConvergenceWarning",
@@ -98,7 +99,9 @@ class SinkhornResult:
     C_{ij}/\\varepsilon)`; ``err`` the marginal error :math:`\\lVert P^\\top\\mathbf 1 -
     b\\rVert_2` (exact on the dense path; on the online path the error on the kept support plus
     the bound on the dropped mass); ``n_iter`` the number of Sinkhorn iterations; ``nnz`` the
-    size of the last truncated support and ``n_builds`` how often it was built.
+    size of the last truncated support and ``n_builds`` how often it was built;
+    ``support_search`` how the online path found the support (``"blocked"`` passes, k-d
+    ``"tree"`` queries, or ``"tree->blocked"`` when the trees found too many candidates).
     """
 
     plan: np.ndarray | None
@@ -111,6 +114,7 @@ class SinkhornResult:
     nnz: int = 0
     n_builds: int = 0
     support: tuple | None = field(default=None, repr=False)
+    support_search: str | None = None
 
 
 def check_solver_params(reg, max_iter, tol) -> None:
@@ -152,6 +156,11 @@ def _marginals(a, b, n1, n2):
     return a, b
 
 
+def _support_level(tol, nmax):
+    """The truncation level: kept pairs have log P >= it (dropped mass <= tol / 100)."""
+    return max(np.log(0.01 * tol) - 1.5 * np.log(nmax) - 2 * LOG_BOUND, -700.0)
+
+
 def _solve(cost: BlockedCost, a, b, reg, *, max_iter, tol, omega, max_nnz, newton=True,
            n_plain=10):
     """Truncated Sinkhorn with Newton steps (over-relaxed only with a given ``omega``);
@@ -161,7 +170,7 @@ def _solve(cost: BlockedCost, a, b, reg, *, max_iter, tol, omega, max_nnz, newto
     log_a, log_b = np.log(a), np.log(b)
     nmax = max(n1, n2)
     B = LOG_BOUND
-    level = max(np.log(0.01 * tol) - 1.5 * np.log(nmax) - 2 * B, -700.0)
+    level = _support_level(tol, nmax)
     tail = nmax ** 1.5 * np.exp(level + 2 * B)        # bound on the dropped mass (L2 norm)
     # iteration 1, exactly in the log domain (POT's first iteration from zero potentials)
     alpha = np.zeros(n1)
@@ -366,13 +375,19 @@ def sinkhorn_online(x, y, reg: float = PAPER_REG, *, a=None, b=None, max_iter: i
                     tol: float = 1e-10, omega: float | None = None, device: str = "cpu",
                     block_size: int = DEFAULT_BLOCK, max_nnz: int = 10 ** 8,
                     verify: bool = False, warn: bool = True,
-                    backend: str | None = None) -> SinkhornResult:
+                    backend: str | None = None, support: str = "auto") -> SinkhornResult:
     r"""Entropic OT between point clouds without ever holding the :math:`n_1\times n_2` cost.
 
     Same problem and stopping rule as :func:`sinkhorn` on ``euclidean_cost(x, y)``; the cost
     is computed ``block_size`` entries at a time (float32 with a rounding margin for the
     support search, float64 for every kept entry), in numpy or, with ``device="cuda"`` (or
     ``backend="torch"``), torch.
+    ``support="tree"`` finds the truncated kernel (and the start's log-sum-exps) by k-d tree
+    radius queries instead (:class:`~propalign_lite._tree_support.TreeCost`: the same pairs,
+    no pass over all :math:`n_1 n_2` pairs; CPU only); ``"blocked"`` always uses block passes;
+    ``"auto"`` (default) takes the trees on the CPU when
+    :func:`~propalign_lite._tree_support.tree_pays` (a timed pilot on large problems). Should the trees find more than ``max_nnz`` candidate pairs, the solve
+    restarts with block passes, with a warning, and ``support_search`` says ``"tree->blocked"``.
     ``verify=True`` adds one exact block log-sum-exp pass that measures the true marginal
     error of the returned potentials (otherwise ``err`` is the kept-support error plus the
     bound on the dropped mass, an upper bound). Returns a :class:`SinkhornResult` with
@@ -387,17 +402,37 @@ def sinkhorn_online(x, y, reg: float = PAPER_REG, *, a=None, b=None, max_iter: i
     if omega is not None and not 0 < omega < 2:
         raise ValueError(f"omega must lie in (0, 2), got {omega!r}")
     a, b = _marginals(a, b, len(x), len(y))
-    cost = BlockedCost(x, y, device=device, block_size=block_size, backend=backend)
-    alpha, beta, it, err, conv, nb, support = _solve(cost, a, b, reg, max_iter=max_iter,
-                                                     tol=tol, omega=omega, max_nnz=max_nnz)
+    if support not in ("auto", "tree", "blocked"):
+        raise ValueError(f"support must be 'auto', 'tree' or 'blocked', got {support!r}")
+    on_cpu = device == "cpu" and backend in (None, "numpy")
+    if support == "tree" and not on_cpu:
+        raise ValueError("support='tree' runs on the CPU (numpy) only; use support='blocked' "
+                         f"with device={device!r}")
+    depth = -_support_level(tol, max(len(x), len(y))) - np.log(max(len(x), len(y)))
+    use_tree = support == "tree" or (support == "auto" and on_cpu
+                                     and tree_pays(x, y, reg, depth, max_pairs=max_nnz))
+    search, out = "blocked", None
+    kwargs = dict(max_iter=max_iter, tol=tol, omega=omega, max_nnz=max_nnz)
+    if use_tree:
+        try:
+            out = _solve(TreeCost(x, y, max_pairs=max_nnz), a, b, reg, **kwargs)
+            search = "tree"
+        except TooManyCandidates as exc:
+            warnings.warn(f"{exc}; solving with block passes over all pairs instead",
+                          RuntimeWarning, stacklevel=2)
+            search = "tree->blocked"
+    if out is None:
+        cost = BlockedCost(x, y, device=device, block_size=block_size, backend=backend)
+        out = _solve(cost, a, b, reg, **kwargs)
+    alpha, beta, it, err, conv, nb, kept = out
     if verify:
         exact = BlockedCost(x, y, dtype=np.float64, device=device, block_size=block_size,
                             backend=backend)
         err = float(np.linalg.norm(np.exp(exact.lse(alpha, beta, reg, axis=0)) - b))
         conv = err < tol
     res = SinkhornResult(plan=None, n_iter=it, err=err, converged=conv, alpha=alpha,
-                         beta=beta, reg=reg, nnz=0 if support is None else support[0].size,
-                         n_builds=nb, support=support)
+                         beta=beta, reg=reg, nnz=0 if kept is None else kept[0].size,
+                         n_builds=nb, support=kept, support_search=search)
     if warn and needs_warning(res):
         _warn_unconverged(res, "sinkhorn_online")
     return res
