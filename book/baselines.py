@@ -354,7 +354,8 @@ display(Markdown(verdict_text))
 labels = {"baselines.scot_images": "SCOT (images)", "baselines.vae_images": "VAE (images)",
           "baselines.scot_cite": "SCOT (CITE-seq)", "baselines.vae_cite": "VAE (CITE-seq)",
           "baselines.glue": "scGLUE (CITE-seq)",
-          "synthetic.seed": "PS classifiers (images)", "citeseq.seed": "PS classifiers (CITE-seq)"}
+          "synthetic.seed": "PS classifiers (images)",
+          "citeseq.seed": "PS classifiers (CITE-seq)"}
 timings = {}
 for r in shown:
     label = labels[r["_run"]["unit"]]

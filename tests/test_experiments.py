@@ -190,3 +190,18 @@ def test_scot_images_unit_tiny(tmp_path):
     rec = run_units("baselines.scot_images", s, [0], store=tmp_path, progress=False)[0]
     assert rec["n_used"] <= 15 * len(rec["group_sizes"]) and sum(rec["group_sizes"]) == 150
     assert 0 < rec["uniform"]["MSE"] and rec["chance"] >= 1 / 15
+
+
+def test_baselines_cost_table_names_every_unit_the_page_shows():
+    """The page's cost table maps each shown record's unit to a label: every unit the page
+    runs or reads must have one (a KeyError on 'citeseq.seed' once stopped the build)."""
+    import ast
+    import pathlib
+
+    tree = ast.parse((pathlib.Path(__file__).parents[1] / "book" / "baselines.py").read_text())
+    used = {node.args[0].value for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("run_units", "run")
+            and node.args and isinstance(node.args[0], ast.Constant)}
+    labels = next(ast.literal_eval(node.value) for node in ast.walk(tree)
+                  if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "labels")
+    assert used and used <= set(labels), sorted(used - set(labels))
