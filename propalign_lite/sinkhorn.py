@@ -383,10 +383,11 @@ def sinkhorn_online(x, y, reg: float = PAPER_REG, *, a=None, b=None, max_iter: i
     support search, float64 for every kept entry), in numpy or, with ``device="cuda"`` (or
     ``backend="torch"``), torch.
     ``support="tree"`` finds the truncated kernel (and the start's log-sum-exps) by k-d tree
-    radius queries instead (:class:`~propalign_lite._tree_support.TreeCost`: the same pairs,
+    radius queries instead (``propalign_lite._tree_support.TreeCost``: the same pairs,
     no pass over all :math:`n_1 n_2` pairs; CPU only); ``"blocked"`` always uses block passes;
     ``"auto"`` (default) takes the trees on the CPU when
-    :func:`~propalign_lite._tree_support.tree_pays` (a timed pilot on large problems). Should the trees find more than ``max_nnz`` candidate pairs, the solve
+    ``_tree_support.tree_pays`` (a timed pilot on large problems). Should the trees find more
+    than ``max_nnz`` candidate pairs, the solve
     restarts with block passes, with a warning, and ``support_search`` says ``"tree->blocked"``.
     ``verify=True`` adds one exact block log-sum-exp pass that measures the true marginal
     error of the returned potentials (otherwise ``err`` is the kept-support error plus the
