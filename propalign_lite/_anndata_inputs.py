@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from ._validation import check_array
+from ._validation import check_array, check_sparse
 
 
 def _is_mudata(obj) -> bool:
@@ -78,9 +78,7 @@ def get_rep(a, use_rep, name: str, *, arg: str = "use_rep", keep_sparse: bool = 
                            f"{list(a.obsm.keys())})")
         x, where = a.obsm[use_rep], f"{name}.obsm[{use_rep!r}]"
     if sparse.issparse(x) and keep_sparse:
-        from .classifiers import _check_sparse
-
-        return _check_sparse(x, where)
+        return check_sparse(x, where)
     if sparse.issparse(x):
         x = x.toarray()
     elif isinstance(x, pd.DataFrame):

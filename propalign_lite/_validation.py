@@ -88,6 +88,19 @@ def check_array(x, name: str, *, ndim: int | None = 2, allow_empty: bool = False
     return arr
 
 
+def check_sparse(x, name: str):
+    """A scipy sparse input as a CSR float32 matrix with finite values (checked on its stored
+    entries, without densifying): the sparse twin of :func:`check_array`."""
+    from scipy import sparse
+
+    x = sparse.csr_matrix(x, dtype=np.float32)
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {x.shape})")
+    if not np.isfinite(x.data).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return x
+
+
 def check_labels(t, name: str, n: int | None = None) -> np.ndarray:
     """Return a 1-d label array; check its length against ``n`` when given.
 

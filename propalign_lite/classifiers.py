@@ -38,7 +38,7 @@ from scipy import sparse
 from torch import nn
 
 from ._torch_utils import one_cycle
-from ._validation import (check_array, check_choice, check_int, check_labels, check_number,
+from ._validation import (check_array, check_sparse, check_choice, check_int, check_labels, check_number,
                           torch_seed, validate_random_state)
 from .encoders import CNNEncoder, MLPEncoder
 
@@ -127,7 +127,7 @@ class PropensityClassifier:
     def _as_float(self, x, name: str) -> np.ndarray:
         """Validate inputs; images become float32 ``(n, C, S, S)`` in [0, 1] lazily per batch."""
         if self.encoder == "mlp":
-            arr = (_check_sparse(x, name) if sparse.issparse(x)
+            arr = (check_sparse(x, name) if sparse.issparse(x)
                    else check_array(x, name, ndim=2, dtype=np.float32))
             if hasattr(self, "input_shape_") and arr.shape[1:] != self.input_shape_:
                 raise ValueError(f"{name} has {arr.shape[1]} features but the classifier was "
@@ -324,14 +324,3 @@ class PropensityClassifier:
     def predict(self, x) -> np.ndarray:
         """Most likely treatment of each sample."""
         return self.classes_[self.logits(x).argmax(1)]
-
-
-def _check_sparse(x, name: str) -> sparse.csr_matrix:
-    """A scipy sparse input as a CSR float32 matrix with finite values (checked on its stored
-    entries, without densifying)."""
-    x = sparse.csr_matrix(x, dtype=np.float32)
-    if x.shape[0] == 0 or x.shape[1] == 0:
-        raise ValueError(f"{name} is empty (shape {x.shape})")
-    if not np.isfinite(x.data).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return x
