@@ -26,24 +26,24 @@ def run_groups(match_one, x, y, todo: dict, opts: dict, rng, *, n_jobs: int, cli
         bar.close()
         return out
     if client is not None:
+        from contextlib import nullcontext
+
         from distributed import as_completed
 
-        futures = {client.submit(match_one, x[i1], y[i2], warn=False, pure=False, **opts): g
-                   for g, (i1, i2) in todo.items()}
-        done = {}
-        for fut in as_completed(futures):
-            done[futures[fut]] = fut.result()
-            bar.update()
+        executor = nullcontext()
+        submit = lambda fn, *args, **kw: client.submit(fn, *args, pure=False, **kw)  # noqa: E731
     else:
         from concurrent.futures import ThreadPoolExecutor, as_completed
 
-        workers = (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(match_one, x[i1], y[i2], warn=False, **opts): g
-                       for g, (i1, i2) in todo.items()}
-            done = {}
-            for fut in as_completed(futures):
-                done[futures[fut]] = fut.result()
-                bar.update()
+        executor = ThreadPoolExecutor(max_workers=(os.cpu_count() or 1) if n_jobs == -1
+                                      else n_jobs)
+        submit = executor.submit
+    done = {}
+    with executor:
+        futures = {submit(match_one, x[i1], y[i2], warn=False, **opts): g
+                   for g, (i1, i2) in todo.items()}
+        for fut in as_completed(futures):
+            done[futures[fut]] = fut.result()
+            bar.update()
     bar.close()
     return {g: done[g] for g in todo}
