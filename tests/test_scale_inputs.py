@@ -68,17 +68,18 @@ def test_groups_matched_on_threads_or_dask_give_the_same_couplings():
 
     rng = np.random.default_rng(0)
     t = np.repeat(np.arange(5), 40)
+    t2 = rng.permutation(t)                 # the groups sit at other rows in modality 2
     x, y = rng.normal(size=(200, 3)), rng.normal(size=(200, 3))
-    seq = match_groups(x, t, y, t)
-    par = match_groups(x, t, y, t, n_jobs=3, progress=True)
+    seq = match_groups(x, t, y, t2)
+    par = match_groups(x, t, y, t2, n_jobs=3, progress=True)
     assert list(par) == list(seq) and all(np.array_equal(par[g], seq[g]) for g in seq)
-    rnd = [match_groups(x, t, y, t, method="random", random_state=4, n_jobs=n) for n in (1, 2)]
+    rnd = [match_groups(x, t, y, t2, method="random", random_state=4, n_jobs=n) for n in (1, 2)]
     assert all(np.array_equal(rnd[0][g], rnd[1][g]) for g in rnd[0])
     from distributed import Client, LocalCluster
 
     with LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
                       dashboard_address=None) as cluster, Client(cluster) as client:
-        dist = match_groups(x, t, y, t, client=client)
+        dist = match_groups(x, t, y, t2, client=client)
     assert list(dist) == list(seq) and all(np.allclose(dist[g], seq[g]) for g in seq)
     with pytest.raises(ValueError, match="n_jobs"):
         match_groups(x, t, y, t, n_jobs=0)
