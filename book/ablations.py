@@ -81,11 +81,13 @@ print(B.summary)
 # plus synthetic noise. Here the scores come from trained classifiers. Each treatment group keeps the same
 # number of units, so only $T$ changes.
 
-# %%
+# %% mystnb={"figure": {"caption": "Trace and latent MSE against the number of perturbations $T$: one dot per seed, the line joins the medians.", "name": "fig-ablations-T"}, "image": {"alt": "Two line charts against the number of perturbations T, trace on the left and latent MSE on the right, with one dot per seed and a line through the medians."}}
 abl_T = section_frame(records, "T")
 fig, med = sweep_plot(abl_T, "T", xlabel=f"perturbations T (latent dimension d = "
                       f"{S['latent_dim']})", title="Number of perturbations")
 plt.show()
+
+# %%
 display(med.round(4).T)
 
 # %%
@@ -104,7 +106,7 @@ assert med.loc[hi, "Trace"] > 2 * med.loc[lo, "Trace"] and med.loc[hi, "MSE"] < 
 # Small $\lambda$ approaches exact OT, a one-to-one matching. Large $\lambda$ approaches the
 # uniform coupling. The paper uses $\lambda = 0.05$.
 
-# %%
+# %% mystnb={"figure": {"caption": "Trace and latent MSE against the entropic regularisation $\\lambda$ (log axis); the dotted horizontal line is exact (unregularised) OT.", "name": "fig-ablations-reg"}, "image": {"alt": "Two line charts against the regularisation strength on a log axis, trace left and latent MSE right, with a dotted horizontal line for exact optimal transport."}}
 abl_reg = section_frame(records, "reg")
 exact_ot = pd.DataFrame([{"seed": r["_run"]["seed"], **r["exact_ot"]} for r in records])
 fig, med = sweep_plot(abl_reg, "reg", xlabel="entropic regularisation $\\lambda$", logx=True,
@@ -113,6 +115,8 @@ for a, metric in zip(fig.axes, ("Trace", "MSE")):
     a.axhline(exact_ot[metric].median(), color="C2", ls=":", label="exact OT")
 fig.axes[0].legend(fontsize=8)
 plt.show()
+
+# %%
 table = med.copy()
 table.loc["exact OT"] = exact_ot[["Trace", "MSE"]].median()
 display(table.round(4).T)
@@ -140,7 +144,7 @@ assert med.loc[max(S["regs"]), "Trace"] < med.loc[min(S["regs"]), "Trace"]
 # $k$-neighbourhoods overlap (the paper's appendix). The paper uses $k = 1$, and noted that
 # it worked best.
 
-# %%
+# %% mystnb={"figure": {"caption": "Shared nearest neighbours: trace and latent MSE against the number of neighbours $k$; the dotted line is entropic OT at $\\lambda = 0.05$.", "name": "fig-ablations-snn-k"}, "image": {"alt": "Two line charts against the number of SNN neighbours k on a log axis, trace left and latent MSE right, with a dotted line for entropic OT."}}
 abl_k = section_frame(records, "snn")
 fig, med = sweep_plot(abl_k, "k", xlabel="SNN neighbours k", logx=True,
                       title="SNN's k (dotted: entropic OT, reg 0.05)")
@@ -148,6 +152,8 @@ ot_ref = abl_reg[abl_reg.reg == 0.05][["Trace", "MSE"]].median()
 for a, metric in zip(fig.axes, ("Trace", "MSE")):
     a.axhline(ot_ref[metric], color="C1", ls=":")
 plt.show()
+
+# %%
 display(med.round(4).T)
 
 # %%
@@ -171,11 +177,13 @@ assert ot_ref["Trace"] > med["Trace"].max() and ot_ref["MSE"] < med["MSE"].min()
 # centred logits ({py:mod}`propalign_lite.embeddings`). The last three are functions of the estimated
 # score alone. Everything else stays fixed: entropic OT with $\lambda = 0.05$.
 
-# %%
+# %% mystnb={"figure": {"caption": "Trace and latent MSE of entropic OT on each embedding of the propensity scores (logits, probabilities and their transforms).", "name": "fig-ablations-embedding"}, "image": {"alt": "Two dot charts, one point per seed and embedding kind, trace left and latent MSE right."}}
 abl_emb = section_frame(records, "embedding")
 fig, med = sweep_plot(abl_emb, "embedding", xlabel="embedding given to OT",
                       title="Embedding (entropic OT, reg 0.05)")
 plt.show()
+
+# %%
 display(med.round(4).T)
 spread = {kind: np.median([r["spread"][kind] for r in records]) for kind in EMBEDDINGS}
 print("typical coordinate difference between units (sets the scale that reg is compared "
@@ -230,7 +238,7 @@ rho_vae = {m: vae_runs[["val loss", m]].corr(method="spearman").iloc[0, 1]
 print(f"VAE, Spearman correlation over runs: val loss vs trace {rho_vae['Trace']:.2f}, "
       f"vs latent MSE {rho_vae['MSE']:.2f}")
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Model selection without pairs. Top: each epoch of each seed's propensity classifiers, trace and MSE against the mean validation cross-entropy. Bottom: the VAE baseline's runs against its validation loss.", "name": "fig-ablations-monitor"}, "image": {"alt": "Four scatter plots: top row, trace and latent MSE of the propensity classifiers against validation cross-entropy, coloured by epoch; bottom row, the same for VAE runs against VAE validation loss, coloured by training length."}}
 fig, ax = plt.subplots(2, 2, figsize=(10, 6.6))
 for a, metric in zip(ax[0], ("Trace", "MSE")):
     sc = a.scatter(monitor["val CE"], monitor[metric], c=monitor["epoch"], cmap="viridis", s=14)

@@ -78,12 +78,14 @@ print(B.summary)
 # drift apart. The dashed line matches on the *exact* view scores
 # $P(t \mid x^{(e)})$: that damage comes from the violation alone, with no estimation error.
 
-# %%
+# %% mystnb={"figure": {"caption": "Violating assumption A1: trace and latent MSE against the treatment's effect $a$ on the modality noise, trained classifiers (dots and line) and exact scores (dashed).", "name": "fig-ablations-a1"}, "image": {"alt": "Two line charts against the treatment effect on the noise, trace left and latent MSE right, with trained classifiers as dots and a line and exact scores as a dashed line."}}
 abl_a = section_frame(records, "A1")
 exact_a = pd.DataFrame(records[0]["A1_exact"])
 fig, med = sweep_plot(abl_a, "a", xlabel="treatment effect on the modality noise a (noise sd)",
                       ref=exact_a, title="Violating A1")
 plt.show()
+
+# %%
 display(med.round(4).T)
 display(exact_a.set_index("a").round(4).T.rename(index=lambda m: f"{m} (exact scores)"))
 
@@ -111,16 +113,20 @@ assert med.loc[a_max, "MSE"] > med.loc[a0, "MSE"] and med.loc[a_max, "Trace"] < 
 # well the classifiers estimate the score. The number of **test** samples per group, the
 # units to be matched, sets how many candidates each unit has to be told apart from.
 
-# %%
+# %% mystnb={"figure": {"caption": "Trace and latent MSE against the number of training samples per group (log axis), test groups fixed.", "name": "fig-ablations-train-size"}, "image": {"alt": "Two line charts against the training samples per group on a log axis, trace left and latent MSE right, one dot per seed."}}
 abl_n = section_frame(records, "train_size")
 abl_m = section_frame(records, "test_size")
 fig, med_n = sweep_plot(abl_n, "train per group", xlabel="training samples per group",
                         logx=True, title="Training samples per group (test groups fixed)")
 plt.show()
+
+# %% mystnb={"figure": {"caption": "Trace and latent MSE against the number of units matched per group (log axis); the dotted line on the left is the chance trace $1/n$.", "name": "fig-ablations-group-size"}, "image": {"alt": "Two line charts against the group size at matching time on a log axis, trace left with a dotted chance line falling as one over n, latent MSE right."}}
 fig, med_m = sweep_plot(abl_m, "test per group", xlabel="units to match per group", logx=True,
                         title="Group size at matching time (dotted: chance trace)")
 fig.axes[0].plot(S["test_sizes"], 1 / np.array(S["test_sizes"]), "k:")
 plt.show()
+
+# %%
 display(med_n.round(4).T)
 display(med_m.round(4).T)
 
@@ -167,7 +173,9 @@ spec_records = [rec for strength in S["specific_strengths"]
                                      S["specific_seeds"], progress=False)]
 display(Markdown(records_note(spec_records)))
 spec = sweep_table(spec_records)
+# %%
 wide = spec.pivot_table(index="strength", columns=["score", "method"], values="value")
+# %% mystnb={"figure": {"caption": "FOSCTTM and trace of PS+OT and VAE+OT against the strength of modality-specific variation in the simulated CITE-seq cells (1 = the literature's default, dotted).", "name": "fig-ablations-specific"}, "image": {"alt": "Two line charts against the strength of modality-specific variation, FOSCTTM left and trace right, one line for PS+OT and one for VAE+OT, with a dotted vertical line at strength one."}}
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
 for ax, score in zip(axes, ("FOSCTTM", "Trace")):
     for method, colour in (("PS+OT", "C0"), ("VAE+OT", "C1")):
@@ -178,6 +186,8 @@ for ax, score in zip(axes, ("FOSCTTM", "Trace")):
 axes[0].legend()
 fig.tight_layout()
 plt.show()
+
+# %%
 display(wide.round(4))
 
 # %%

@@ -50,7 +50,7 @@
 # %% tags=["parameters"]
 profile = "ci"
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The method on a toy problem: a hidden latent (left), two modalities that see it differently (middle), and the propensity logits of both classifiers, which live in one shared space (right).", "name": "fig-intro-toy"}, "image": {"alt": "Four scatter plots coloured by treatment: the hidden two-dimensional latent, two features of modality 1, two features of modality 2, and the classifiers' logits of both modalities overlapping in one space."}}
 import matplotlib.pyplot as plt
 import numpy as np
 

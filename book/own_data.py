@@ -209,7 +209,7 @@ table = pd.DataFrame({"median r over proteins": {k: v.median() for k, v in corr.
                       "median r within type": {k: v.median() for k, v in corr_within.items()}})
 table.round(3)
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Pearson $r$ between imputed and measured protein, one value per protein, for each estimate; left across all RNA cells, right within cell type (type means removed).", "name": "fig-own-data-protein-r"}, "image": {"alt": "Two horizontal box plots, one box per estimate, of the per-protein correlation between imputed and measured protein, across all cells on the left and within cell type on the right."}}
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
 names = list(estimates)
 for ax, values, title in ((axes[0], corr, "across all RNA cells"),
@@ -273,7 +273,7 @@ display(Markdown("\n\n".join(lines)))
 sc.pp.neighbors(rna, use_rep="X_pca", random_state=0)
 sc.tl.umap(rna, random_state=0)
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The three most variable proteins on the RNA cells' UMAP: measured (top row) and imputed by PS+OT at two regularisations (rows below).", "name": "fig-own-data-umap"}, "image": {"alt": "A three-by-three grid of UMAP plots of RNA cells coloured by protein level: measured values in the top row and imputed values at two regularisation strengths below."}}
 show = measured.var().sort_values(ascending=False).index[:3]
 rows = {"measured": measured, f"PS+OT λ={settings['reg']}": estimates[ot],
         f"PS+OT λ={settings['smooth_reg']}": estimates[smooth]}

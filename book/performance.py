@@ -158,7 +158,7 @@ display(Markdown("\n".join(lines)))
 # The memory is the subprocess's peak resident size. Its increase over the state before the
 # solve stays far below the $8n^2$ bytes that a single dense float64 matrix would need.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Our online solver against $n$ (log-log): time to the marginal-error tolerance (left, with an $n^2$ guide) and peak memory increase (right, against one dense $n \\times n$ float64 matrix).", "name": "fig-performance-scaling"}, "image": {"alt": "Two log-log line charts against problem size n: seconds with a dotted n-squared guide on the left, and memory in gigabytes against the size of a dense matrix on the right."}}
 scal = pd.DataFrame([run("ours_online", n, reg=S["reg"], tol=S["tol"], seed=S["seed"],
                          threads=S["threads"]) for n in S["scaling_n"]])
 dense_gb = 8 * scal.n.astype(float) ** 2 / 2**30
@@ -175,6 +175,8 @@ ax[1].set(xlabel="n (per modality)", ylabel="GB", title="memory")
 ax[1].legend()
 fig.tight_layout()
 plt.show()
+
+# %%
 display(scal[["n", "seconds", "n_iter", "err", "converged", "mem_gb", "mem_increase_gb"]]
         .rename(columns={"n_iter": "iterations", "err": "marginal error (bound)",
                          "mem_gb": "peak GB", "mem_increase_gb": "+GB"})

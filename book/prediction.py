@@ -54,7 +54,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from propalign_book import paper
+from propalign_book import paper, plots
 from propalign_book.experiments import cite_data, cite_source, settings_for
 from propalign_book.experiments.prediction import (COUPLINGS, R2_COLUMNS, prediction_claims,
                                                    r2_table,
@@ -121,7 +121,17 @@ elif stale:
 table.loc["True Pairs", "R2 (Unbiased) (ours)"] = "= MSE (identity coupling)"
 display(table)
 
-# %%
+# %% [markdown]
+# {numref}`fig-prediction-table3` draws Table 3: for each coupling, this build's seeds next
+# to the paper's median and quartiles, with the naive MSE on the left and the unbiased
+# estimator on the right.
+
+# %% mystnb={"figure": {"caption": "Table 3 drawn: validation $R^2$ of the probe trained with the naive MSE (left) and with the unbiased two-sample gradient (right), per coupling. Blue dots: this build's seeds; black: their median and Q1-Q3; vermilion: the paper's median and Q1-Q3 (its True Pairs row has no unbiased entry).", "name": "fig-prediction-table3"}, "image": {"alt": "Two dot plots with one row per coupling (Rand, VAE+OT, PS+OT, True Pairs) of validation R squared, naive MSE training on the left and the unbiased estimator on the right; this build's seeds as dots with a black median bar, the paper's values as orange diamonds."}}
+fig = plots.comparison_figure(r2, paper.TABLE3, list(R2_COLUMNS),
+                              labels={c: f"validation $R^2$, {c[4:-1]} loss" for c in R2_COLUMNS})
+plt.show()
+
+# %% mystnb={"figure": {"caption": "Validation $R^2$ (true pairs) of the probe per epoch for each coupling, trained with the naive MSE (left) and with the unbiased two-sample gradient (right), first seed.", "name": "fig-prediction-curves"}, "image": {"alt": "Two line charts of validation R squared against epoch, one line per coupling, naive MSE training on the left and the unbiased estimator on the right."}}
 fig, ax = plt.subplots(1, 2, figsize=(10, 3.5), sharey=True)
 for k, col in enumerate(R2_COLUMNS):
     for i, name in enumerate(COUPLINGS):

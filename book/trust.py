@@ -111,6 +111,7 @@ table.round(3)
 # %%
 cal = aln.calibration()
 display(cal.round(3))
+# %% mystnb={"figure": {"caption": "Reliability of the RNA and accessibility classifiers on held-out MOp nuclei: accuracy against predicted probability of the top class; the dotted diagonal is perfect calibration.", "name": "fig-trust-reliability"}, "image": {"alt": "Line chart of accuracy against predicted probability for two classifiers, with a dotted diagonal for perfect calibration."}}
 fig, ax = plt.subplots(figsize=(4.6, 4))
 for name, clf, logits, val, t in zip(aln.names, (aln.classifier1_, aln.classifier2_),
                                      (aln.logits1_, aln.logits2_),
@@ -138,6 +139,7 @@ display(Markdown(
     + (" The coupling carries fine-type information that the coarse labels do not."
        if acc > share.mean() + 0.02 else
        " The coupling adds little beyond the coarse labels here.")))
+# %% mystnb={"figure": {"caption": "Transition table: for RNA nuclei of each fine type (rows), the share of their coupling mass on accessibility nuclei of each fine type (columns).", "name": "fig-trust-transitions"}, "image": {"alt": "A heat map with fine cell types on both axes; most mass lies on the diagonal blocks."}}
 tab = aln.transition_table("cell_type", "cell_type")
 fig, ax = plt.subplots(figsize=(8, 6.5))
 sns.heatmap(tab, cmap="viridis", ax=ax, cbar_kws={"label": "share of the row's coupling mass"})
@@ -203,7 +205,7 @@ display(within.round(2))
 runs = pd.DataFrame([x for r in diag for x in r["runs"]])
 display(runs.groupby("dataset")[["ece_rna", "ece_mod2", "temperature_mod2"]].median().round(3))
 
-# %%
+# %% mystnb={"figure": {"caption": "Label-free diagnostics against the truth, one dot per matched group: cycle consistency (left, log axis) and two-seed agreement (right) against the true trace as a multiple of chance, by data set and $\\varepsilon$.", "name": "fig-trust-diagnostics"}, "image": {"alt": "Two scatter plots of the true trace over chance against cycle consistency and against seed agreement, coloured by data set and shaped by regularisation."}}
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
 for ax, (k, label) in zip(axes, (("cycle", "cycle consistency (× chance)"),
                                   ("agreement", "agreement of two seeds"))):
@@ -294,7 +296,7 @@ summary.columns = ["measure", "chosen ε (per seed)", "oracle ε (per seed)", "a
                    "at chosen ε", "at oracle ε", "uniform coupling"]
 display(summary.round(3))
 
-# %%
+# %% mystnb={"figure": {"caption": "Choosing $\\varepsilon$ without pairs: the criterion relative to the uniform coupling's (blue, left axis) and the truth (orange, right axis) against $\\varepsilon$ for each data set, first seed; the solid line is the chosen $\\varepsilon$, the dotted one the paper's 0.05.", "name": "fig-trust-autoreg"}, "image": {"alt": "A row of line charts, one per data set, of the selection criterion and the true quality against the regularisation on a log axis, with vertical lines at the chosen value and at 0.05."}}
 names_ar = list(ar[0]["datasets"])
 fig, axes = plt.subplots(1, len(names_ar), figsize=(3.1 * len(names_ar), 3.2), sharey=False)
 for ax, name in zip(np.atleast_1d(axes), names_ar):

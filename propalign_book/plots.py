@@ -1,7 +1,25 @@
-"""Figures shown by the chapters (matplotlib / seaborn). Each function returns the figure."""
+"""Figures shown by the chapters (seaborn on matplotlib). Each function returns the figure.
+
+Importing this module sets the book's one look (:func:`use_book_style`): seaborn's
+``whitegrid`` theme and its colour-blind-safe ``colorblind`` palette, so every chapter that
+plots (they all import this module) draws in the same style, set once.
+"""
 from __future__ import annotations
 
 import numpy as np
+
+#: seaborn's colour-blind-safe palette, the book's one palette
+PALETTE = "colorblind"
+#: colour of the paper's values on every figure (the palette's vermilion)
+PAPER_COLOUR = "#d55e00"
+
+
+def use_book_style() -> None:
+    """Set the book's theme: seaborn ``whitegrid``, the ``colorblind`` palette, small fonts."""
+    import seaborn as sns
+
+    sns.set_theme(context="notebook", style="whitegrid", palette=PALETTE, font_scale=0.85,
+                  rc={"figure.dpi": 100, "savefig.bbox": "tight", "axes.titlesize": 10})
 
 
 def _plt():
@@ -230,3 +248,92 @@ def plot_seeds(values: dict, key: str, *, ax, label: str, ref: float | None = No
     if ref is not None:
         ax.axvline(ref, ls=":", color="grey")
     return ax
+
+
+def _long_seeds(ours: dict, metric: str, order: list, scale: float):
+    import pandas as pd
+
+    return pd.DataFrame([{"method": m, "value": scale * float(v)} for m in order
+                         for v in np.atleast_1d(ours.get(m, {}).get(metric, []))
+                         if np.isfinite(v)], columns=["method", "value"])
+
+
+def _paper_mark(entry, scale: float):
+    """``(median, q1, q3)`` of a paper entry scaled, q1/q3 = median for a single run; ``None``
+    when the paper reports no value."""
+    if entry is None or entry[0] is None or not np.isfinite(entry[0]):
+        return None
+    med = scale * float(entry[0])
+    q1, q3 = ((med, med) if entry[1] is None else (scale * float(entry[1]),
+                                                   scale * float(entry[2])))
+    return med, q1, q3
+
+
+def comparison_figure(ours: dict, paper: dict, metrics: list[str], *, labels=None,
+                      refs=None, order=None, scales=None, paper_label: str = "paper", ours_label=None,
+                      width: float = 4.6):
+    """The picture of a :func:`~propalign_book.report.comparison_table`: one panel per metric,
+    one row per method; each seed of this build is a dot, its median a black bar with the
+    (Q1, Q3) range as a line, and the paper's median and (Q1, Q3) a vermilion diamond and
+    line just below, on the same axis.
+
+    ``ours[method][metric]`` is a list of per-seed values, ``paper[method][metric]`` a
+    ``(median, q1, q3)`` tuple (methods only in ``paper`` get a row with the paper's mark
+    alone, so the reader sees what was not run here); ``labels[metric]`` names an axis;
+    ``refs[metric]`` maps a reference's name to its value, drawn as a labelled vertical line
+    (chance, the uniform coupling), in the drawn units. ``order`` fixes the rows (default:
+    ``ours`` then ``paper``'s other methods). ``scales[metric]`` multiplies the values before
+    drawing: one number for both, or ``(ours_scale, paper_scale)`` (e.g. a trace divided by
+    each run's own chance level). Returns the figure.
+
+    Example
+    -------
+    >>> fig = comparison_figure({"PS+OT": {"Trace": [0.2, 0.3, 0.25]}},
+    ...                         {"PS+OT": {"Trace": (0.3, 0.28, 0.31)}}, ["Trace"],
+    ...                         refs={"Trace": {"chance": 0.01}})
+    >>> [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    ['PS+OT']
+    """
+    import seaborn as sns
+
+    plt = _plt()
+    labels, refs, scales = labels or {}, refs or {}, scales or {}
+    order = list(order or dict.fromkeys([*ours, *paper]))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(width * len(metrics),
+                                                       0.55 * len(order) + 1.3),
+                             squeeze=False, sharey=True)
+    styles = [":", "--", "-."]
+    for ax, metric in zip(axes[0], metrics):
+        scale = scales.get(metric, 1.0)
+        scale_ours, scale_paper = scale if isinstance(scale, (tuple, list)) else (scale, scale)
+        long = _long_seeds(ours, metric, order, scale_ours)
+        y = {m: i for i, m in enumerate(order)}
+        if len(long):
+            sns.stripplot(data=long, x="value", y="method", order=order, ax=ax, size=5,
+                          alpha=0.55, jitter=0.12, color="C0", zorder=2)
+            for m, vals in long.groupby("method")["value"]:
+                q1, med, q3 = np.quantile(vals, [0.25, 0.5, 0.75])
+                ax.plot([q1, q3], [y[m]] * 2, color="k", lw=1.5, zorder=3)
+                ax.plot([med], [y[m]], marker="|", color="k", ms=16, mew=2.2, zorder=4,
+                        label=ours_label or "this build: median, Q1-Q3")
+        for m in order:
+            p = _paper_mark(paper.get(m, {}).get(metric), scale_paper)
+            if p is None:
+                continue
+            med, q1, q3 = p
+            ax.plot([q1, q3], [y[m] + 0.3] * 2, color=PAPER_COLOUR, lw=1.5, zorder=3)
+            ax.plot([med], [y[m] + 0.3], marker="D", color=PAPER_COLOUR, ms=6, zorder=4,
+                    label=paper_label)
+        for k, (name, value) in enumerate(refs.get(metric, {}).items()):
+            ax.axvline(value, color="grey", ls=styles[k % len(styles)], lw=1, label=name,
+                       zorder=1)
+        ax.set_ylim(len(order) - 0.5, -0.5)
+        ax.set(xlabel=labels.get(metric, metric), ylabel="")
+        handles, names = ax.get_legend_handles_labels()
+        unique = dict(zip(names, handles))
+        ax.legend(unique.values(), unique.keys(), fontsize=7, loc="best", framealpha=0.9)
+    fig.tight_layout()
+    return fig
+
+
+use_book_style()

@@ -13,6 +13,9 @@ package, ``/usr/bin/chromium``) is driven through the Chrome DevTools protocol o
 - every citation (``.bibtex-citation``) holds a link, and every same-page ``#anchor`` link has
   its target element;
 - an API page (``book/api/``) shows Python signatures, each rendered with its name;
+- every image has alternative text that is not a file name, every figure has a numbered
+  caption and holds one image, and every chapter with results has at least one figure
+  (:func:`figure_problems`);
 - the console shows no errors (console errors, uncaught exceptions, failed loads), except the
   toolchain's own harmless messages listed, with their reason, in ``KNOWN_UPSTREAM``;
 
@@ -26,6 +29,7 @@ import base64
 import functools
 import http.server
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -63,12 +67,20 @@ PROBE = r"""
   const deadAnchors = [...document.querySelectorAll('a[href^="#"]')]
       .map(a => a.getAttribute("href")).filter(h => h.length > 1)
       .filter(h => !document.getElementById(decodeURIComponent(h.slice(1))));
+  const content = document.querySelector("main") || document.body;
+  const imgs = [...content.querySelectorAll("img")].map(i => ({
+      src: i.getAttribute("src") || "", alt: (i.getAttribute("alt") || "").trim()}));
+  const figures = [...content.querySelectorAll("figure")].map(f => {
+      const cap = f.querySelector("figcaption");
+      return {id: f.id || "", images: f.querySelectorAll("img").length,
+              caption: cap ? cap.textContent.replace(/\s+/g, " ").trim() : ""};
+  });
   const sigs = [...document.querySelectorAll("dt.sig.sig-object.py")];
   const shownSigs = sigs.filter(d => d.offsetHeight > 0 && d.querySelector(".sig-name")).length;
   return {math: math.length, mjx: document.querySelectorAll("mjx-container").length,
           untypeset, raw, images: document.images.length, broken,
           cites: cites.length, uncited, deadAnchors: [...new Set(deadAnchors)],
-          sigs: sigs.length, shownSigs,
+          sigs: sigs.length, shownSigs, imgs, figures,
           height: Math.ceil(document.documentElement.scrollHeight)};
 })()
 """
@@ -83,6 +95,53 @@ KNOWN_UPSTREAM = {
     "Got invalid theme mode: . Resetting to auto.":
         "pydata-sphinx-theme on a first visit (empty localStorage); it falls back to 'auto'",
 }
+
+
+#: a figure's caption as Sphinx numbers it (``numfig``): "Fig. 3 ..." (or "Figure 3 ...")
+NUMBERED = re.compile(r"^(Fig\.|Figure)\s*\d+")
+#: an alternative text that is only an image's file name (MyST-NB's default), e.g.
+#: "../_images/bbda8a1f.png"
+FILE_NAME_ALT = re.compile(r"(^|/)[^\s/]+\.(png|jpe?g|svg|gif|webp)$", re.I)
+#: chapters that are executed notebooks but show no results, hence need no figure
+NO_RESULTS = {"status"}
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def needs_figure(rel: str, root: Path = ROOT) -> bool:
+    """Whether a page is a chapter with results: an executed chapter (``book/<name>.py``
+    exists) other than the ``NO_RESULTS`` ones."""
+    path = Path(rel)
+    return (path.parent == Path("book") and path.stem not in NO_RESULTS
+            and (root / "book" / f"{path.stem}.py").exists())
+
+
+def figure_problems(rel: str, report: dict, *, root: Path = ROOT) -> list[str]:
+    """Figures a reader (or a screen reader) cannot use, from the probe's ``imgs`` and
+    ``figures``: an image without alternative text or whose text is a file name, a figure
+    without a caption or without a number, and a results chapter without a figure.
+
+    Example
+    -------
+    >>> figure_problems("book/x.html", {"imgs": [{"src": "a.png", "alt": "../_images/a.png"}],
+    ...                                 "figures": [{"id": "f", "images": 1, "caption": ""}]})
+    ["image 'a.png' has a file name as alternative text", "figure 'f' has no caption"]
+    """
+    problems = []
+    for img in report.get("imgs", []):
+        if not img["alt"]:
+            problems.append(f"image {img['src']!r} has no alternative text")
+        elif FILE_NAME_ALT.search(img["alt"]):
+            problems.append(f"image {img['src']!r} has a file name as alternative text")
+    for fig in report.get("figures", []):
+        if not fig["caption"]:
+            problems.append(f"figure {fig['id']!r} has no caption")
+        elif not NUMBERED.match(fig["caption"]):
+            problems.append(f"figure {fig['id']!r} is not numbered: {fig['caption'][:40]!r}")
+        if fig["images"] != 1:
+            problems.append(f"figure {fig['id']!r} holds {fig['images']} images, not 1")
+    if needs_figure(rel, root) and not report.get("figures"):
+        problems.append("a chapter with results but no figure")
+    return problems
 
 
 def known_upstream(message: str) -> bool:
@@ -183,6 +242,7 @@ def check_page(port: int, rel: str, shot: Path) -> tuple[list[str], dict]:
             problems.append(f"image not loaded: {src}")
         problems += [f"unresolved citation: {c!r}" for c in report["uncited"]]
         problems += [f"link to a missing anchor: {h}" for h in report["deadAnchors"]]
+        problems += figure_problems(rel, report)
         if is_api_page(rel) and not report["sigs"]:
             problems.append("API page without signatures")
         elif report["shownSigs"] < report["sigs"]:
@@ -266,6 +326,7 @@ def main(argv=None) -> int:
             problems += [f"{rel}: {p}" for p in found]
             print(f"[browser] {rel}: math {report.get('mjx', '?')}/{report.get('math', '?')} "
                   f"typeset, {report.get('images', '?')} images, "
+                  f"{len(report.get('figures', []))} figures, "
                   f"{report.get('cites', '?')} citations, "
                   + (f"{report.get('shownSigs', '?')}/{report.get('sigs', '?')} signatures, "
                      if is_api_page(rel) else "")
