@@ -185,7 +185,7 @@ plt.show()
 # ## Where the trace comes from: group size
 #
 # The trace is an unweighted mean over cell types, and its chance level is $1/n$. Small types
-# therefore dominate it. The figure shows each type's PS+OT trace against its number of
+# therefore dominate it. {numref}`fig-citeseq-trace-size` shows each type's PS+OT trace against its number of
 # test cells, with the chance line.
 
 # %% mystnb={"figure": {"caption": "PS+OT trace of each cell type against its number of test cells (log-log); the dotted line is chance, $1/n$.", "name": "fig-citeseq-trace-size"}, "image": {"alt": "Log-log scatter plot of trace against test cells per cell type, one dot per type, with a dotted chance line falling as one over n."}}
@@ -211,6 +211,7 @@ print(f"trace / chance: median {np.median(tr * n):.1f}x over types")
 # During training of the first seed's protein classifier, we matched the validation split at
 # every epoch. The ground truth is hidden in practice, so the paper suggests picking the model by
 # its validation cross-entropy instead. Does a lower validation loss mean better matching?
+# {numref}`fig-citeseq-monitor` answers for this run.
 
 # %% mystnb={"figure": {"caption": "Validation loss as a monitor. Left: validation FOSCTTM of PS+OT against the protein classifier's validation cross-entropy, one dot per epoch. Right: both against the epoch; the dotted line is the epoch kept.", "name": "fig-citeseq-monitor"}, "image": {"alt": "Left, a scatter of validation FOSCTTM against validation cross-entropy coloured by epoch; right, validation loss and FOSCTTM against epoch on two axes, with a dotted line at the kept epoch."}}
 h = kept["monitor"]

@@ -480,7 +480,7 @@ print(f"chapter executed in {time.perf_counter() - chapter_start:.0f} s wall clo
 # (Proposition 2 in the other direction), but with 30 training mice for 10 labels each
 # classifier sees only 3 mice per label. Whether the observed count beats
 # `rd.null_correct_pairs([4] * 10)` depends on the run; compare the two distributions as in
-# the figure above, and expect a wide spread over seeds.
+# {numref}`fig-realdata-nutrimouse`, and expect a wide spread over seeds.
 # :::
 
 # %% [markdown]

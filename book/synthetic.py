@@ -119,7 +119,7 @@ plt.show()
 # ## Couplings inside one treatment group
 #
 # Within a treatment group, OT spreads each view-1 sample's mass over the view-2 samples whose
-# logits are closest. Below are the couplings of one group, restricted to 150 samples and
+# logits are closest. {numref}`fig-synthetic-couplings` shows the couplings of one group, restricted to 150 samples and
 # ordered by a non-intervened latent coordinate. A good coupling puts its mass near the
 # diagonal, i.e. on scenes with similar latents, and ideally on the diagonal itself (the true
 # partner).
@@ -139,7 +139,7 @@ plt.show()
 # ## Matched latents
 #
 # For each view-1 scene, the barycentric projection $\hat z = M z$ averages the latents of the
-# view-2 scenes it is matched to. The figure plots it against the true latent for a sample of
+# view-2 scenes it is matched to. {numref}`fig-synthetic-latents` plots it against the true latent for a sample of
 # test scenes from all groups (the intervened coordinate is constant inside a group and is
 # therefore always right). The uniform coupling predicts every scene by its group's mean.
 

@@ -60,6 +60,7 @@ from .alignment import Alignment
 from .groups import resolve_groups
 from .align_classifiers import DEFAULT_CLASSIFIER, auto_reg, train_pair  # noqa: F401
 from .matchers import PAPER_REG, match_groups
+from .ot_memory import estimate_groups_memory
 
 __all__ = ["align", "get_rep"]
 
@@ -135,7 +136,9 @@ def align(adata1, adata2=None, *, groupby: str, use_rep1=None, use_rep2=None,
     n_jobs, client, progress
         How the groups are matched (:func:`~propalign_lite.match_groups`): ``n_jobs`` groups
         at once on threads of this process (``-1``: one per CPU), or as tasks of a Dask
-        ``client``; ``progress`` shows a progress bar over the groups. The couplings do not
+        ``client``; ``progress`` prints the memory the matching will need (estimated before it
+        starts, kept in ``Alignment.memory_estimate_``) and shows a progress bar over the
+        groups. The couplings do not
         depend on these.
 
     Returns
@@ -232,6 +235,12 @@ def align(adata1, adata2=None, *, groupby: str, use_rep1=None, use_rep2=None,
             mkw.setdefault("reg_m", reg_m)
     match_rng = check_random_state(mkw.pop("random_state", rng))
     results = {}
+    memory = (estimate_groups_memory(t1[in1], t2[in2], n_jobs=n_jobs,
+                                     dense_max=mkw.get("dense_max"))
+              if mkw["method"] == "ot" and client is None else None)
+    if progress and memory is not None:
+        print(f"align: matching {len(groups)} groups of {groupby!r} will need about "
+              f"{memory / 2 ** 30:.2f} GB ({n_jobs} at once; estimate_groups_memory)")
     start = time.perf_counter()
     couplings = match_groups(e1[in1], t1[in1], e2[in2], t2[in2], random_state=match_rng,
                              min_group_size=min_group_size, results=results, n_jobs=n_jobs,
@@ -263,6 +272,7 @@ def align(adata1, adata2=None, *, groupby: str, use_rep1=None, use_rep2=None,
                     random_state=match_rng, validation=tuple(held_out),
                     reg_selection=selection)
     aln.timings_ = timings
+    aln.memory_estimate_ = memory
     return aln
 
 

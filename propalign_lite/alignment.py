@@ -74,6 +74,10 @@ class Alignment:
         Seconds ``align`` spent on each stage: ``"classifiers"`` (training and logits),
         ``"reg_selection"`` (with ``reg="auto"``: the check pair and the couplings of the
         grid) and ``"matching"``; empty for a loaded alignment.
+    memory_estimate_ : int or None
+        Bytes the matching was estimated to need before it ran
+        (:func:`~propalign_lite.ot_memory.estimate_groups_memory`; ``align(progress=True)``
+        prints it); ``None`` for other methods, a Dask ``client`` or a loaded alignment.
     """
 
     def __init__(self, adata1, adata2, *, couplings: dict, labels, names, groupby: str,
@@ -100,6 +104,7 @@ class Alignment:
         self._rng = check_random_state(random_state)
         self._reverse = None
         self.timings_ = {}
+        self.memory_estimate_ = None
 
     # ------------------------------------------------------------------------------------
     def _role(self, source) -> int:

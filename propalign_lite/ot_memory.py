@@ -31,13 +31,18 @@ from __future__ import annotations
 
 from ._validation import check_int, check_number
 
-__all__ = ["estimate_memory", "BYTES_PER_PAIR"]
+__all__ = ["estimate_memory", "estimate_groups_memory", "BYTES_PER_PAIR",
+           "BYTES_PER_DENSE_ENTRY"]
 
 #: bytes per kept pair at the solver's peak: with Newton steps / plain Sinkhorn steps
 BYTES_PER_PAIR = {"newton": 180, "sinkhorn": 60}
 _COPIES_OF_EMBEDDINGS = 5       # input, centred float64, float32 blocks, the coupling's copies
 _VECTORS = 40                   # float64 vectors of length n1 + n2 alive at once
 _WORK = 96 * 2 ** 20            # one block pass / one chunk of tree queries, with temporaries
+#: peak bytes per entry of a dense (``n1 * n2 <= dense_max``) match: cost, kernel, plan and
+#: temporaries; measured with ``tracemalloc`` on 12-d data at ``reg`` 0.05: 6.5 float64
+#: arrays of the group's size at n = 2,000, 5.9 at n = 4,096
+BYTES_PER_DENSE_ENTRY = 52
 
 
 def estimate_memory(n1: int, n2: int, d: int, *, nnz_per_row: float = 16.0) -> int:
@@ -57,3 +62,48 @@ def estimate_memory(n1: int, n2: int, d: int, *, nnz_per_row: float = 16.0) -> i
     regime = "newton" if pairs <= 16 * n else "sinkhorn"       # as the solver chooses
     return int(_COPIES_OF_EMBEDDINGS * n * d * 8 + _VECTORS * n * 8
                + BYTES_PER_PAIR[regime] * pairs + _WORK)
+
+
+def estimate_groups_memory(labels1, labels2, *, n_jobs: int = 1, nnz_per_row: float = 16.0,
+                           dense_max: int | None = None) -> int:
+    """Estimated peak bytes of matching two labelled sets within groups, as
+    :func:`~propalign_lite.match_groups` and :func:`~propalign_lite.align` do, before any
+    classifier is trained: the propensity logits have one coordinate per shared group, each
+    group is solved densely (``n1 * n2 <= dense_max``, ``BYTES_PER_DENSE_ENTRY`` bytes an
+    entry) or online (:func:`estimate_memory`), and ``n_jobs`` groups are in memory at once
+    (the ``n_jobs`` largest are counted; ``-1``: one per CPU). The couplings that are kept
+    (dense arrays for dense groups, the sparse plans of online ones) are added.
+
+    Example
+    -------
+    >>> t1 = ["B"] * 300 + ["T"] * 5000
+    >>> t2 = ["B"] * 200 + ["T"] * 6000 + ["NK"] * 50
+    >>> gb = estimate_groups_memory(t1, t2) / 2 ** 30      # T: 3e7 entries, an online match
+    >>> 0.01 < gb < 1
+    True
+    """
+    import os
+
+    import numpy as np
+
+    from .matchers import DENSE_MAX
+
+    dense_max = DENSE_MAX if dense_max is None else check_int(dense_max, "dense_max", min_value=1)
+    n_jobs = check_int(n_jobs, "n_jobs", min_value=-1)
+    n_jobs = (os.cpu_count() or 1) if n_jobs in (-1, 0) else n_jobs
+    g1, c1 = np.unique(np.asarray(labels1, dtype=object).astype(str), return_counts=True)
+    g2, c2 = np.unique(np.asarray(labels2, dtype=object).astype(str), return_counts=True)
+    sizes2 = dict(zip(g2.tolist(), c2.tolist()))
+    pairs = [(int(n1), int(sizes2[g])) for g, n1 in zip(g1.tolist(), c1.tolist()) if g in sizes2]
+    if not pairs:
+        return 0
+    d = len(pairs)
+    peaks, kept = [], 0
+    for n1, n2 in pairs:
+        if n1 * n2 <= dense_max:
+            peaks.append(BYTES_PER_DENSE_ENTRY * n1 * n2)
+            kept += 8 * n1 * n2
+        else:
+            peaks.append(estimate_memory(n1, n2, d, nnz_per_row=nnz_per_row))
+            kept += 12 * nnz_per_row * max(n1, n2)
+    return int(sum(sorted(peaks)[-n_jobs:]) + kept)

@@ -1,7 +1,12 @@
 """The memory model of propalign_lite.ot_memory."""
+import tracemalloc
+
+import numpy as np
 import pytest
 
-from propalign_lite.ot_memory import BYTES_PER_PAIR, estimate_memory
+from propalign_lite import match_groups
+from propalign_lite.ot_memory import (BYTES_PER_DENSE_ENTRY, BYTES_PER_PAIR,
+                                      estimate_groups_memory, estimate_memory)
 
 
 def test_grows_with_size_and_support():
@@ -24,3 +29,39 @@ def test_bad_input(bad):
     args = dict(n1=10, n2=10, d=2, nnz_per_row=4.0) | bad
     with pytest.raises(ValueError):
         estimate_memory(args.pop("n1"), args.pop("n2"), args.pop("d"), **args)
+
+
+# ------------------------------------------------------------------ estimate_groups_memory
+def test_groups_estimate_counts_the_largest_groups_at_once_and_the_kept_couplings():
+    t1 = ["a"] * 30 + ["b"] * 20 + ["only1"] * 500
+    t2 = ["a"] * 40 + ["b"] * 10 + ["only2"] * 500
+    dense, kept = BYTES_PER_DENSE_ENTRY, 8 * (30 * 40 + 20 * 10)
+    assert estimate_groups_memory(t1, t2) == dense * 30 * 40 + kept
+    assert estimate_groups_memory(t1, t2, n_jobs=2) == dense * (30 * 40 + 20 * 10) + kept
+    assert estimate_groups_memory(["x"], ["y"]) == 0                 # no shared group
+    # a group above dense_max is solved online: the online model, d = 2 shared groups
+    online = estimate_groups_memory(t1, t2, dense_max=1000)
+    assert online == estimate_memory(30, 40, 2) + 12 * 16 * 40 + 8 * 200   # b: smaller peak
+
+
+def test_groups_estimate_bounds_the_measured_peak_of_a_dense_match():
+    rng = np.random.default_rng(0)
+    t = np.repeat([0, 1], [1200, 300])
+    x, y = rng.normal(size=(1500, 12)), rng.normal(size=(1500, 12))
+    tracemalloc.start()
+    try:
+        match_groups(x, t, y, t, method="ot", reg=0.05)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    est = estimate_groups_memory(t, t)
+    assert peak <= est <= 2 * peak, (peak, est)
+
+
+def test_align_prints_and_keeps_its_estimate(capsys):
+    from test_align import make, run
+
+    a1, a2 = make(90, 6, seed=1), make(60, 5, seed=2, prefix="p")
+    aln = run(a1, a2, progress=True)
+    assert aln.memory_estimate_ == estimate_groups_memory(a1.obs["kind"], a2.obs["kind"])
+    assert f"about {aln.memory_estimate_ / 2 ** 30:.2f} GB" in capsys.readouterr().out
