@@ -6,6 +6,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PROFILE ?= ci
+# chapters executed at once (each kernel gets CPUs / JOBS threads; see propalign_book.book)
+JOBS ?= 2
 # pip prints one harmless line per package about this machine's local wheel mirror
 PIPQUIET := grep -v "is ignored: it is neither a file nor a directory" || true
 
@@ -28,7 +30,7 @@ _assets/mathjax/tex-mml-chtml.js:
 	bash scripts/fetch_mathjax.sh
 
 chapters: env
-	$(PY) -m propalign_book.book --profile $(PROFILE)
+	$(PY) -m propalign_book.book --profile $(PROFILE) --jobs $(JOBS)
 
 # the executed notebooks of PROFILE and student versions without solutions, under _build/notebooks
 # (every page links to both; see scripts/make_notebooks.py)

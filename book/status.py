@@ -34,10 +34,16 @@ from IPython.display import display
 
 timings = json.loads(Path("_timings.json").read_text()) if Path("_timings.json").exists() else {}
 rows = [{"page": k.removeprefix("book/"), "profile": v["profile"], "seconds": v["seconds"],
-         "executed (UTC)": v["finished"]} for k, v in timings.items() if not k.endswith("status")]
+         "threads": v.get("threads", "-"), "chapters beside it": v.get("beside", 0),
+         "executed (UTC)": v["finished"]}
+        for k, v in timings.items() if not k.endswith("status")]
 display(pd.DataFrame(rows).set_index("page") if rows else "no timings recorded")
 if rows:
     print(f"total execution time of the chapters: {sum(r['seconds'] for r in rows):.0f} s")
+    if any(r["chapters beside it"] for r in rows):
+        print("chapters with others beside them ran at the same time (python -m "
+              "propalign_book.book --jobs), each kernel with the threads shown: their seconds "
+              "overlap and include the sharing of the CPUs")
 
 # %% [markdown]
 # ## The records each page shows

@@ -291,12 +291,45 @@ def setup(app):
     return {"parallel_read_safe": True, "parallel_write_safe": True}
 
 
+#: chapters that run alone, after the others: the Performance page times solvers (a chapter
+#: running beside it would slow them), the status page reads every other chapter's timings
+RUN_ALONE = ("book/performance", "book/status")
+#: thread-count variables a chapter's kernel inherits (torch, BLAS, numba)
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                    "NUMBA_NUM_THREADS")
+
+
+def _execute_with_threads(chapter: str, profile: str, threads: int) -> float:
+    """:func:`execute` in a worker process whose kernel uses ``threads`` threads."""
+    for name in THREAD_VARIABLES:
+        os.environ[name] = str(threads)
+    return execute(chapter, profile)
+
+
+def schedule(chapters: list[str], jobs: int) -> tuple[list[str], list[str]]:
+    """Split ``chapters`` into those run ``jobs`` at a time (in the given order) and those
+    run alone afterwards, in ``RUN_ALONE`` order (with ``jobs = 1`` every chapter runs alone,
+    ``RUN_ALONE`` ones last).
+
+    >>> schedule(["book/status", "book/a", "book/performance", "book/b"], 2)
+    (['book/a', 'book/b'], ['book/performance', 'book/status'])
+    """
+    alone = [c for c in RUN_ALONE if c in chapters]
+    return [c for c in chapters if c not in alone], alone
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default=os.environ.get("PROPALIGN_PROFILE", "ci"),
                         choices=["ci", "paper"])
     parser.add_argument("--only", nargs="*", help="chapter names (e.g. synthetic)")
+    parser.add_argument("--jobs", type=int, default=int(os.environ.get("PROPALIGN_JOBS", 1)),
+                        help="chapters executed at once, each kernel with CPUs/jobs threads "
+                             "(default $PROPALIGN_JOBS or 1); the Performance and status "
+                             "pages always run alone, last")
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
     from .report import records_summary
 
     chapters = chapters_from_toc()
@@ -308,20 +341,41 @@ def main(argv=None) -> int:
         chapters = [c for c in chapters if c in wanted]
     timings_file = ROOT / "book" / "_timings.json"
     timings = json.loads(timings_file.read_text()) if timings_file.exists() else {}
-    # the status page reads the timings: run it last
-    chapters.sort(key=lambda c: c.endswith("status"))
-    for chapter in chapters:
-        print(f"[book] executing {chapter} (profile={args.profile}) ...", flush=True)
-        if chapter.endswith("status"):
-            timings_file.write_text(json.dumps(timings, indent=1))
-        seconds = execute(chapter, args.profile)
+
+    def finished(chapter: str, seconds: float, threads: int) -> None:
         log = records_log(chapter)
         timings[chapter] = {"seconds": round(seconds, 1), "profile": args.profile,
                             "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-                            "records": records_summary(log)}
+                            "records": records_summary(log), "threads": threads,
+                            "beside": args.jobs - 1 if chapter not in RUN_ALONE else 0}
         log.unlink(missing_ok=True)
         print(f"[book] {chapter}: {seconds:.1f} s", flush=True)
         timings_file.write_text(json.dumps(timings, indent=1))
+
+    together, alone = schedule(chapters, args.jobs)
+    cpus = os.cpu_count() or 1
+    if args.jobs > 1 and together:
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        threads = max(1, cpus // args.jobs)
+        print(f"[book] {len(together)} chapters, {args.jobs} at a time with {threads} "
+              f"thread(s) each (profile={args.profile}) ...", flush=True)
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            futures = {pool.submit(_execute_with_threads, c, args.profile, threads): c
+                       for c in together}
+            try:
+                for future in as_completed(futures):
+                    finished(futures[future], future.result(), threads)
+            except BaseException:          # a failed chapter stops the run, as with --jobs 1
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+    else:
+        alone = together + alone
+    for chapter in alone:
+        print(f"[book] executing {chapter} (profile={args.profile}) ...", flush=True)
+        if chapter.endswith("status"):
+            timings_file.write_text(json.dumps(timings, indent=1))
+        finished(chapter, execute(chapter, args.profile), cpus)
     return 0
 
 

@@ -263,3 +263,36 @@ def test_html_check_finds_unresolved_citations_missing_signatures_and_broken_lin
 def test_browser_check_knows_the_api_pages():
     cb = _script("check_browser")
     assert cb.is_api_page("book/api/matching.html") and not cb.is_api_page("book/theory.html")
+
+
+def test_chapters_run_two_at_a_time_with_their_share_of_threads_and_performance_alone(
+        tmp_path, monkeypatch):
+    """``--jobs 2``: two kernels at once, each told to use CPUs / 2 threads; the Performance
+    page starts only when the others have finished; a timing is kept for every chapter."""
+    import json
+    import os
+
+    from propalign_book import book
+
+    (tmp_path / "book").mkdir()
+    for name in ("a", "b", "performance"):
+        (tmp_path / "book" / f"{name}.py").write_text(
+            "# ---\n# jupyter:\n#   kernelspec:\n#     display_name: Python 3\n"
+            "#     language: python\n#     name: python3\n# ---\n\n"
+            '# %% tags=["parameters"]\nprofile = "ci"\n\n# %%\n'
+            "import json, os, time\nstart = time.time()\ntime.sleep(1.5)\n"
+            f"json.dump(dict(start=start, end=time.time(), threads=os.environ.get("
+            f"'OMP_NUM_THREADS')), open('{name}.json', 'w'))\n")
+    monkeypatch.setattr(book, "ROOT", tmp_path)
+    monkeypatch.setattr(book, "chapters_from_toc",
+                        lambda: ["book/a", "book/performance", "book/b"])
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    assert book.main(["--jobs", "2"]) == 0
+    runs = {n: json.loads((tmp_path / "book" / f"{n}.json").read_text())
+            for n in ("a", "b", "performance")}
+    assert runs["a"]["threads"] == runs["b"]["threads"] == "2"          # 4 CPUs / 2 jobs
+    assert runs["a"]["start"] < runs["b"]["end"] and runs["b"]["start"] < runs["a"]["end"]
+    assert runs["performance"]["start"] > max(runs["a"]["end"], runs["b"]["end"])
+    timings = json.loads((tmp_path / "book" / "_timings.json").read_text())
+    assert set(timings) == {"book/a", "book/b", "book/performance"}
+    assert timings["book/a"]["beside"] == 1 and timings["book/performance"]["beside"] == 0
