@@ -34,14 +34,14 @@ from ._validation import check_int, check_number
 __all__ = ["estimate_memory", "estimate_groups_memory", "BYTES_PER_PAIR",
            "BYTES_PER_DENSE_ENTRY"]
 
-#: bytes per kept pair at the solver's peak: with Newton steps / plain Sinkhorn steps
+#: Bytes per kept pair at the solver's peak, with Newton steps and with plain Sinkhorn steps.
 BYTES_PER_PAIR = {"newton": 180, "sinkhorn": 60}
 _COPIES_OF_EMBEDDINGS = 5       # input, centred float64, float32 blocks, the coupling's copies
 _VECTORS = 40                   # float64 vectors of length n1 + n2 alive at once
 _WORK = 96 * 2 ** 20            # one block pass / one chunk of tree queries, with temporaries
-#: peak bytes per entry of a dense (``n1 * n2 <= dense_max``) match: cost, kernel, plan and
-#: temporaries; measured with ``tracemalloc`` on 12-d data at ``reg`` 0.05: 6.5 float64
-#: arrays of the group's size at n = 2,000, 5.9 at n = 4,096
+#: Peak bytes per entry of a dense (``n1 * n2 <= dense_max``) match, for the cost, kernel,
+#: plan and temporaries. Measured with ``tracemalloc`` on 12-d data at ``reg`` 0.05, as 6.5
+#: float64 arrays of the group's size at n = 2,000 and 5.9 at n = 4,096.
 BYTES_PER_DENSE_ENTRY = 52
 
 
