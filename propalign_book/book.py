@@ -67,8 +67,10 @@ def prepare_for_page(nb, *, fold_after: int = FOLD_AFTER):
     - if the injected values differ from that cell's defaults, the ``parameters`` cell's
       source is replaced by the values the page was really executed with (with a comment
       naming the defaults), so the page never shows a value it was not run with;
-    - a code cell with more than ``fold_after`` source lines gets ``hide-input`` unless it
-      already has a visibility tag (``show-input`` keeps it open).
+    - a code cell with more than ``fold_after`` source lines, or one that draws a numbered
+      figure (MyST-NB ``mystnb.figure`` metadata), gets ``hide-input`` unless it already has a
+      visibility tag (``show-input`` keeps it open): the figure and its caption lead, the code
+      is one click away.
 
     Parameters
     ----------
@@ -106,7 +108,8 @@ def prepare_for_page(nb, *, fold_after: int = FOLD_AFTER):
         tags = cell.metadata.setdefault("tags", [])
         if _VISIBILITY_TAGS & set(tags) or "parameters" in tags or "injected-parameters" in tags:
             continue
-        if len(cell.source.strip("\n").splitlines()) > fold_after:
+        if len(cell.source.strip("\n").splitlines()) > fold_after \
+                or "figure" in cell.metadata.get("mystnb", {}):
             tags.append("hide-input")
     return nb
 

@@ -296,3 +296,14 @@ def test_chapters_run_two_at_a_time_with_their_share_of_threads_and_performance_
     timings = json.loads((tmp_path / "book" / "_timings.json").read_text())
     assert set(timings) == {"book/a", "book/b", "book/performance"}
     assert timings["book/a"]["beside"] == 1 and timings["book/performance"]["beside"] == 0
+
+
+def test_a_figure_cell_is_folded_so_the_figure_leads():
+    figure = nbformat.v4.new_code_cell("plt.show()", metadata={
+        "mystnb": {"figure": {"name": "fig-a", "caption": "A."}, "image": {"alt": "A."}}})
+    shown = nbformat.v4.new_code_cell("plt.show()", metadata={
+        "tags": ["show-input"], "mystnb": {"figure": {"name": "fig-b", "caption": "B."}}})
+    nb = prepare_for_page(_executed(extra=(figure, shown)))
+    assert nb.cells[5].metadata["tags"] == ["hide-input"]
+    assert nb.cells[6].metadata["tags"] == ["show-input"]
+    assert nb.cells[4].metadata["tags"] == []                # a short cell stays open
