@@ -270,8 +270,8 @@ def _paper_mark(entry, scale: float):
 
 
 def comparison_figure(ours: dict, paper: dict, metrics: list[str], *, labels=None,
-                      refs=None, order=None, scales=None, paper_label: str = "paper", ours_label=None,
-                      width: float = 4.6):
+                      refs=None, order=None, scales=None, paper_label: str = "paper",
+                      ours_label=None, width: float = 4.6):
     """The picture of a :func:`~propalign_book.report.comparison_table`: one panel per metric,
     one row per method; each seed of this build is a dot, its median a black bar with the
     (Q1, Q3) range as a line, and the paper's median and (Q1, Q3) a vermilion diamond and

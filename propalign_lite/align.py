@@ -138,8 +138,7 @@ def align(adata1, adata2=None, *, groupby: str, use_rep1=None, use_rep2=None,
         at once on threads of this process (``-1``: one per CPU), or as tasks of a Dask
         ``client``; ``progress`` prints the memory the matching will need (estimated before it
         starts, kept in ``Alignment.memory_estimate_``) and shows a progress bar over the
-        groups. The couplings do not
-        depend on these.
+        groups. The couplings do not depend on these.
 
     Returns
     -------
