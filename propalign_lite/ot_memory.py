@@ -29,7 +29,7 @@ True
 """
 from __future__ import annotations
 
-from ._validation import check_int, check_number
+from ._validation import check_int, check_labels, check_number
 
 __all__ = ["estimate_memory", "estimate_groups_memory", "BYTES_PER_PAIR",
            "BYTES_PER_DENSE_ENTRY"]
@@ -90,9 +90,11 @@ def estimate_groups_memory(labels1, labels2, *, n_jobs: int = 1, nnz_per_row: fl
 
     dense_max = DENSE_MAX if dense_max is None else check_int(dense_max, "dense_max", min_value=1)
     n_jobs = check_int(n_jobs, "n_jobs", min_value=-1)
-    n_jobs = (os.cpu_count() or 1) if n_jobs in (-1, 0) else n_jobs
-    g1, c1 = np.unique(np.asarray(labels1, dtype=object).astype(str), return_counts=True)
-    g2, c2 = np.unique(np.asarray(labels2, dtype=object).astype(str), return_counts=True)
+    if n_jobs == 0:          # as match_groups: a positive number of threads or -1
+        raise ValueError("n_jobs must be a positive number of threads or -1 (one per CPU), got 0")
+    n_jobs = (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
+    g1, c1 = np.unique(check_labels(labels1, "labels1"), return_counts=True)
+    g2, c2 = np.unique(check_labels(labels2, "labels2"), return_counts=True)
     sizes2 = dict(zip(g2.tolist(), c2.tolist()))
     pairs = [(int(n1), int(sizes2[g])) for g, n1 in zip(g1.tolist(), c1.tolist()) if g in sizes2]
     if not pairs:

@@ -65,3 +65,12 @@ def test_align_prints_and_keeps_its_estimate(capsys):
     aln = run(a1, a2, progress=True)
     assert aln.memory_estimate_ == estimate_groups_memory(a1.obs["kind"], a2.obs["kind"])
     assert f"about {aln.memory_estimate_ / 2 ** 30:.2f} GB" in capsys.readouterr().out
+
+
+def test_groups_estimate_reads_labels_and_n_jobs_as_match_groups_does():
+    # labels 1 and "1" are different groups for match_groups, so they share nothing here
+    assert estimate_groups_memory([1, 1], ["1", "1"]) == 0
+    with pytest.raises(ValueError, match="n_jobs"):
+        estimate_groups_memory([0, 0], [0, 0], n_jobs=0)
+    with pytest.raises(ValueError):
+        match_groups(np.zeros((2, 1)), [0, 0], np.zeros((2, 1)), [0, 0], n_jobs=0)
