@@ -3,8 +3,11 @@ r"""Blocked passes over the cost :math:`C_{ij} = \lVert x_i - y_j\rVert_2` that 
 Every function here walks over blocks of rows of ``x`` (``block_size`` cost entries at a time),
 computes that block of the cost from the embeddings (one BLAS product) and reduces it at once,
 so memory stays :math:`O(\text{block} + n_1 + n_2)` whatever :math:`n_1 n_2`. The passes run in
-numpy on the CPU, or in torch when ``device`` is not ``"cpu"`` (e.g. ``"cuda"``); results come
-back as float64 numpy arrays. Potentials are in *log units*: the plan is
+torch when ``device`` is not ``"cpu"`` (e.g. ``"cuda"``); on the CPU the solver's two passes
+(:meth:`BlockedCost.lse`, :meth:`BlockedCost.support`) run as the compiled loops of
+:mod:`propalign_lite._fused` (float64 distances, nothing but the result written; about 5 times
+faster than the numpy blocks), and the numpy blocks remain for :meth:`BlockedCost.blocks` and
+for a cost already in memory (:class:`DenseCost`). Results come back as float64 numpy arrays. Potentials are in *log units*: the plan is
 :math:`P_{ij} = \exp(\alpha_i + \beta_j - C_{ij}/\varepsilon)`.
 """
 from __future__ import annotations
@@ -61,6 +64,9 @@ class BlockedCost:
             self.x, self.y = self.x64.astype(dtype), self.y64.astype(dtype)
         self.xn = (self.x * self.x).sum(1)
         self.yn = (self.y * self.y).sum(1)
+        self.fused = not self.torch             # the compiled CPU passes of _fused
+        self._tiles = {}
+        self._cap = 16                          # support columns a row, learnt from the last pass
 
     def as_float64(self) -> "BlockedCost":
         """The same cost with float64 blocks (for passes that must be exact)."""
@@ -107,9 +113,25 @@ class BlockedCost:
         lp += alpha[s:e, None]
         return lp
 
+    def _fused_side(self, axis):
+        """(query points, tiles of the other side) for rows (axis=1) or columns (axis=0)."""
+        from ._fused import Tiles
+
+        if axis not in self._tiles:
+            self._tiles[axis] = Tiles(self.y64 if axis == 1 else self.x64)
+        return (self.x64 if axis == 1 else self.y64), self._tiles[axis]
+
     def lse(self, alpha, beta, reg, *, axis: int):
         r"""Log-sum-exp of :math:`\alpha_i + \beta_j - C_{ij}/\varepsilon` over ``axis``
         (0: over rows, one value per column; 1: over columns, one value per row)."""
+        if self.fused:
+            from ._fused import LSE_DEPTH, lse_rows
+
+            own, other = (alpha, beta) if axis == 1 else (beta, alpha)
+            pts, tiles = self._fused_side(axis)
+            other = np.asarray(other, dtype=np.float64)
+            return np.asarray(own, dtype=np.float64) + lse_rows(
+                pts, tiles, other, 1.0 / reg, np.log(len(other)) + LSE_DEPTH)
         alpha, beta = self.vec(alpha), self.vec(beta)
         if axis == 1:
             out = []
@@ -139,20 +161,10 @@ class BlockedCost:
         Returns ``(rows, cols, logp)``; the computed cost's rounding error is covered by a
         margin, and the kept values are recomputed exactly from the embeddings.
         """
-        a_t, b_t = self.vec(alpha), self.vec(beta)
-        margin = self.cost_err / reg + 0.05
-        rows, cols = [], []
-        for s, e, C in self.blocks():
-            lp = self._logp(s, e, C, a_t, b_t, reg)
-            if self.torch:
-                keep = (lp >= level - margin).nonzero().cpu().numpy()
-                r, c = keep[:, 0], keep[:, 1]
-            else:
-                r, c = np.nonzero(lp >= level - margin)
-            rows.append(r + s)
-            cols.append(c)
-        rows = np.concatenate(rows).astype(np.int64)
-        cols = np.concatenate(cols).astype(np.int64)
+        if self.fused:
+            rows, cols = self._fused_support(alpha, beta, reg, level)
+        else:
+            rows, cols = self._blocked_support(alpha, beta, reg, level)
         # every row and column keeps at least its largest entry (found in a second, small pass)
         lonely_r = np.flatnonzero(np.bincount(rows, minlength=self.n1) == 0)
         lonely_c = np.flatnonzero(np.bincount(cols, minlength=self.n2) == 0)
@@ -169,6 +181,34 @@ class BlockedCost:
         logp = alpha[rows] + beta[cols] - self.exact_cost(rows, cols) / reg
         return rows, cols, logp
 
+    def _blocked_support(self, alpha, beta, reg, level):
+        a_t, b_t = self.vec(alpha), self.vec(beta)
+        margin = self.cost_err / reg + 0.05
+        rows, cols = [], []
+        for s, e, C in self.blocks():
+            lp = self._logp(s, e, C, a_t, b_t, reg)
+            if self.torch:
+                keep = (lp >= level - margin).nonzero().cpu().numpy()
+                r, c = keep[:, 0], keep[:, 1]
+            else:
+                r, c = np.nonzero(lp >= level - margin)
+            rows.append(r + s)
+            cols.append(c)
+        return (np.concatenate(rows).astype(np.int64), np.concatenate(cols).astype(np.int64))
+
+    def _fused_support(self, alpha, beta, reg, level):
+        r"""The compiled pass; its float64 distances differ from :meth:`exact_cost`'s only in
+        the order of the sum, covered by a margin of :math:`4\sqrt{\text{eps}}\,r/\varepsilon`."""
+        from ._fused import support_rows
+
+        pts, tiles = self._fused_side(1)
+        margin = 4.0 * np.sqrt(np.finfo(np.float64).eps) * self.max_cost / reg + 1e-9
+        theta = level - margin - np.asarray(alpha, dtype=np.float64)
+        rows, cols = support_rows(pts, tiles, theta, np.asarray(beta, dtype=np.float64),
+                                  1.0 / reg, cap=self._cap)
+        self._cap = int(min(max(16, 2 * rows.size // max(self.n1, 1) + 8), self.n2))
+        return rows, cols
+
 
 class DenseCost(BlockedCost):
     """The same passes over a cost matrix that is already in memory (the dense path)."""
@@ -177,7 +217,7 @@ class DenseCost(BlockedCost):
         self.C = np.asarray(C, dtype=np.float64)
         self.n1, self.n2 = self.C.shape
         self.rows = _rows_per_block(self.n2, block_size)
-        self.torch, self.device, self.cost_err = False, "cpu", 0.0
+        self.torch, self.device, self.cost_err, self.fused = False, "cpu", 0.0, False
         self.max_cost = float(np.abs(self.C).max()) if self.C.size else 0.0
 
     def blocks(self):

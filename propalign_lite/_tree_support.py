@@ -52,6 +52,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from ._blocked import BlockedCost, pair_distances
+from ._fused import LSE_DEPTH
 
 #: rows per radius query: bounds the candidate lists held at once
 DEFAULT_CHUNK = 2 ** 14
@@ -61,8 +62,6 @@ AUTO_MAX_DIM = 16
 #: smallest ``n1 * n2`` for which ``support="auto"`` picks the trees (below, a blocked pass
 #: takes well under a second)
 AUTO_MIN_PAIRS = 2 ** 26
-#: neglected log-range of the log-sum-exps: :math:`L = \log n + 37` (relative error < 2^-53)
-LSE_DEPTH = 37.0
 
 
 class TooManyCandidates(RuntimeError):

@@ -1,0 +1,66 @@
+"""The compiled CPU passes (propalign_lite._fused) against dense float64 references."""
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+
+from propalign_lite._blocked import BlockedCost, DenseCost, pair_distances
+from propalign_lite._fused import TILE, Tiles, lse_rows, support_rows
+
+REG = 0.05
+
+
+def _points(d, n1, n2, seed):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n1, d)), rng.normal(size=(n2, d)), 2.0 * rng.normal(size=n2)
+
+
+def _dense_values(x, y, beta):
+    i, j = np.meshgrid(np.arange(len(x)), np.arange(len(y)), indexing="ij")
+    C = pair_distances(x, y, i.ravel(), j.ravel()).reshape(len(x), len(y))
+    return beta[None, :] - C / REG
+
+
+# sizes that are not multiples of four rows or of a tile, one row, one column, 1-d and 12-d
+SHAPES = [(1, 1, 1), (3, 7, 5), (12, 37, TILE + 3), (2, 4 * 33 + 2, 2 * TILE), (12, 1, 300)]
+
+
+@pytest.mark.parametrize("d,n1,n2", SHAPES)
+def test_lse_rows_matches_dense_logsumexp(d, n1, n2):
+    x, y, beta = _points(d, n1, n2, seed=d * n1 + n2)
+    want = logsumexp(_dense_values(x, y, beta), axis=1)
+    got = lse_rows(x, Tiles(y), beta, 1 / REG, np.log(n2) + 37.0)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-11)
+
+
+@pytest.mark.parametrize("d,n1,n2", SHAPES)
+@pytest.mark.parametrize("cap", [1, 16])
+def test_support_rows_returns_exactly_the_pairs_above_threshold(d, n1, n2, cap):
+    x, y, beta = _points(d, n1, n2, seed=d + n1 * n2)
+    V = _dense_values(x, y, beta)
+    theta = np.quantile(V, 0.9, axis=1) - 1e-9       # about a tenth of each row, some rows > cap
+    rows, cols = support_rows(x, Tiles(y), theta, beta, 1 / REG, cap=cap)
+    wr, wc = np.nonzero(V >= theta[:, None])
+    np.testing.assert_array_equal(rows, wr)
+    np.testing.assert_array_equal(cols, wc)
+
+
+def test_blocked_cost_uses_the_fused_passes_and_agrees_with_the_dense_cost():
+    x, y, beta = _points(12, 203, 517, seed=3)
+    alpha = np.random.default_rng(4).normal(size=203)
+    online, dense = BlockedCost(x, y), DenseCost(_dense_values(x, y, 0 * beta) * -REG)
+    assert online.fused and not dense.fused
+    for axis in (0, 1):
+        np.testing.assert_allclose(online.lse(alpha, beta, REG, axis=axis),
+                                   dense.lse(alpha, beta, REG, axis=axis), rtol=0, atol=1e-10)
+    level = -60.0
+    r, c, lp = online.support(alpha, beta, REG, level)
+    rd, cd, lpd = dense.support(alpha, beta, REG, level)
+    above = lp >= level
+    np.testing.assert_array_equal(r[above], rd[lpd >= level])
+    np.testing.assert_array_equal(c[above], cd[lpd >= level])
+    # below level: within the margin, or the largest entry of a row or column with none above
+    L = dense.C * (-1 / REG) + alpha[:, None] + beta[None, :]
+    low = lp < level - 1e-6
+    assert low.any()
+    is_top = (L[r, c] == L.max(1)[r]) | (L[r, c] == L.max(0)[c])
+    assert is_top[low].all()
