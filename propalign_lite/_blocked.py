@@ -66,7 +66,7 @@ class BlockedCost:
         self.yn = (self.y * self.y).sum(1)
         self.fused = not self.torch             # the compiled CPU passes of _fused
         self._tiles = {}
-        self._cap = 16                          # support columns a row, learnt from the last pass
+        self._cap = 128                         # support columns a row, learnt from the last pass
 
     def as_float64(self) -> "BlockedCost":
         """The same cost with float64 blocks (for passes that must be exact)."""
@@ -154,15 +154,20 @@ class BlockedCost:
             run_m = new_m
         return run_m + np.log(run_s)
 
-    def support(self, alpha, beta, reg, level: float):
+    def support(self, alpha, beta, reg, level: float, *, deeper: float = 0.0):
         r"""Pairs with :math:`\alpha_i + \beta_j - C_{ij}/\varepsilon \ge` ``level`` (plus the
         largest entry of every row and column), with their float64 log-values.
 
         Returns ``(rows, cols, logp)``; the computed cost's rounding error is covered by a
-        margin, and the kept values are recomputed exactly from the embeddings.
+        margin, and the kept values are recomputed exactly from the embeddings. With
+        ``deeper`` :math:`= D > 0` the compiled pass may return the pairs down to ``level -
+        D`` instead (when they are at most 64 a row on average; see
+        :func:`~propalign_lite._fused.support_rows`); ``last_depth`` says which
+        depth the last call used (always 0 for the numpy and torch blocks).
         """
+        self.last_depth = 0.0
         if self.fused:
-            rows, cols = self._fused_support(alpha, beta, reg, level)
+            rows, cols = self._fused_support(alpha, beta, reg, level, deeper)
         else:
             rows, cols = self._blocked_support(alpha, beta, reg, level)
         # every row and column keeps at least its largest entry (found in a second, small pass)
@@ -196,7 +201,7 @@ class BlockedCost:
             cols.append(c)
         return (np.concatenate(rows).astype(np.int64), np.concatenate(cols).astype(np.int64))
 
-    def _fused_support(self, alpha, beta, reg, level):
+    def _fused_support(self, alpha, beta, reg, level, deeper):
         r"""The compiled pass; its float64 distances differ from :meth:`exact_cost`'s only in
         the order of the sum, covered by a margin of :math:`4\sqrt{\text{eps}}\,r/\varepsilon`."""
         from ._fused import support_rows
@@ -204,8 +209,9 @@ class BlockedCost:
         pts, tiles = self._fused_side(1)
         margin = 4.0 * np.sqrt(np.finfo(np.float64).eps) * self.max_cost / reg + 1e-9
         theta = level - margin - np.asarray(alpha, dtype=np.float64)
-        rows, cols = support_rows(pts, tiles, theta, np.asarray(beta, dtype=np.float64),
-                                  1.0 / reg, cap=self._cap)
+        rows, cols, self.last_depth = support_rows(
+            pts, tiles, theta, np.asarray(beta, dtype=np.float64), 1.0 / reg, cap=self._cap,
+            deeper=deeper)
         self._cap = int(min(max(16, 2 * rows.size // max(self.n1, 1) + 8), self.n2))
         return rows, cols
 

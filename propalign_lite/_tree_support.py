@@ -75,8 +75,8 @@ def tree_pays(x, y, reg: float, depth: float, *, sample: int = 256, seed: int = 
     No for ``n1 * n2 < AUTO_MIN_PAIRS`` (a block pass takes under a second) or ``d >
     AUTO_MAX_DIM``. Otherwise a pilot on ``sample`` random rows: a ball query of radius
     (nearest-neighbour distance + ``reg * depth``), where ``depth`` is the log-range the support
-    spans below each row's largest entry, is timed against one block of the float32 pass over
-    all columns; trees are chosen when they are 4 times faster per row (the tree path queries
+    spans below each row's largest entry, is timed against the compiled support pass
+    (:func:`~propalign_lite._fused.support_rows`) of the same rows over all columns; trees are chosen when they are 4 times faster per row (the tree path queries
     per bucket of potentials, and twice more deeply at the start) and their hits stay below
     ``max_pairs / 2``. A timing, so the choice can differ between runs near the break-even.
 
@@ -86,7 +86,7 @@ def tree_pays(x, y, reg: float, depth: float, *, sample: int = 256, seed: int = 
     """
     import time
 
-    from ._blocked import DEFAULT_BLOCK
+    from ._fused import Tiles, support_rows
 
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     n1, n2 = len(x), len(y)
@@ -100,13 +100,13 @@ def tree_pays(x, y, reg: float, depth: float, *, sample: int = 256, seed: int = 
     per_row_tree = (time.perf_counter() - t0) / len(rows)
     if hits.mean() * n1 > max_pairs / 2:
         return False
-    k = max(1, min(len(rows), DEFAULT_BLOCK // n2))
-    blocked = BlockedCost(x[rows[:k]], y)
+    tiles = Tiles(y)
+    theta = -np.median(dist) / reg * np.ones(len(rows))
+    support_rows(x[rows[:4]], Tiles(y[:8]), theta[:4], np.zeros(8), 1.0 / reg)   # compiled
     t0 = time.perf_counter()
-    for _, _, C in blocked.blocks():
-        np.nonzero(C <= float(np.median(dist)))
-    per_row_blocked = (time.perf_counter() - t0) / k
-    return 4.0 * per_row_tree < per_row_blocked
+    support_rows(x[rows], tiles, theta, np.zeros(n2), 1.0 / reg)
+    per_row_pass = (time.perf_counter() - t0) / len(rows)
+    return 4.0 * per_row_tree < per_row_pass
 
 
 def _buckets(w, width):
@@ -249,10 +249,13 @@ class TreeCost:
         out[qi[starts]] = m + np.log(s)
         return out
 
-    def support(self, alpha, beta, reg, level: float):
+    def support(self, alpha, beta, reg, level: float, *, deeper: float = 0.0):
         r"""Pairs with :math:`\alpha_i + \beta_j - C_{ij}/\varepsilon \ge` ``level`` (exactly,
         in float64), plus the largest entry of every row and column without one; returns
-        ``(rows, cols, logp)`` sorted by row, then column."""
+        ``(rows, cols, logp)`` sorted by row, then column. ``deeper`` is accepted for the
+        solver's sake and not used (``last_depth`` is 0: deeper balls would cost more queries
+        than they save)."""
+        self.last_depth = 0.0
         alpha = np.asarray(alpha, dtype=np.float64)
         beta = np.asarray(beta, dtype=np.float64)
         def above(r, c):

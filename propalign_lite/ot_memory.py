@@ -10,7 +10,10 @@ kernel with its :math:`s = n \times` (entries per row) pairs, so its peak memory
           Hessian, coupling}} + W,
 
 with the work space :math:`W` of one block pass (``DEFAULT_BLOCK`` float32 entries and their
-temporaries) or of one chunk of tree queries. :math:`c_{\mathrm{pair}}` depends on the regime:
+temporaries) or of one chunk of tree queries, plus, for the compiled passes of
+:mod:`propalign_lite._fused`, their column buffer (4 bytes times about twice the entries of a
+row, per row) and, on sparse plans (at most 64 entries a row), the solver's candidate pairs
+(24 bytes each, at most 64 a row). :math:`c_{\mathrm{pair}}` depends on the regime:
 on a sparse support (at most 16 entries per row on average) the solver takes Newton steps,
 which hold the support (COO, 24 bytes a pair), the kernel and its transpose (CSR, 12 each),
 the plan, the Hessian's CSC copies and the line-search arrays: about 180 bytes a pair, counted
@@ -39,6 +42,8 @@ BYTES_PER_PAIR = {"newton": 180, "sinkhorn": 60}
 _COPIES_OF_EMBEDDINGS = 5       # input, centred float64, float32 blocks, the coupling's copies
 _VECTORS = 40                   # float64 vectors of length n1 + n2 alive at once
 _WORK = 96 * 2 ** 20            # one block pass / one chunk of tree queries, with temporaries
+_CANDIDATES_PER_ROW = 64        # the solver keeps its deeper candidate set up to this many a row
+_BYTES_PER_CANDIDATE = 24       # row, column (int64) and C / reg (float64)
 #: Peak bytes per entry of a dense (``n1 * n2 <= dense_max``) match, for the cost, kernel,
 #: plan and temporaries. Measured with ``tracemalloc`` on 12-d data at ``reg`` 0.05, as 6.5
 #: float64 arrays of the group's size at n = 2,000 and 5.9 at n = 4,096.
@@ -60,8 +65,12 @@ def estimate_memory(n1: int, n2: int, d: int, *, nnz_per_row: float = 16.0) -> i
     n = n1 + n2
     pairs = nnz_per_row * max(n1, n2)
     regime = "newton" if pairs <= 16 * n else "sinkhorn"       # as the solver chooses
+    rows = max(n1, n2)
+    buffer = 4 * min(2 * nnz_per_row + 8, min(n1, n2) + 8) * rows   # the pass's column buffer
+    candidates = (_BYTES_PER_CANDIDATE * _CANDIDATES_PER_ROW * rows
+                  if nnz_per_row <= _CANDIDATES_PER_ROW else 0)
     return int(_COPIES_OF_EMBEDDINGS * n * d * 8 + _VECTORS * n * 8
-               + BYTES_PER_PAIR[regime] * pairs + _WORK)
+               + BYTES_PER_PAIR[regime] * pairs + _WORK + buffer + candidates)
 
 
 def estimate_groups_memory(labels1, labels2, *, n_jobs: int = 1, nnz_per_row: float = 16.0,

@@ -20,7 +20,10 @@ POT's, :math:`\lVert P^\top \mathbf 1 - b\rVert_2 <` ``tol``. Three things make 
    stays below :math:`e^{\ell + 2B}`, so the dropped mass is bounded and added to the reported
    error. :math:`\ell` is set from ``tol`` so that this bound is :math:`\le` ``tol``/100. When a
    scaling leaves :math:`[e^{-B}, e^B]` it is absorbed into the potentials and the support is
-   rebuilt (one pass over the cost, block by block).
+   rebuilt: from the candidate pairs of the last pass over all pairs when the potentials have
+   risen by less than the candidates' extra depth (``_Candidates``: pairs down to
+   :math:`\ell - 3B`, kept when at most 64 a row), else by a new pass over the cost (on the
+   CPU, the compiled loops of :mod:`propalign_lite._fused`).
 3. **Newton steps on the support.** After ten plain iterations on a sparse support (at most
    16 entries a row), each step is a damped Newton step on the dual restricted to the kept
    pairs (``_newton_step``: sparse LU, or conjugate gradients on large supports, with a
@@ -179,9 +182,12 @@ def _solve(cost: BlockedCost, a, b, reg, *, max_iter, tol, omega, max_nnz, newto
     it, err, converged, n_builds, support = 1, np.inf, False, 0, None
     w = 1.0 if omega is None else float(omega)
     steps = 0                     # Sinkhorn/Newton steps so far (Newton after n_plain)
+    cand = None                   # the pairs of the last pass over all pairs (see _Candidates)
     while it < max_iter and not converged:
-        rows, cols, logp = cost.support(alpha, beta, reg, level)
-        n_builds += 1
+        if cand is None or not cand.holds(alpha, beta):
+            cand = _Candidates(cost, alpha, beta, reg, level, deeper=3 * B)
+            n_builds += 1
+        rows, cols, logp = cand.support(alpha, beta, level)
         if rows.size > max_nnz:
             warnings.warn(f"the truncated kernel holds {rows.size} entries (> max_nnz="
                           f"{max_nnz}); continuing with exact block log-sum-exp iterations, "
@@ -234,6 +240,61 @@ def _solve(cost: BlockedCost, a, b, reg, *, max_iter, tol, omega, max_nnz, newto
         beta = beta + np.log(v)
         support = (rows, cols, logp + np.log(u)[rows] + np.log(v)[cols])
     return alpha, beta, it, err, converged, n_builds, support
+
+
+class _Candidates:
+    r"""The pairs found by one pass over all pairs, and the supports filtered from them.
+
+    The pass (``cost.support(..., deeper=D)``) returns the pairs with :math:`\alpha^0_i +
+    \beta^0_j - C_{ij}/\varepsilon \ge \ell - D'` at the potentials :math:`\alpha^0,
+    \beta^0` of that moment, where :math:`D'` is ``D`` or 0 (``cost.last_depth``). Any pair
+    outside them has, at later potentials, :math:`\log P_{ij} < \ell - D' + \max_i
+    (\alpha_i - \alpha^0_i)^+ + \max_j (\beta_j - \beta^0_j)^+`; so while that rise is at most
+    :math:`D'` (:meth:`holds`), the support at level :math:`\ell` -- the pairs with
+    :math:`\log P_{ij} \ge \ell`, plus the largest entry of every row and column without one
+    (taken among the candidates, which hold at least one pair of each) -- is filtered from
+    the candidates (:meth:`support`), with no new pass. With :math:`D'` = 0 every rebuild is a
+    new pass, as before the candidates existed.
+    """
+
+    def __init__(self, cost, alpha, beta, reg, level, *, deeper):
+        rows, cols, logp = cost.support(alpha, beta, reg, level, deeper=deeper)
+        self.depth = float(getattr(cost, "last_depth", 0.0))
+        self.rows, self.cols = rows, cols
+        self.logp0 = logp               # log P at the pass (updated by the potentials' changes)
+        self.alpha0, self.beta0 = alpha.copy(), beta.copy()
+        self.n1, self.n2 = cost.n1, cost.n2
+        self.starts = self.segment = None   # row segments, when a filter first needs them
+
+    def holds(self, alpha, beta) -> bool:
+        """Whether the support may be filtered from the candidates (no new pass)."""
+        if self.depth == 0.0:
+            return False
+        rise = (max(float((alpha - self.alpha0).max()), 0.0)
+                + max(float((beta - self.beta0).max()), 0.0))
+        return rise <= self.depth
+
+    def support(self, alpha, beta, level):
+        """``(rows, cols, logp)`` of the support at ``level`` for the current potentials."""
+        r, c = self.rows, self.cols
+        if self.depth == 0.0:           # the pass's own support (used right after the pass)
+            return r, c, self.logp0
+        logp = self.logp0 + (alpha - self.alpha0)[r] + (beta - self.beta0)[c]
+        keep = logp >= level
+        if keep.all():
+            return r, c, logp
+        if self.starts is None:
+            self.starts = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
+            self.segment = np.repeat(np.arange(self.starts.size),
+                                     np.diff(np.r_[self.starts, r.size]))
+        row_max = np.maximum.reduceat(logp, self.starts)
+        lonely_r = np.bincount(r[keep], minlength=self.n1) == 0
+        col_max = np.full(self.n2, -np.inf)
+        np.maximum.at(col_max, c, logp)
+        lonely_c = np.bincount(c[keep], minlength=self.n2) == 0
+        keep |= lonely_r[r] & (logp == row_max[self.segment])
+        keep |= lonely_c[c] & (logp == col_max[c])
+        return r[keep], c[keep], logp[keep]
 
 
 def _newton_step(K, u, v, a, b, *, direct_max: int = 30_000, cg_iter: int = 300):

@@ -32,14 +32,41 @@ def test_lse_rows_matches_dense_logsumexp(d, n1, n2):
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-11)
 
 
+def _between(V, q):
+    """Per-row thresholds halfway between two neighbouring values near quantile ``q`` (no
+    value within rounding of a threshold)."""
+    S = np.sort(V, axis=1)
+    k = min(int(q * V.shape[1]), V.shape[1] - 1)
+    return 0.5 * (S[:, k] + S[:, max(k - 1, 0)]) if V.shape[1] > 1 else S[:, 0] - 1.0
+
+
 @pytest.mark.parametrize("d,n1,n2", SHAPES)
 @pytest.mark.parametrize("cap", [1, 16])
 def test_support_rows_returns_exactly_the_pairs_above_threshold(d, n1, n2, cap):
     x, y, beta = _points(d, n1, n2, seed=d + n1 * n2)
     V = _dense_values(x, y, beta)
-    theta = np.quantile(V, 0.9, axis=1) - 1e-9       # about a tenth of each row, some rows > cap
-    rows, cols = support_rows(x, Tiles(y), theta, beta, 1 / REG, cap=cap)
+    theta = _between(V, 0.9)                         # about a tenth of each row, some > cap
+    rows, cols, depth = support_rows(x, Tiles(y), theta, beta, 1 / REG, cap=cap)
     wr, wc = np.nonzero(V >= theta[:, None])
+    np.testing.assert_array_equal(rows, wr)
+    np.testing.assert_array_equal(cols, wc)
+    assert depth == 0.0
+
+
+@pytest.mark.parametrize("cap", [1, 64])
+@pytest.mark.parametrize("allowed", [True, False])
+def test_support_rows_returns_the_deeper_set_only_when_it_is_small(cap, allowed):
+    """The pass counts the pairs at theta and at theta - D; it returns the deeper set when
+    it holds at most ``max_per_row`` pairs a row, else exactly the set at theta (filtered from
+    the stored deeper pairs, or computed again for rows that overflowed ``cap``)."""
+    x, y, beta = _points(5, 61, 300, seed=11)
+    V = _dense_values(x, y, beta)
+    theta = _between(V, 0.95)
+    D = float(np.median(theta - _between(V, 0.8)))   # the deeper set: about 60 a row
+    rows, cols, depth = support_rows(x, Tiles(y), theta, beta, 1 / REG, cap=cap, deeper=D,
+                                     max_per_row=80.0 if allowed else 40.0)
+    assert depth == (D if allowed else 0.0)
+    wr, wc = np.nonzero(V >= (theta - depth)[:, None])
     np.testing.assert_array_equal(rows, wr)
     np.testing.assert_array_equal(cols, wc)
 
@@ -64,3 +91,28 @@ def test_blocked_cost_uses_the_fused_passes_and_agrees_with_the_dense_cost():
     assert low.any()
     is_top = (L[r, c] == L.max(1)[r]) | (L[r, c] == L.max(0)[c])
     assert is_top[low].all()
+
+
+def test_solver_candidates_give_a_fresh_passs_support_while_potentials_rise_less_than_depth():
+    """The solver's support is rebuilt from the candidates of its last pass (no new pass)
+    while the potentials rose by at most the candidates' depth: the pairs at or above the
+    level are then exactly those a fresh pass finds; a larger rise asks for a pass."""
+    from propalign_lite.sinkhorn import _Candidates
+
+    x, y, _ = _points(3, 150, 170, seed=5)
+    rng = np.random.default_rng(6)
+    alpha, beta = rng.normal(size=150), rng.normal(size=170)
+    L = alpha[:, None] + _dense_values(x, y, beta)
+    level, D = float(np.quantile(L, 0.98)), 4.0
+    cand = _Candidates(BlockedCost(x, y), alpha, beta, REG, level, deeper=D)
+    assert cand.depth == D and cand.rows.size > (L >= level).sum()
+    a2 = alpha + rng.uniform(-D, D / 2, size=alpha.size)
+    b2 = beta + rng.uniform(-D, D / 2, size=beta.size)
+    assert cand.holds(a2, b2)
+    r, c, lp = cand.support(a2, b2, level)
+    rf, cf, lpf = BlockedCost(x, y).support(a2, b2, REG, level)
+    np.testing.assert_array_equal(r[lp >= level], rf[lpf >= level])
+    np.testing.assert_array_equal(c[lp >= level], cf[lpf >= level])
+    assert np.isin(np.arange(150), r).all() and np.isin(np.arange(170), c).all()
+    assert not cand.holds(alpha + 0.6 * D, beta + 0.6 * D)
+    assert not cand.holds(alpha, beta + 1.1 * D)
