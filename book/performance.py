@@ -35,12 +35,22 @@
 # 3. **Newton steps on the sparse dual.** The dual's Hessian has the sparsity of the kept
 #    kernel. After a few Sinkhorn steps, damped Newton steps (backtracking) remove the slow
 #    modes that keep Sinkhorn busy for hundreds of iterations. The Newton system is solved by
-#    sparse LU up to 60,000 unknowns and by preconditioned conjugate gradients above: at
-#    $n = 100{,}000$ per modality one LU factorisation ran for minutes and took gigabytes.
-# 4. **Online mode.** For large groups the cost is never stored. It is computed in blocks
-#    from the embeddings, in float32 with a rounding margin for finding the support and in
-#    float64 for every kept entry. {py:func}`~propalign_lite.matchers.match` returns an {py:class}`~propalign_lite.coupling.ImplicitCoupling` (potentials plus
+#    sparse LU up to 30,000 unknowns and by preconditioned conjugate gradients above. LU's
+#    fill-in on the support's largest connected component grows fast: at $n = 30{,}000$ per
+#    modality an LU step took 4-5 s against 0.4 s for conjugate gradients, with the same
+#    number of iterations, and at $n = 100{,}000$ one factorisation ran for minutes.
+# 4. **Online mode.** For large groups the cost is never stored. The passes over all pairs
+#    (the first log-sum-exp step and the search for the support) compute each distance from
+#    the embeddings and reduce it at once. On the CPU they are compiled loops
+#    (`propalign_lite._fused`, numba) over tiles of 4 rows by 256 columns that stay in
+#    the cache, in float64. On a GPU they are torch blocks. Every kept entry is recomputed
+#    exactly. {py:func}`~propalign_lite.matchers.match` returns an {py:class}`~propalign_lite.coupling.ImplicitCoupling` (potentials plus
 #    embeddings) that the metrics and the trainer use directly.
+# 5. **Fewer passes.** The support pass also collects the pairs down to $3B$ deeper than the
+#    truncation level (when they are at most 64 a row). While the potentials have risen by
+#    less than that depth, a rebuilt support is filtered from these candidates instead of
+#    another pass over all pairs. This is exact: no pair outside the candidates can have
+#    climbed above the level.
 #
 # Every timing below runs in its own subprocess, so that its peak memory is its own
 # (`propalign_book.ot_benchmark`). The data follow the issue that asked for this work: 12
@@ -250,10 +260,26 @@ else:
 #   memory matching two labelled sets will need, from the group sizes alone (dense groups at
 #   52 bytes an entry, measured; online groups by the model of
 #   {py:func}`~propalign_lite.ot_memory.estimate_memory`); `align(progress=True)` prints it
-#   and keeps it in `Alignment.memory_estimate_`. For $10^6$ cells in 45 types it gives
-#   0.42 GB at 16 kept pairs a row and 6.8 GB at the 530 of the dense plan above, so pass
-#   the `nnz_per_row` that a smaller run showed.
-#
+#   and keeps it in `Alignment.memory_estimate_`. The cell below asks it about $10^6$ cells
+#   in 45 types, with the uneven abundances of `benchmarks/align_atlas.py`.
+
+# %% tags=["hide-input"]
+from propalign_lite.ot_memory import estimate_groups_memory
+
+rng = np.random.default_rng(0)
+p_types = np.maximum(rng.dirichlet(np.ones(45)), 0.2 / 45)
+atlas_labels = rng.choice(45, size=10 ** 6, p=p_types / p_types.sum())
+sizes = np.bincount(atlas_labels)
+gb = {k: estimate_groups_memory(atlas_labels, atlas_labels, nnz_per_row=k) / 2 ** 30
+      for k in (16, 530)}
+display(Markdown(
+    f"For $10^6$ cells in 45 types (largest type {sizes.max():,} cells, smallest "
+    f"{sizes.min():,}), one group at a time, the estimate is {gb[16]:.2f} GB at 16 kept pairs a "
+    f"row and {gb[530]:.1f} GB at the 530 of the dense plan above. The number of kept pairs "
+    "is not known before a run, so pass the `nnz_per_row` that a smaller run showed "
+    "(`result.nnz / n`)."))
+
+# %% [markdown]
 # ## Exercises
 #
 # :::{exercise}

@@ -5,7 +5,7 @@ computes that block of the cost from the embeddings (one BLAS product) and reduc
 so memory stays :math:`O(\text{block} + n_1 + n_2)` whatever :math:`n_1 n_2`. The passes run in
 torch when ``device`` is not ``"cpu"`` (e.g. ``"cuda"``); on the CPU the solver's two passes
 (:meth:`BlockedCost.lse`, :meth:`BlockedCost.support`) run as the compiled loops of
-:mod:`propalign_lite._fused` (float64 distances, nothing but the result written; about 5 times
+``propalign_lite._fused`` (float64 distances, nothing but the result written; about 5 times
 faster than the numpy blocks), and the numpy blocks remain for :meth:`BlockedCost.blocks` and
 for a cost already in memory (:class:`DenseCost`). Results come back as float64 numpy arrays. Potentials are in *log units*: the plan is
 :math:`P_{ij} = \exp(\alpha_i + \beta_j - C_{ij}/\varepsilon)`.
@@ -14,17 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._fused import LSE_DEPTH, Tiles, lse_rows, pair_distances, support_rows
+
 DEFAULT_BLOCK = 2 ** 20          # cost entries per block (4 MiB in float32)
-
-
-def pair_distances(x, y, i, j, *, step: int = 2 ** 18) -> np.ndarray:
-    r"""Float64 distances :math:`\lVert x_{i_k} - y_{j_k}\rVert_2`, ``step`` pairs at a time
-    (memory :math:`O(\text{step} \cdot d)` beyond the output, whatever the number of pairs)."""
-    i, j = np.asarray(i), np.asarray(j)
-    out = np.empty(i.shape[0])
-    for s in range(0, i.shape[0], step):
-        out[s:s + step] = np.sqrt(((x[i[s:s + step]] - y[j[s:s + step]]) ** 2).sum(1))
-    return out
 
 
 def _rows_per_block(n2: int, block_size: int) -> int:
@@ -115,8 +107,6 @@ class BlockedCost:
 
     def _fused_side(self, axis):
         """(query points, tiles of the other side) for rows (axis=1) or columns (axis=0)."""
-        from ._fused import Tiles
-
         if axis not in self._tiles:
             self._tiles[axis] = Tiles(self.y64 if axis == 1 else self.x64)
         return (self.x64 if axis == 1 else self.y64), self._tiles[axis]
@@ -125,8 +115,6 @@ class BlockedCost:
         r"""Log-sum-exp of :math:`\alpha_i + \beta_j - C_{ij}/\varepsilon` over ``axis``
         (0: over rows, one value per column; 1: over columns, one value per row)."""
         if self.fused:
-            from ._fused import LSE_DEPTH, lse_rows
-
             own, other = (alpha, beta) if axis == 1 else (beta, alpha)
             pts, tiles = self._fused_side(axis)
             other = np.asarray(other, dtype=np.float64)
@@ -162,7 +150,7 @@ class BlockedCost:
         margin, and the kept values are recomputed exactly from the embeddings. With
         ``deeper`` :math:`= D > 0` the compiled pass may return the pairs down to ``level -
         D`` instead (when they are at most 64 a row on average; see
-        :func:`~propalign_lite._fused.support_rows`); ``last_depth`` says which
+        ``propalign_lite._fused.support_rows``); ``last_depth`` says which
         depth the last call used (always 0 for the numpy and torch blocks).
         """
         self.last_depth = 0.0
@@ -204,8 +192,6 @@ class BlockedCost:
     def _fused_support(self, alpha, beta, reg, level, deeper):
         r"""The compiled pass; its float64 distances differ from :meth:`exact_cost`'s only in
         the order of the sum, covered by a margin of :math:`4\sqrt{\text{eps}}\,r/\varepsilon`."""
-        from ._fused import support_rows
-
         pts, tiles = self._fused_side(1)
         margin = 4.0 * np.sqrt(np.finfo(np.float64).eps) * self.max_cost / reg + 1e-9
         theta = level - margin - np.asarray(alpha, dtype=np.float64)

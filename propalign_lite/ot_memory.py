@@ -11,7 +11,7 @@ kernel with its :math:`s = n \times` (entries per row) pairs, so its peak memory
 
 with the work space :math:`W` of one block pass (``DEFAULT_BLOCK`` float32 entries and their
 temporaries) or of one chunk of tree queries, plus, for the compiled passes of
-:mod:`propalign_lite._fused`, their column buffer (4 bytes times about twice the entries of a
+``propalign_lite._fused``, their column buffer (4 bytes times about twice the entries of a
 row, per row) and, on sparse plans (at most 64 entries a row), the solver's candidate pairs
 (24 bytes each, at most 64 a row). :math:`c_{\mathrm{pair}}` depends on the regime:
 on a sparse support (at most 16 entries per row on average) the solver takes Newton steps,

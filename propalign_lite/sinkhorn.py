@@ -23,7 +23,7 @@ POT's, :math:`\lVert P^\top \mathbf 1 - b\rVert_2 <` ``tol``. Three things make 
    rebuilt: from the candidate pairs of the last pass over all pairs when the potentials have
    risen by less than the candidates' extra depth (``_Candidates``: pairs down to
    :math:`\ell - 3B`, kept when at most 64 a row), else by a new pass over the cost (on the
-   CPU, the compiled loops of :mod:`propalign_lite._fused`).
+   CPU, the compiled loops of ``propalign_lite._fused``).
 3. **Newton steps on the support.** After ten plain iterations on a sparse support (at most
    16 entries a row), each step is a damped Newton step on the dual restricted to the kept
    pairs (``_newton_step``: sparse LU, or conjugate gradients on large supports, with a
