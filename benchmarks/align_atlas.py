@@ -64,6 +64,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--score-cells", type=int, default=20000)
     ap.add_argument("--json", default=None, help="append the record to this JSON-lines file")
+    ap.add_argument("--progress", action="store_true",
+                    help="align(progress=True): the memory estimate and a bar over the groups")
     args = ap.parse_args(argv)
 
     import anndata as ad
@@ -88,7 +90,8 @@ def main(argv=None):
     start = time.perf_counter()
     aln = align(a1, a2, groupby="cell_type", reg=args.reg, n_jobs=args.n_jobs,
                 classifier=dict(epochs=args.epochs, width=args.width,
-                                batch_size=args.batch_size), random_state=args.seed)
+                                batch_size=args.batch_size), random_state=args.seed,
+                progress=args.progress)
     stages["align"] = time.perf_counter() - start
     stages.update({f"align.{k}": v for k, v in aln.timings_.items()})
 

@@ -137,13 +137,14 @@ def _lse_quads(x, tiles, n2, beta, inv_reg, depth):
 
 
 @njit(parallel=True, cache=True)
-def _support_quads(x, tiles, n2, theta_deep, theta, beta, inv_reg, cap):
-    """Counts of the columns above ``theta_deep`` and above ``theta`` (>= theta_deep) of every
-    row, and the first ``cap`` columns above ``theta_deep``."""
+def _support_quads(x, tiles, n2, theta, theta_deep, beta, inv_reg, cap, cap_deep):
+    """For every row: the columns above ``theta`` (count, and the first ``cap`` of them) and
+    those in ``[theta_deep, theta)`` (count, and the first ``cap_deep``)."""
     n1 = x.shape[0]
-    counts_deep = np.zeros(n1, dtype=np.int64)
     counts = np.zeros(n1, dtype=np.int64)
+    counts_deep = np.zeros(n1, dtype=np.int64)
     cols = np.empty((n1, cap), dtype=np.int32)
+    cols_deep = np.empty((n1, cap_deep), dtype=np.int32)
     for q in prange(n1 // 4):
         acc = np.empty((4, TILE))
         x4 = x[4 * q:4 * q + 4]
@@ -157,13 +158,15 @@ def _support_quads(x, tiles, n2, theta_deep, theta, beta, inv_reg, cap):
                 low, high = theta_deep[i], theta[i]
                 for j in range(width):
                     v = beta[c0 + j] - np.sqrt(row[j]) * inv_reg
-                    if v >= low:
-                        if counts_deep[i] < cap:
-                            cols[i, counts_deep[i]] = c0 + j
+                    if v >= high:
+                        if counts[i] < cap:
+                            cols[i, counts[i]] = c0 + j
+                        counts[i] += 1
+                    elif v >= low:
+                        if counts_deep[i] < cap_deep:
+                            cols_deep[i, counts_deep[i]] = c0 + j
                         counts_deep[i] += 1
-                        if v >= high:
-                            counts[i] += 1
-    return counts_deep, counts, cols
+    return counts, counts_deep, cols, cols_deep
 
 
 def lse_rows(x, tiles: Tiles, beta, inv_reg: float, depth: float) -> np.ndarray:
@@ -177,7 +180,8 @@ def lse_rows(x, tiles: Tiles, beta, inv_reg: float, depth: float) -> np.ndarray:
 
 
 def _stored(counts, cols):
-    """(rows, cols) of the stored columns of the rows whose columns all fit."""
+    """(rows, cols) of the stored columns of the rows whose columns all fit (count <= cap)."""
+    counts = np.where(counts <= cols.shape[1], counts, 0)
     keep = np.arange(cols.shape[1])[None, :] < counts[:, None]
     return np.nonzero(keep)[0], cols[keep].astype(np.int64)
 
@@ -190,34 +194,40 @@ def support_rows(x, tiles: Tiles, theta, beta, inv_reg: float, cap: int = 16, *,
 
     :math:`D` is ``deeper`` when that deeper set holds at most ``max_per_row`` pairs a row on
     average (counted in the same pass as the set at :math:`\theta`), else 0: the deeper set
-    is for sparse plans, where it costs little memory. Rows with more than ``cap`` pairs are computed again with room
-    for all of theirs.
+    is for sparse plans, where it costs little memory. The pass keeps up to ``cap`` columns a
+    row above :math:`\theta` and up to ``2 * max_per_row`` more between the two thresholds;
+    rows with more than that are computed again with room for all of theirs.
     """
     n1 = len(x)
     x = np.ascontiguousarray(x, dtype=np.float64)
     beta = np.asarray(beta, dtype=np.float64)
     theta = np.asarray(theta, dtype=np.float64)
     deeper = float(deeper)
+    cap_deep = int(2 * max_per_row) if deeper > 0 else 0
     xq, th, thd = _quads(x, theta, theta - deeper)
-    counts_deep, counts, cols = _support_quads(xq, tiles.data, tiles.n, thd, th, beta,
-                                               float(inv_reg), int(cap))
-    counts_deep, counts, cols = counts_deep[:n1], counts[:n1], cols[:n1]
-    depth = deeper if deeper > 0 and counts_deep.sum() <= max_per_row * n1 else 0.0
-    rows_out, cols_out = _stored(np.where(counts_deep <= cap, counts_deep, 0), cols)
-    if depth == 0.0 and deeper > 0:          # keep the stored pairs above theta only
-        d = pair_distances(x, tiles.points, rows_out, cols_out)
-        above = beta[cols_out] - d * inv_reg >= theta[rows_out]
-        rows_out, cols_out = rows_out[above], cols_out[above]
-    over = np.flatnonzero(counts_deep > cap)
-    if over.size:                            # rows that did not fit: once more, all of theirs
-        need = counts_deep[over] if depth else counts[over]
+    counts, counts_deep, cols, cols_deep = _support_quads(
+        xq, tiles.data, tiles.n, th, thd, beta, float(inv_reg), int(cap), cap_deep)
+    counts, counts_deep = counts[:n1], counts_deep[:n1]
+    total = counts + counts_deep
+    depth = deeper if deeper > 0 and total.sum() <= max_per_row * n1 else 0.0
+    rows_out, cols_out = _stored(counts, cols[:n1])
+    over = counts > cap
+    if depth:
+        over |= counts_deep > cap_deep
+        rows_out, cols_out = rows_out[~over[rows_out]], cols_out[~over[rows_out]]
+        r2, c2 = _stored(np.where(over, 0, counts_deep), cols_deep[:n1])
+        rows_out, cols_out = np.concatenate([rows_out, r2]), np.concatenate([cols_out, c2])
+    over = np.flatnonzero(over)
+    if over.size:                  # rows that did not fit: once more, with room for all
+        need = (total if depth else counts)[over]
         low = theta[over] - depth
         xo, lo = _quads(x[over], low)
-        c2, _, cols2 = _support_quads(xo, tiles.data, tiles.n, lo, lo, beta, float(inv_reg),
-                                      int(need.max()))
-        r2, extra_c = _stored(c2[:over.size], cols2[:over.size])
-        rows_out = np.concatenate([rows_out, over[r2]])
-        cols_out = np.concatenate([cols_out, extra_c])
+        c_over, _, cols_over, _ = _support_quads(xo, tiles.data, tiles.n, lo, lo, beta,
+                                                 float(inv_reg), int(need.max()), 0)
+        r3, c3 = _stored(c_over[:over.size], cols_over[:over.size])
+        rows_out = np.concatenate([rows_out, over[r3]])
+        cols_out = np.concatenate([cols_out, c3])
+    if depth or over.size:         # pieces were appended: back to row-major order
         order = np.lexsort((cols_out, rows_out))
         rows_out, cols_out = rows_out[order], cols_out[order]
     return rows_out, cols_out, depth

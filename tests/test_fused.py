@@ -55,14 +55,21 @@ def test_support_rows_returns_exactly_the_pairs_above_threshold(d, n1, n2, cap):
 
 @pytest.mark.parametrize("cap", [1, 64])
 @pytest.mark.parametrize("allowed", [True, False])
-def test_support_rows_returns_the_deeper_set_only_when_it_is_small(cap, allowed):
+def test_support_rows_returns_the_deeper_set_only_when_it_is_small(cap, allowed, monkeypatch):
     """The pass counts the pairs at theta and at theta - D; it returns the deeper set when
-    it holds at most ``max_per_row`` pairs a row, else exactly the set at theta (filtered from
-    the stored deeper pairs, or computed again for rows that overflowed ``cap``)."""
+    it holds at most ``max_per_row`` pairs a row, else exactly the set at theta (rows that
+    overflowed ``cap`` or the deeper buffer computed again)."""
     x, y, beta = _points(5, 61, 300, seed=11)
     V = _dense_values(x, y, beta)
     theta = _between(V, 0.95)
     D = float(np.median(theta - _between(V, 0.8)))   # the deeper set: about 60 a row
+    # no distances beyond the pass's own: recomputing the stored pairs' values once made the
+    # pass over a dense plan (thousands of pairs a row) several times slower
+    import propalign_lite._fused as F
+
+    def no_recompute(*args, **kw):
+        raise AssertionError("pair values recomputed outside the pass")
+    monkeypatch.setattr(F, "pair_distances", no_recompute)
     rows, cols, depth = support_rows(x, Tiles(y), theta, beta, 1 / REG, cap=cap, deeper=D,
                                      max_per_row=80.0 if allowed else 40.0)
     assert depth == (D if allowed else 0.0)
