@@ -242,7 +242,7 @@ else:
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "The newest day of recorded benchmark runs (log-log, 12-d data, reg 0.05, marginal error 1e-6): seconds (left) and peak resident memory (right) against n, one line per solver and commit.", "name": "fig-performance-recorded"}, "image": {"alt": "Two log-log line charts of the recorded runs against n: seconds on the left and peak gigabytes on the right, with lines for POT, ours with block passes, ours with trees and the previous commit."}}
 if big is not None:
     day = big["when"].str[:10]
-    last = big[(day == day.max()) & big["converged"].eq("True")].copy()
+    last = big[(day == day.max()) & ~big["converged"].isin(["timed out", "False"])].copy()
     last["label"] = last["solver"] + " @ " + last["commit"].fillna("?").astype(str)
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
     for label, rows in last.sort_values("n").groupby("label"):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._fused import LSE_DEPTH, Tiles, lse_rows, pair_distances, support_rows
+from ._fused import LSE_DEPTH, Tiles, argmax_rows, lse_rows, pair_distances, support_rows
 
 DEFAULT_BLOCK = 2 ** 20          # cost entries per block (4 MiB in float32)
 
@@ -162,17 +162,30 @@ class BlockedCost:
         lonely_r = np.flatnonzero(np.bincount(rows, minlength=self.n1) == 0)
         lonely_c = np.flatnonzero(np.bincount(cols, minlength=self.n2) == 0)
         if lonely_r.size or lonely_c.size:
-            all_r, all_c = np.arange(self.n1), np.arange(self.n2)
-            for i in lonely_r:
-                lp_i = beta - self.exact_cost(np.full(self.n2, i), all_c) / reg
-                rows, cols = np.append(rows, i), np.append(cols, int(np.argmax(lp_i)))
-            for j in lonely_c:
-                lp_j = alpha - self.exact_cost(all_r, np.full(self.n1, j)) / reg
-                rows, cols = np.append(rows, int(np.argmax(lp_j))), np.append(cols, j)
+            rows = [rows, lonely_r, self._largest(lonely_c, alpha, reg, axis=0)]
+            cols = [cols, self._largest(lonely_r, beta, reg, axis=1), lonely_c]
+            rows, cols = np.concatenate(rows), np.concatenate(cols)
             key = np.unique(rows * self.n2 + cols)
             rows, cols = key // self.n2, key % self.n2
         logp = alpha[rows] + beta[cols] - self.exact_cost(rows, cols) / reg
         return rows, cols, logp
+
+    def _largest(self, sel, w, reg, *, axis):
+        """The partner of the largest entry of every row (axis=1) or column (axis=0) in
+        ``sel``: ``argmax`` of ``w - C / reg`` over the other side (one compiled pass over
+        ``sel``'s pairs; in numpy, one row or column at a time)."""
+        w = np.asarray(w, dtype=np.float64)
+        if sel.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        if self.fused:
+            pts, tiles = self._fused_side(axis)
+            return argmax_rows(pts[sel], tiles, w, 1.0 / reg)
+        other = np.arange(self.n2 if axis == 1 else self.n1)
+        out = np.empty(sel.size, dtype=np.int64)
+        for k, i in enumerate(sel):
+            pair = (np.full(other.size, i), other) if axis == 1 else (other, np.full(other.size, i))
+            out[k] = np.argmax(w - self.exact_cost(*pair) / reg)
+        return out
 
     def _blocked_support(self, alpha, beta, reg, level):
         a_t, b_t = self.vec(alpha), self.vec(beta)

@@ -14,6 +14,8 @@ runs over contiguous memory and vectorises); groups of four rows are shared amon
   a running maximum; terms more than ``depth`` below the row's running maximum are skipped
   (with ``depth = log n2 + 37`` their total is below :math:`2^{-53}` of the sum, as in
   :mod:`~propalign_lite._tree_support`).
+* :func:`argmax_rows`: the largest term of every row (for rows and columns left without a
+  pair in the support).
 * :func:`support_rows`: the columns :math:`j` with :math:`\beta_j - C_{ij}/\varepsilon \ge
   \theta_i` of every row, into a buffer of ``cap`` columns a row; the counts are exact, so
   the rows with more than ``cap`` are run again with a larger buffer. The same pass counts
@@ -167,6 +169,37 @@ def _support_quads(x, tiles, n2, theta, theta_deep, beta, inv_reg, cap, cap_deep
                             cols_deep[i, counts_deep[i]] = c0 + j
                         counts_deep[i] += 1
     return counts, counts_deep, cols, cols_deep
+
+
+@njit(parallel=True, cache=True)
+def _argmax_quads(x, tiles, n2, beta, inv_reg):
+    n1 = x.shape[0]
+    best = np.zeros(n1, dtype=np.int64)
+    for q in prange(n1 // 4):
+        acc = np.empty((4, TILE))
+        top = np.full(4, -np.inf)
+        x4 = x[4 * q:4 * q + 4]
+        for t in range(tiles.shape[0]):
+            _squared_tile(x4, tiles[t], acc)
+            c0 = t * TILE
+            width = min(TILE, n2 - c0)
+            for r in range(4):
+                row = acc[r]
+                for j in range(width):
+                    v = beta[c0 + j] - np.sqrt(row[j]) * inv_reg
+                    if v > top[r]:
+                        top[r] = v
+                        best[4 * q + r] = c0 + j
+    return best
+
+
+def argmax_rows(x, tiles: Tiles, beta, inv_reg: float) -> np.ndarray:
+    r""":math:`\arg\max_j (\beta_j - \lVert x_i - y_j\rVert/\varepsilon)` for every row of
+    ``x`` (the first index among ties, as ``np.argmax``)."""
+    n1 = len(x)
+    (xq,) = _quads(x)
+    return _argmax_quads(xq, tiles.data, tiles.n, np.asarray(beta, dtype=np.float64),
+                         float(inv_reg))[:n1]
 
 
 def lse_rows(x, tiles: Tiles, beta, inv_reg: float, depth: float) -> np.ndarray:

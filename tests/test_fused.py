@@ -4,7 +4,7 @@ import pytest
 from scipy.special import logsumexp
 
 from propalign_lite._blocked import BlockedCost, DenseCost, pair_distances
-from propalign_lite._fused import TILE, Tiles, lse_rows, support_rows
+from propalign_lite._fused import TILE, Tiles, argmax_rows, lse_rows, support_rows
 
 REG = 0.05
 
@@ -123,3 +123,27 @@ def test_solver_candidates_give_a_fresh_passs_support_while_potentials_rise_less
     assert np.isin(np.arange(150), r).all() and np.isin(np.arange(170), c).all()
     assert not cand.holds(alpha + 0.6 * D, beta + 0.6 * D)
     assert not cand.holds(alpha, beta + 1.1 * D)
+
+
+def test_argmax_rows_matches_numpy():
+    x, y, beta = _points(12, 37, TILE + 5, seed=8)
+    V = _dense_values(x, y, beta)
+    np.testing.assert_array_equal(argmax_rows(x, Tiles(y), beta, 1 / REG), V.argmax(1))
+
+
+def test_rows_and_columns_without_a_pair_get_their_largest_entry_in_one_pass(monkeypatch):
+    """Above every entry's level each row and column keeps its largest entry. These were
+    once found one row at a time, each appended to the whole support (a copy of it every
+    time): minutes for a real-logit group with many such rows. Now one compiled pass, and the
+    exact costs are computed once, for the kept pairs."""
+    x, y, beta = _points(4, 90, 70, seed=9)
+    alpha = np.random.default_rng(10).normal(size=90)
+    cost = BlockedCost(x, y)
+    L = alpha[:, None] + _dense_values(x, y, beta)
+    calls = []
+    exact = cost.exact_cost
+    monkeypatch.setattr(cost, "exact_cost", lambda i, j: calls.append(1) or exact(i, j))
+    rows, cols, lp = cost.support(alpha, beta, REG, float(L.max()) + 1.0)   # all lonely
+    want = set(zip(range(90), L.argmax(1))) | set(zip(L.argmax(0), range(70)))
+    assert set(zip(rows.tolist(), cols.tolist())) == want
+    assert len(calls) == 1
