@@ -15,9 +15,17 @@ def _points(d, n1, n2, seed):
 
 
 def _dense_values(x, y, beta):
-    i, j = np.meshgrid(np.arange(len(x)), np.arange(len(y)), indexing="ij")
-    C = pair_distances(x, y, i.ravel(), j.ravel()).reshape(len(x), len(y))
+    C = np.sqrt(((x[:, None, :] - y[None, :, :]) ** 2).sum(-1))     # numpy, independent
     return beta[None, :] - C / REG
+
+
+def test_pair_distances_match_numpy():
+    x, y, _ = _points(45, 300, 200, seed=12)
+    rng = np.random.default_rng(13)
+    i, j = rng.integers(0, 300, 5000), rng.integers(0, 200, 5000)
+    want = np.sqrt(((x[i] - y[j]) ** 2).sum(1))
+    np.testing.assert_allclose(pair_distances(x, y, i, j), want, rtol=1e-14, atol=0)
+    assert pair_distances(x, y, i[:0], j[:0]).shape == (0,)
 
 
 # sizes that are not multiples of four rows or of a tile, one row, one column, 1-d and 12-d
