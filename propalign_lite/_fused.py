@@ -4,8 +4,8 @@ The two passes the solver makes over all pairs (:mod:`propalign_lite._blocked`),
 one compiled loop each instead of a chain of numpy operations on blocks of the cost: the
 distance, the log-plan value and the reduction happen while a tile is in the L1 cache, so a
 pass reads the embeddings and writes only its result. Distances are computed directly in
-float64, :math:`\sqrt{\sum_k (x_{ik} - y_{jk})^2}` (the arithmetic of
-:func:`~propalign_lite._blocked.pair_distances`, up to the order of the sum), four rows against
+float64, :math:`\sqrt{\sum_k (x_{ik} - y_{jk})^2}` summed over :math:`k` in order (the
+arithmetic of :func:`pair_distances`, up to fused multiply-adds), four rows against
 ``TILE`` columns at a time (the columns stored tile by tile, transposed, so that the inner loop
 runs over contiguous memory and vectorises); groups of four rows are shared among the threads
 (``NUMBA_NUM_THREADS``).
