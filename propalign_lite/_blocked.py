@@ -7,7 +7,8 @@ torch when ``device`` is not ``"cpu"`` (e.g. ``"cuda"``); on the CPU the solver'
 (:meth:`BlockedCost.lse`, :meth:`BlockedCost.support`) run as the compiled loops of
 ``propalign_lite._fused`` (float64 distances, nothing but the result written; about 5 times
 faster than the numpy blocks), and the numpy blocks remain for :meth:`BlockedCost.blocks` and
-for a cost already in memory (:class:`DenseCost`). Results come back as float64 numpy arrays. Potentials are in *log units*: the plan is
+for a cost already in memory (:class:`DenseCost`). Results come back as float64 numpy arrays.
+Potentials are in *log units*: the plan is
 :math:`P_{ij} = \exp(\alpha_i + \beta_j - C_{ij}/\varepsilon)`.
 """
 from __future__ import annotations
@@ -183,7 +184,8 @@ class BlockedCost:
         other = np.arange(self.n2 if axis == 1 else self.n1)
         out = np.empty(sel.size, dtype=np.int64)
         for k, i in enumerate(sel):
-            pair = (np.full(other.size, i), other) if axis == 1 else (other, np.full(other.size, i))
+            one = np.full(other.size, i)
+            pair = (one, other) if axis == 1 else (other, one)
             out[k] = np.argmax(w - self.exact_cost(*pair) / reg)
         return out
 
@@ -203,8 +205,9 @@ class BlockedCost:
         return (np.concatenate(rows).astype(np.int64), np.concatenate(cols).astype(np.int64))
 
     def _fused_support(self, alpha, beta, reg, level, deeper):
-        r"""The compiled pass; its float64 distances differ from :meth:`exact_cost`'s only in
-        the order of the sum, covered by a margin of :math:`4\sqrt{\text{eps}}\,r/\varepsilon`."""
+        r"""The compiled pass; its float64 distances differ from :meth:`exact_cost`'s only by
+        rounding (fused multiply-adds), covered by a margin of
+        :math:`4\sqrt{\text{eps}}\,r/\varepsilon`."""
         pts, tiles = self._fused_side(1)
         margin = 4.0 * np.sqrt(np.finfo(np.float64).eps) * self.max_cost / reg + 1e-9
         theta = level - margin - np.asarray(alpha, dtype=np.float64)

@@ -76,8 +76,9 @@ def tree_pays(x, y, reg: float, depth: float, *, sample: int = 256, seed: int = 
     AUTO_MAX_DIM``. Otherwise a pilot on ``sample`` random rows: a ball query of radius
     (nearest-neighbour distance + ``reg * depth``), where ``depth`` is the log-range the support
     spans below each row's largest entry, is timed against the compiled support pass
-    (``propalign_lite._fused.support_rows``) of the same rows over all columns; trees are chosen when they are 4 times faster per row (the tree path queries
-    per bucket of potentials, and twice more deeply at the start) and their hits stay below
+    (``propalign_lite._fused.support_rows``) of the same rows over all columns; trees are
+    chosen when they are 4 times faster per row (the tree path queries per bucket of
+    potentials, and twice more deeply at the start) and their hits stay below
     ``max_pairs / 2``. A timing, so the choice can differ between runs near the break-even.
 
     >>> rng = np.random.default_rng(0)
