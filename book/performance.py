@@ -269,8 +269,8 @@ if big is not None:
 #   2.5-4.5 ns a pair on 2 cores. At $n = 3\times 10^4$ it took 8.9 s against 78 s for the
 #   commit before (numpy block passes, sparse LU), and at $2\times 10^4$ 4.1 s and 0.45 GB
 #   against POT's 178 s and 15.3 GB. The goal that issue 22 set, $10^5$ in 20 s and $10^6$ in
-#   5 min on 2 cores, is not reached: at this speed one pass over the $10^{12}$ pairs of a
-#   $10^6$ group would take about 45 minutes.
+#   5 min on 2 cores, is not reached: at 2.5-4.5 ns a pair, one pass over the $10^{12}$
+#   pairs of a $10^6$ group would take 42-75 minutes.
 # - No index removes pairs here without giving up the certificate. On the 12-d data of this
 #   page, the support of a row reaches about 2.3 distance units beyond its nearest
 #   neighbour (2.4 units away at $n = 10^5$), while groups of 256 points formed by k-means
