@@ -86,7 +86,6 @@ class Tiles:
         padded = np.zeros((n_tiles * TILE, d))
         padded[:self.n] = y
         self.data = np.ascontiguousarray(padded.reshape(n_tiles, TILE, d).transpose(0, 2, 1))
-        self.points = y
 
 
 def _quads(x, *per_row):
