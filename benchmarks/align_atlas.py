@@ -61,6 +61,8 @@ def main(argv=None):
     ap.add_argument("--batch-size", type=int, default=1024)
     ap.add_argument("--n-jobs", type=int, default=1)
     ap.add_argument("--reg", type=float, default=0.05)
+    ap.add_argument("--tol", type=float, default=None,
+                    help="Sinkhorn's tolerance on the marginal error (default: match's 1e-10)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--score-cells", type=int, default=20000)
     ap.add_argument("--json", default=None, help="append the record to this JSON-lines file")
@@ -91,7 +93,8 @@ def main(argv=None):
     aln = align(a1, a2, groupby="cell_type", reg=args.reg, n_jobs=args.n_jobs,
                 classifier=dict(epochs=args.epochs, width=args.width,
                                 batch_size=args.batch_size), random_state=args.seed,
-                progress=args.progress)
+                progress=args.progress,
+                match_kwargs=None if args.tol is None else dict(tol=args.tol))
     stages["align"] = time.perf_counter() - start
     stages.update({f"align.{k}": v for k, v in aln.timings_.items()})
 
@@ -107,6 +110,7 @@ def main(argv=None):
     sizes = np.bincount(t, minlength=args.types)
     rec = {"n": args.n, "types": args.types, "largest_group": int(sizes.max()),
            "epochs": args.epochs, "width": args.width, "n_jobs": args.n_jobs, "reg": args.reg,
+           "tol": args.tol,
            "seconds": {k: round(v, 2) for k, v in stages.items()},
            "peak_gb": round(peak_gb(), 2), "peak_gb_after_simulate": round(base_gb, 2),
            "transfer_median_r": float(np.median(r)),

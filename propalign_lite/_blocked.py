@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._fused import LSE_DEPTH, Tiles, argmax_rows, lse_rows, pair_distances, support_rows
+from ._fused import (LSE_DEPTH, Tiles, argmax_rows, distance_matrix, lse_rows, merge_pairs,
+                     pair_distances, support_rows)
 
 DEFAULT_BLOCK = 2 ** 20          # cost entries per block (4 MiB in float32)
 
@@ -143,12 +144,31 @@ class BlockedCost:
             run_m = new_m
         return run_m + np.log(run_s)
 
+    def log_kernel(self, alpha, beta, reg) -> np.ndarray:
+        r"""Every entry of :math:`\alpha_i + \beta_j - C_{ij}/\varepsilon`, an ``(n1, n2)``
+        float64 array (the solver's path for a dense plan that fits in memory); the
+        distances are computed as exactly as :meth:`exact_cost`'s."""
+        if self.fused:
+            out = distance_matrix(*self._fused_side(1))
+        else:
+            out = np.empty((self.n1, self.n2))
+            cols = np.arange(self.n2)
+            for s in range(0, self.n1, self.rows):
+                e = min(s + self.rows, self.n1)
+                i = np.repeat(np.arange(s, e), self.n2)
+                out[s:e] = self.exact_cost(i, np.tile(cols, e - s)).reshape(e - s, self.n2)
+        out *= -1.0 / reg
+        out += np.asarray(alpha, dtype=np.float64)[:, None]
+        out += np.asarray(beta, dtype=np.float64)[None, :]
+        return out
+
     def support(self, alpha, beta, reg, level: float, *, deeper: float = 0.0):
         r"""Pairs with :math:`\alpha_i + \beta_j - C_{ij}/\varepsilon \ge` ``level`` (plus the
         largest entry of every row and column), with their float64 log-values.
 
-        Returns ``(rows, cols, logp)``; the computed cost's rounding error is covered by a
-        margin, and the kept values are recomputed exactly from the embeddings. With
+        Returns ``(rows, cols, logp)``, sorted by row, then column; the computed cost's
+        rounding error is covered by a margin, and the kept values are recomputed exactly from
+        the embeddings. With
         ``deeper`` :math:`= D > 0` the compiled pass may return the pairs down to ``level -
         D`` instead (when they are at most 64 a row on average; see
         ``propalign_lite._fused.support_rows``); ``last_depth`` says which
@@ -162,12 +182,13 @@ class BlockedCost:
         # every row and column keeps at least its largest entry (found in a second, small pass)
         lonely_r = np.flatnonzero(np.bincount(rows, minlength=self.n1) == 0)
         lonely_c = np.flatnonzero(np.bincount(cols, minlength=self.n2) == 0)
-        if lonely_r.size or lonely_c.size:
-            rows = [rows, lonely_r, self._largest(lonely_c, alpha, reg, axis=0)]
-            cols = [cols, self._largest(lonely_r, beta, reg, axis=1), lonely_c]
-            rows, cols = np.concatenate(rows), np.concatenate(cols)
-            key = np.unique(rows * self.n2 + cols)
-            rows, cols = key // self.n2, key % self.n2
+        if lonely_r.size:
+            rows, cols = merge_pairs(rows, cols, lonely_r,
+                                     self._largest(lonely_r, beta, reg, axis=1))
+        if lonely_c.size:
+            by_col = self._largest(lonely_c, alpha, reg, axis=0)
+            order = np.lexsort((lonely_c, by_col))
+            rows, cols = merge_pairs(rows, cols, by_col[order], lonely_c[order])
         logp = alpha[rows] + beta[cols] - self.exact_cost(rows, cols) / reg
         return rows, cols, logp
 
@@ -238,6 +259,12 @@ class DenseCost(BlockedCost):
 
     def as_float64(self) -> "DenseCost":
         return self
+
+    def log_kernel(self, alpha, beta, reg) -> np.ndarray:
+        out = self.C * (-1.0 / reg)
+        out += np.asarray(alpha, dtype=np.float64)[:, None]
+        out += np.asarray(beta, dtype=np.float64)[None, :]
+        return out
 
 
 def euclidean_cost(x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -152,6 +152,31 @@ def _lse_quads(x, tiles, n2, beta, inv_reg, depth):
 
 
 @njit(parallel=True, cache=True)
+def _distance_quads(x, tiles, n2, out):
+    n1 = out.shape[0]
+    for q in prange(x.shape[0] // 4):
+        acc = np.empty((4, TILE))
+        x4 = x[4 * q:4 * q + 4]
+        for t in range(tiles.shape[0]):
+            _squared_tile(x4, tiles[t], acc)
+            c0 = t * TILE
+            width = min(TILE, n2 - c0)
+            for r in range(min(4, n1 - 4 * q)):
+                row = out[4 * q + r]
+                for j in range(width):
+                    row[c0 + j] = np.sqrt(acc[r, j])
+
+
+def distance_matrix(x, tiles: Tiles) -> np.ndarray:
+    r"""All distances :math:`\lVert x_i - y_j\rVert_2` as an ``(n1, n2)`` float64 array, with
+    the arithmetic of the passes (for a plan dense enough to be held whole)."""
+    out = np.empty((len(x), tiles.n))
+    if out.size:
+        _distance_quads(_quads(x)[0], tiles.data, tiles.n, out)
+    return out
+
+
+@njit(parallel=True, cache=True)
 def _support_quads(x, tiles, n2, theta, theta_deep, beta, inv_reg, cap, cap_deep):
     """For every row: the columns above ``theta`` (count, and the first ``cap`` of them) and
     those in ``[theta_deep, theta)`` (count, and the first ``cap_deep``)."""
@@ -225,6 +250,40 @@ def lse_rows(x, tiles: Tiles, beta, inv_reg: float, depth: float) -> np.ndarray:
     return out[:n1]
 
 
+@njit(cache=True)
+def _merge_pairs(ra, ca, rb, cb):
+    """Merge two lists of pairs, each sorted by row then column, into one (pairs in both
+    are kept once): linear time, where a sort of the concatenation costs n log n."""
+    na, nb = ra.size, rb.size
+    rows = np.empty(na + nb, dtype=np.int64)
+    cols = np.empty(na + nb, dtype=np.int64)
+    i = j = k = 0
+    while i < na or j < nb:
+        if j == nb or (i < na and (ra[i] < rb[j] or (ra[i] == rb[j] and ca[i] < cb[j]))):
+            rows[k], cols[k] = ra[i], ca[i]
+            i += 1
+        elif i == na or ra[i] != rb[j] or ca[i] != cb[j]:
+            rows[k], cols[k] = rb[j], cb[j]
+            j += 1
+        else:                                  # the same pair in both: keep it once
+            rows[k], cols[k] = ra[i], ca[i]
+            i += 1
+            j += 1
+        k += 1
+    return rows[:k], cols[:k]
+
+
+def merge_pairs(ra, ca, rb, cb):
+    """``(rows, cols)`` of the union of two pair lists sorted by row, then column (the
+    result sorted the same way, duplicates dropped); compiled, linear time.
+
+    >>> merge_pairs(np.array([0, 2]), np.array([1, 0]), np.array([0, 0, 2]), np.array([0, 1, 3]))
+    (array([0, 0, 2, 2]), array([0, 1, 0, 3]))
+    """
+    as64 = [np.ascontiguousarray(v, dtype=np.int64) for v in (ra, ca, rb, cb)]
+    return _merge_pairs(*as64)
+
+
 def _stored(counts, cols):
     """(rows, cols) of the stored columns of the rows whose columns all fit (count <= cap)."""
     counts = np.where(counts <= cols.shape[1], counts, 0)
@@ -262,7 +321,7 @@ def support_rows(x, tiles: Tiles, theta, beta, inv_reg: float, cap: int = 16, *,
         over |= counts_deep > cap_deep
         rows_out, cols_out = rows_out[~over[rows_out]], cols_out[~over[rows_out]]
         r2, c2 = _stored(np.where(over, 0, counts_deep), cols_deep[:n1])
-        rows_out, cols_out = np.concatenate([rows_out, r2]), np.concatenate([cols_out, c2])
+        rows_out, cols_out = merge_pairs(rows_out, cols_out, r2, c2)
     over = np.flatnonzero(over)
     if over.size:                  # rows that did not fit: once more, with room for all
         need = (total if depth else counts)[over]
@@ -271,9 +330,5 @@ def support_rows(x, tiles: Tiles, theta, beta, inv_reg: float, cap: int = 16, *,
         c_over, _, cols_over, _ = _support_quads(xo, tiles.data, tiles.n, lo, lo, beta,
                                                  float(inv_reg), int(need.max()), 0)
         r3, c3 = _stored(c_over[:over.size], cols_over[:over.size])
-        rows_out = np.concatenate([rows_out, over[r3]])
-        cols_out = np.concatenate([cols_out, c3])
-    if depth or over.size:         # pieces were appended: back to row-major order
-        order = np.lexsort((cols_out, rows_out))
-        rows_out, cols_out = rows_out[order], cols_out[order]
+        rows_out, cols_out = merge_pairs(rows_out, cols_out, over[r3], c3)
     return rows_out, cols_out, depth

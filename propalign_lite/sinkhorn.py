@@ -21,13 +21,16 @@ POT's, :math:`\lVert P^\top \mathbf 1 - b\rVert_2 <` ``tol``. Three things make 
    error. :math:`\ell` is set from ``tol`` so that this bound is :math:`\le` ``tol``/100. When a
    scaling leaves :math:`[e^{-B}, e^B]` it is absorbed into the potentials and the support is
    rebuilt: from the candidate pairs of the last pass over all pairs when the potentials have
-   risen by less than the candidates' extra depth (``_Candidates``: pairs down to
+   risen by less than the candidates' extra depth (``propalign_lite._kernel_support``: pairs down to
    :math:`\ell - 3B`, kept when at most 64 a row), else by a new pass over the cost (on the
    CPU, the compiled loops of ``propalign_lite._fused``).
 3. **Newton steps on the support.** After ten plain iterations on a sparse support (at most
    16 entries a row), each step is a damped Newton step on the dual restricted to the kept
-   pairs (``_newton_step``: sparse LU, or conjugate gradients on large supports, with a
+   pairs (``propalign_lite._newton``: sparse LU, or conjugate gradients on large supports, with a
    line search); on a dense support, plain Sinkhorn iterations are used, as POT does.
+   A dense support (over 30 % of the pairs) of a problem whose :math:`n_1 n_2` pairs fit in
+   ``max_nnz`` is replaced by the whole kernel, computed once; its scalings are then absorbed
+   into it in place, with no further pass (``propalign_lite._kernel_support.held_support``).
 
 Over-relaxation (Thibault et al. 2017; Lehmann et al. 2022),
 :math:`v \leftarrow v^{1-\omega}(b / K^\top u)^\omega` and the same for :math:`u`, is applied
@@ -70,13 +73,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import sparse
-from scipy.sparse.linalg import cg, spsolve
 
 #: The paper's entropic regularisation :math:`\varepsilon` (Xi et al. 2024; the official code's
 #: ``reg``): the default of every solver and matcher of the package.
 PAPER_REG = 0.05
 
 from ._blocked import DEFAULT_BLOCK, BlockedCost, DenseCost
+from ._kernel_support import Candidates, held_support
+from ._newton import newton_step as _newton_step
 from ._tree_support import TooManyCandidates, TreeCost, tree_pays
 from ._validation import check_array
 
@@ -182,10 +186,10 @@ def _solve(cost: BlockedCost, a, b, reg, *, max_iter, tol, omega, max_nnz, newto
     it, err, converged, n_builds, support = 1, np.inf, False, 0, None
     w = 1.0 if omega is None else float(omega)
     steps = 0                     # Sinkhorn/Newton steps so far (Newton after n_plain)
-    cand = None                   # the pairs of the last pass over all pairs (see _Candidates)
+    cand = None                   # the pairs of the last pass over all pairs (see Candidates)
     while it < max_iter and not converged:
         if cand is None or not cand.holds(alpha, beta):
-            cand = _Candidates(cost, alpha, beta, reg, level, deeper=3 * B)
+            cand = Candidates(cost, alpha, beta, reg, level, deeper=3 * B)
             n_builds += 1
         rows, cols, logp = cand.support(alpha, beta, level)
         if rows.size > max_nnz:
@@ -196,7 +200,14 @@ def _solve(cost: BlockedCost, a, b, reg, *, max_iter, tol, omega, max_nnz, newto
             return _solve_lse(cost.as_float64(), alpha, beta, log_a, log_b, b, reg, it,
                               max_iter, tol)
         dense_k = rows.size > 0.3 * n1 * n2
-        if dense_k:
+        held = dense_k and n1 * n2 <= max_nnz      # hold every pair: no more passes
+        if held:
+            rows = cols = logp = None               # free the support before the kernel
+            K = cost.as_float64().log_kernel(alpha, beta, reg)
+            np.exp(K, out=K)
+            KT = K.T
+            rise = 0.0          # of the potentials since K was computed (see the absorption)
+        elif dense_k:
             K = np.zeros((n1, n2))
             K[rows, cols] = np.exp(logp)
             KT = K.T
@@ -219,7 +230,7 @@ def _solve(cost: BlockedCost, a, b, reg, *, max_iter, tol, omega, max_nnz, newto
                 break
             it += 1
             steps += 1
-            step = (_newton_step(K, u, v, a, b)
+            step = (_newton_step(K, u, v, a, b, max_log_step=B)
                     if use_newton and steps > n_plain else None)
             if step is not None:
                 u, v = step
@@ -235,120 +246,29 @@ def _solve(cost: BlockedCost, a, b, reg, *, max_iter, tol, omega, max_nnz, newto
             if not (np.isfinite(u).all() and np.isfinite(v).all()):
                 raise FloatingPointError("Sinkhorn produced non-finite scalings; increase reg")
             if np.abs(np.log(u)).max() > B or np.abs(np.log(v)).max() > B:
-                break                                      # absorb and rebuild the support
+                if not held:
+                    break                                  # absorb and rebuild the support
+                # a held kernel absorbs the scalings in place. Entries that underflow there
+                # were below e^-708 and have risen by at most `rise` since: while that keeps
+                # them below e^level, the dropped-mass bound `tail` holds for them too
+                rise += max(np.log(u).max(), 0.0) + max(np.log(v).max(), 0.0)
+                if rise > level + 708.0:
+                    break                                  # compute the kernel again
+                K *= u[:, None]
+                K *= v[None, :]
+                alpha, beta = alpha + np.log(u), beta + np.log(v)
+                u, v = np.ones(n1), np.ones(n2)
+                Kv = K @ v
+                rows_exact = False
         alpha = alpha + np.log(u)
         beta = beta + np.log(v)
-        support = (rows, cols, logp + np.log(u)[rows] + np.log(v)[cols])
+        if held:
+            K *= u[:, None]
+            K *= v[None, :]
+            rows, cols, logp = held_support(K, level)
+            K = KT = None
+        support = (rows, cols, logp + (0.0 if held else np.log(u)[rows] + np.log(v)[cols]))
     return alpha, beta, it, err, converged, n_builds, support
-
-
-class _Candidates:
-    r"""The pairs found by one pass over all pairs, and the supports filtered from them.
-
-    The pass (``cost.support(..., deeper=D)``) returns the pairs with :math:`\alpha^0_i +
-    \beta^0_j - C_{ij}/\varepsilon \ge \ell - D'` at the potentials :math:`\alpha^0,
-    \beta^0` of that moment, where :math:`D'` is ``D`` or 0 (``cost.last_depth``). Any pair
-    outside them has, at later potentials, :math:`\log P_{ij} < \ell - D' + \max_i
-    (\alpha_i - \alpha^0_i)^+ + \max_j (\beta_j - \beta^0_j)^+`; so while that rise is at most
-    :math:`D'` (:meth:`holds`), the support at level :math:`\ell` -- the pairs with
-    :math:`\log P_{ij} \ge \ell`, plus the largest entry of every row and column without one
-    (taken among the candidates, which hold at least one pair of each) -- is filtered from
-    the candidates (:meth:`support`), with no new pass. With :math:`D'` = 0 every rebuild is a
-    new pass, as before the candidates existed.
-    """
-
-    def __init__(self, cost, alpha, beta, reg, level, *, deeper):
-        rows, cols, logp = cost.support(alpha, beta, reg, level, deeper=deeper)
-        self.depth = float(getattr(cost, "last_depth", 0.0))
-        self.rows, self.cols = rows, cols
-        self.logp0 = logp               # log P at the pass (updated by the potentials' changes)
-        self.alpha0, self.beta0 = alpha.copy(), beta.copy()
-        self.n1, self.n2 = cost.n1, cost.n2
-        self.starts = self.segment = None   # row segments, when a filter first needs them
-
-    def holds(self, alpha, beta) -> bool:
-        """Whether the support may be filtered from the candidates (no new pass)."""
-        if self.depth == 0.0:
-            return False
-        rise = (max(float((alpha - self.alpha0).max()), 0.0)
-                + max(float((beta - self.beta0).max()), 0.0))
-        return rise <= self.depth
-
-    def support(self, alpha, beta, level):
-        """``(rows, cols, logp)`` of the support at ``level`` for the current potentials."""
-        r, c = self.rows, self.cols
-        if self.depth == 0.0:           # the pass's own support (used right after the pass)
-            return r, c, self.logp0
-        logp = self.logp0 + (alpha - self.alpha0)[r] + (beta - self.beta0)[c]
-        keep = logp >= level
-        if keep.all():
-            return r, c, logp
-        if self.starts is None:
-            self.starts = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
-            self.segment = np.repeat(np.arange(self.starts.size),
-                                     np.diff(np.r_[self.starts, r.size]))
-        row_max = np.maximum.reduceat(logp, self.starts)
-        lonely_r = np.bincount(r[keep], minlength=self.n1) == 0
-        col_max = np.full(self.n2, -np.inf)
-        np.maximum.at(col_max, c, logp)
-        lonely_c = np.bincount(c[keep], minlength=self.n2) == 0
-        keep |= lonely_r[r] & (logp == row_max[self.segment])
-        keep |= lonely_c[c] & (logp == col_max[c])
-        return r[keep], c[keep], logp[keep]
-
-
-def _newton_step(K, u, v, a, b, *, direct_max: int = 30_000, cg_iter: int = 300):
-    """One damped Newton step on the dual, restricted to the kept support.
-
-    Returns new ``(u, v)``, or ``None`` when no ascent step was found. The Hessian of the
-    dual is the (negated) graph Laplacian-like matrix ``[[diag(P1), P], [P^T, diag(P^T 1)]]``
-    of the current plan ``P = diag(u) K diag(v)``; it is sparse like the support. One
-    potential is held fixed (the dual is invariant to ``alpha + c, beta - c``) and the system
-    is solved by sparse LU while ``n1 + n2 <= direct_max``; above that, LU's fill-in on the
-    support's giant connected component grows faster than the support (measured on the 12-d
-    benchmark: 0.05 s a step at n1 = n2 = 12,000, 4-5 s at 30,000, minutes and gigabytes at
-    100,000), so the step is an inexact one from ``cg_iter`` Jacobi-preconditioned
-    conjugate-gradient iterations (0.4 s a step at 30,000, with the same iteration count),
-    made safe by the line search below.
-    """
-    P = K.multiply(u[:, None]).multiply(v[None, :]).tocsr() if sparse.issparse(K) \
-        else sparse.csr_matrix(K * u[:, None] * v[None, :])
-    r = np.asarray(P.sum(1)).ravel()
-    c = np.asarray(P.sum(0)).ravel()
-    n1, n2 = P.shape
-    grad = np.concatenate([a - r, b - c])
-    H = sparse.bmat([[sparse.diags(r), P], [P.T, sparse.diags(c)]], format="csc")
-    m = n1 + n2 - 1
-    d = np.zeros(n1 + n2)
-    # tiny ridge: the support graph may fall apart into components (singular Hessian)
-    ridge = 1e-12 * float(max(r.max(), c.max()))
-    Hm = H[:m, :m] + ridge * sparse.identity(m, format="csc")
-    # sparse LU only while the support is sparse: on a dense support its fill-in makes one
-    # step cost O(n^3) (seconds to minutes for groups of a few thousand)
-    if m <= direct_max:
-        d[:m] = spsolve(Hm, grad[:m], permc_spec="MMD_AT_PLUS_A")
-    else:                                           # inexact Newton: Jacobi-preconditioned CG
-        pre = sparse.diags(1.0 / Hm.diagonal())
-        d[:m], _ = cg(Hm, grad[:m], M=pre, rtol=1e-10, maxiter=cg_iter)
-    if not np.isfinite(d).all():
-        return None
-    big = np.abs(d).max()
-    if big > LOG_BOUND:                             # trust region: at most B in log units
-        d *= LOG_BOUND / big
-    da, db = d[:n1], d[n1:]
-    Pc = P.tocoo()
-    rows, cols, vals = Pc.row, Pc.col, Pc.data
-    slope = float(grad @ d)
-    base = -vals.sum()
-    t = 1.0
-    with np.errstate(over="ignore", invalid="ignore"):
-        for _ in range(30):
-            e = vals * np.exp(t * (da[rows] + db[cols]))
-            gain = t * (a @ da + b @ db) - e.sum() - base
-            if np.isfinite(gain) and gain >= 1e-4 * t * slope:
-                return u * np.exp(t * da), v * np.exp(t * db)
-            t *= 0.5
-    return None                                      # no ascent: take a Sinkhorn step
 
 
 def _solve_lse(cost, alpha, beta, log_a, log_b, b, reg, it, max_iter, tol):

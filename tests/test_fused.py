@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 from scipy.special import logsumexp
 
-from propalign_lite._blocked import BlockedCost, DenseCost, pair_distances
-from propalign_lite._fused import TILE, Tiles, argmax_rows, lse_rows, support_rows
+from propalign_lite._blocked import BlockedCost, DenseCost, euclidean_cost, pair_distances
+from propalign_lite._fused import (TILE, Tiles, argmax_rows, distance_matrix, lse_rows,
+                                   merge_pairs, support_rows)
 
 REG = 0.05
 
@@ -112,14 +113,14 @@ def test_solver_candidates_give_a_fresh_passs_support_while_potentials_rise_less
     """The solver's support is rebuilt from the candidates of its last pass (no new pass)
     while the potentials rose by at most the candidates' depth: the pairs at or above the
     level are then exactly those a fresh pass finds; a larger rise asks for a pass."""
-    from propalign_lite.sinkhorn import _Candidates
+    from propalign_lite._kernel_support import Candidates
 
     x, y, _ = _points(3, 150, 170, seed=5)
     rng = np.random.default_rng(6)
     alpha, beta = rng.normal(size=150), rng.normal(size=170)
     L = alpha[:, None] + _dense_values(x, y, beta)
     level, D = float(np.quantile(L, 0.98)), 4.0
-    cand = _Candidates(BlockedCost(x, y), alpha, beta, REG, level, deeper=D)
+    cand = Candidates(BlockedCost(x, y), alpha, beta, REG, level, deeper=D)
     assert cand.depth == D and cand.rows.size > (L >= level).sum()
     a2 = alpha + rng.uniform(-D, D / 2, size=alpha.size)
     b2 = beta + rng.uniform(-D, D / 2, size=beta.size)
@@ -154,4 +155,38 @@ def test_rows_and_columns_without_a_pair_get_their_largest_entry_in_one_pass(mon
     rows, cols, lp = cost.support(alpha, beta, REG, float(L.max()) + 1.0)   # all lonely
     want = set(zip(range(90), L.argmax(1))) | set(zip(L.argmax(0), range(70)))
     assert set(zip(rows.tolist(), cols.tolist())) == want
+    key = rows * 70 + cols
+    assert (np.diff(key) > 0).all()                  # sorted by row, then column; no repeats
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("na,nb", [(0, 0), (0, 7), (9, 0), (300, 200), (1000, 1000)])
+def test_merge_pairs_is_the_sorted_union(na, nb):
+    """The support's pieces (pairs at the level, deeper pairs, rows run again) are merged in
+    linear time; the result must be what sorting their union gives."""
+    rng = np.random.default_rng(na + nb)
+    n2 = 40
+
+    def pairs(n):
+        key = np.unique(rng.integers(0, 50 * n2, size=n))     # sorted, some shared with other
+        return key // n2, key % n2
+    ra, ca = pairs(na)
+    rb, cb = pairs(nb)
+    rows, cols = merge_pairs(ra, ca, rb, cb)
+    want = np.union1d(ra * n2 + ca, rb * n2 + cb)
+    np.testing.assert_array_equal(rows * n2 + cols, want)
+    assert rows.dtype == cols.dtype == np.int64
+
+
+@pytest.mark.parametrize("d,n1,n2", SHAPES)
+def test_distance_matrix_and_log_kernel_hold_every_pair_exactly(d, n1, n2):
+    """The held kernel of a dense plan: every entry, as exact as the kept entries' values."""
+    x, y, beta = _points(d, n1, n2, seed=n1 + d)
+    i, j = np.repeat(np.arange(n1), n2), np.tile(np.arange(n2), n1)
+    D = distance_matrix(x, Tiles(y))
+    np.testing.assert_allclose(D.ravel(), pair_distances(x, y, i, j), rtol=1e-14, atol=1e-14)
+    alpha = np.random.default_rng(d).normal(size=n1)
+    cost = BlockedCost(x, y)
+    want = alpha[:, None] + beta[None, :] - cost.exact_cost(i, j).reshape(n1, n2) / REG
+    for c in (cost, BlockedCost(x, y, backend="torch"), DenseCost(euclidean_cost(x, y))):
+        np.testing.assert_allclose(c.log_kernel(alpha, beta, REG), want, rtol=0, atol=1e-9)
