@@ -28,9 +28,9 @@ POT's, :math:`\lVert P^\top \mathbf 1 - b\rVert_2 <` ``tol``. Three things make 
    16 entries a row), each step is a damped Newton step on the dual restricted to the kept
    pairs (``propalign_lite._newton``: sparse LU, or conjugate gradients on large supports, with a
    line search); on a dense support, plain Sinkhorn iterations are used, as POT does.
-   A dense support (over 30 % of the pairs) of a problem whose :math:`n_1 n_2` pairs fit in
-   ``max_nnz`` is replaced by the whole kernel, computed once; its scalings are then absorbed
-   into it in place, with no further pass (``propalign_lite._kernel_support.held_support``).
+   A dense support (over 30 % of the pairs, and at most ``max_nnz``) is replaced by the whole
+   kernel, computed once; its scalings are then absorbed into it in place, with no further
+   pass (``propalign_lite._kernel_support.held_support``).
 
 Over-relaxation (Thibault et al. 2017; Lehmann et al. 2022),
 :math:`v \leftarrow v^{1-\omega}(b / K^\top u)^\omega` and the same for :math:`u`, is applied
@@ -199,24 +199,21 @@ def _solve(cost: BlockedCost, a, b, reg, *, max_iter, tol, omega, max_nnz, newto
                           RuntimeWarning, stacklevel=3)
             return _solve_lse(cost.as_float64(), alpha, beta, log_a, log_b, b, reg, it,
                               max_iter, tol)
-        dense_k = rows.size > 0.3 * n1 * n2
-        held = dense_k and n1 * n2 <= max_nnz      # hold every pair: no more passes
+        # a dense support is replaced by the whole kernel (no more memory than the dense
+        # support's own kernel): no more passes, the scalings are absorbed in place
+        held = rows.size > 0.3 * n1 * n2
         if held:
-            rows = cols = logp = None               # free the support before the kernel
+            rows = cols = logp = cand = None        # free the support before the kernel
             K = cost.as_float64().log_kernel(alpha, beta, reg)
             np.exp(K, out=K)
             KT = K.T
             rise = 0.0          # of the potentials since K was computed (see the absorption)
-        elif dense_k:
-            K = np.zeros((n1, n2))
-            K[rows, cols] = np.exp(logp)
-            KT = K.T
         else:
             K = sparse.csr_matrix((np.exp(logp), (rows, cols)), shape=(n1, n2))
             KT = K.T.tocsr()
         # Newton steps pay off on a sparse support; on a dense one their linear solves cost
         # O(n^3), so plain (dense, fast) Sinkhorn iterations are used there, as POT does
-        use_newton = newton and not dense_k and rows.size <= 16 * (n1 + n2)
+        use_newton = newton and not held and rows.size <= 16 * (n1 + n2)
         u, v = np.ones(n1), np.ones(n2)
         Kv = K @ v
         rows_exact = False
