@@ -136,9 +136,10 @@ def align(adata1, adata2=None, *, groupby: str, use_rep1=None, use_rep2=None,
     n_jobs, client, progress
         How the groups are matched (:func:`~propalign_lite.match_groups`): ``n_jobs`` groups
         at once on threads of this process (``-1``: one per CPU), or as tasks of a Dask
-        ``client``; ``progress`` prints the memory the matching will need (estimated before it
-        starts, kept in ``Alignment.memory_estimate_``) and shows a progress bar over the
-        groups. The couplings do not depend on these.
+        ``client``; ``progress`` prints the memory the matching will need, estimated before it
+        starts for sparse plans (kept in ``Alignment.memory_estimate_``) and for dense ones
+        (``estimate_groups_memory(..., dense_plans=True)``), and shows a progress bar over
+        the groups. The couplings do not depend on these.
 
     Returns
     -------
@@ -238,8 +239,12 @@ def align(adata1, adata2=None, *, groupby: str, use_rep1=None, use_rep2=None,
                                      dense_max=mkw.get("dense_max"))
               if mkw["method"] == "ot" and client is None else None)
     if progress and memory is not None:
+        dense = estimate_groups_memory(t1[in1], t2[in2], n_jobs=n_jobs, dense_plans=True,
+                                       dense_max=mkw.get("dense_max"))
         print(f"align: matching {len(groups)} groups of {groupby!r} will need about "
-              f"{memory / 2 ** 30:.2f} GB ({n_jobs} at once; estimate_groups_memory)")
+              f"{memory / 2 ** 30:.2f} GB if their plans are sparse, up to "
+              f"{dense / 2 ** 30:.2f} GB if the largest are dense ({n_jobs} at once; "
+              "estimate_groups_memory)")
     start = time.perf_counter()
     couplings = match_groups(e1[in1], t1[in1], e2[in2], t2[in2], random_state=match_rng,
                              min_group_size=min_group_size, results=results, n_jobs=n_jobs,

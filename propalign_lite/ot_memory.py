@@ -35,7 +35,7 @@ from __future__ import annotations
 from ._validation import check_int, check_labels, check_number
 
 __all__ = ["estimate_memory", "estimate_groups_memory", "BYTES_PER_PAIR",
-           "BYTES_PER_DENSE_ENTRY"]
+           "BYTES_PER_DENSE_ENTRY", "BYTES_PER_HELD_ENTRY"]
 
 #: Bytes per kept pair at the solver's peak, with Newton steps and with plain Sinkhorn steps.
 BYTES_PER_PAIR = {"newton": 180, "sinkhorn": 60}
@@ -48,6 +48,15 @@ _BYTES_PER_CANDIDATE = 24       # row, column (int64) and C / reg (float64)
 #: plan and temporaries. Measured with ``tracemalloc`` on 12-d data at ``reg`` 0.05, as 6.5
 #: float64 arrays of the group's size at n = 2,000 and 5.9 at n = 4,096.
 BYTES_PER_DENSE_ENTRY = 52
+#: Kept pairs (a fraction of all) assumed for a dense plan.
+_DENSE_FRACTION = 0.4
+#: Peak bytes per entry (of all ``n1 * n2``) of an online match whose plan is dense, so that
+#: the solver holds its whole kernel: 9 (the kernel and a mask) + 50 per kept pair (the
+#: pass's buffers, rows, columns and values of the support), here at 40 % of the pairs kept.
+#: Measured: 21.6 (peak resident memory) on the largest group of a simulated 10^5-cell
+#: atlas, 11,504 cells a side, 38 % of the pairs kept, coupling and transfer included; 59
+#: (``tracemalloc``) on a plan that keeps every pair (``tests/test_ot_memory.py``).
+BYTES_PER_HELD_ENTRY = int(round(9 + 50 * _DENSE_FRACTION))
 
 
 def estimate_memory(n1: int, n2: int, d: int, *, nnz_per_row: float = 16.0) -> int:
@@ -74,7 +83,8 @@ def estimate_memory(n1: int, n2: int, d: int, *, nnz_per_row: float = 16.0) -> i
 
 
 def estimate_groups_memory(labels1, labels2, *, n_jobs: int = 1, nnz_per_row: float = 16.0,
-                           dense_max: int | None = None) -> int:
+                           dense_max: int | None = None, dense_plans: bool = False,
+                           max_nnz: int = 10 ** 8) -> int:
     """Estimated peak bytes of matching two labelled sets within groups, as
     :func:`~propalign_lite.match_groups` and :func:`~propalign_lite.align` do, before any
     classifier is trained: the propensity logits have one coordinate per shared group, each
@@ -82,6 +92,12 @@ def estimate_groups_memory(labels1, labels2, *, n_jobs: int = 1, nnz_per_row: fl
     entry) or online (:func:`estimate_memory`), and ``n_jobs`` groups are in memory at once
     (the ``n_jobs`` largest are counted; ``-1``: one per CPU). The couplings that are kept
     (dense arrays for dense groups, the sparse plans of online ones) are added.
+
+    ``dense_plans=True`` gives the other end: every online group's plan dense (as the
+    classifiers' logits of one cell type often make it at the paper's ``reg``), its kernel
+    held whole (``BYTES_PER_HELD_ENTRY`` an entry) unless its kept pairs would exceed
+    ``max_nnz``, where the solver falls back to passes over all pairs (little memory, much
+    time). The memory a match needs lies between the two.
 
     Example
     -------
@@ -98,6 +114,7 @@ def estimate_groups_memory(labels1, labels2, *, n_jobs: int = 1, nnz_per_row: fl
     from .matchers import DENSE_MAX
 
     dense_max = DENSE_MAX if dense_max is None else check_int(dense_max, "dense_max", min_value=1)
+    max_nnz = check_int(max_nnz, "max_nnz", min_value=1)
     n_jobs = check_int(n_jobs, "n_jobs", min_value=-1)
     if n_jobs == 0:          # as match_groups: a positive number of threads or -1
         raise ValueError("n_jobs must be a positive number of threads or -1 (one per CPU), got 0")
@@ -114,6 +131,9 @@ def estimate_groups_memory(labels1, labels2, *, n_jobs: int = 1, nnz_per_row: fl
         if n1 * n2 <= dense_max:
             peaks.append(BYTES_PER_DENSE_ENTRY * n1 * n2)
             kept += 8 * n1 * n2
+        elif dense_plans and _DENSE_FRACTION * n1 * n2 <= max_nnz:
+            peaks.append(BYTES_PER_HELD_ENTRY * n1 * n2)
+            kept += int(24 * _DENSE_FRACTION * n1 * n2)
         else:
             peaks.append(estimate_memory(n1, n2, d, nnz_per_row=nnz_per_row))
             kept += 12 * nnz_per_row * max(n1, n2)

@@ -264,7 +264,9 @@ def _solve(cost: BlockedCost, a, b, reg, *, max_iter, tol, omega, max_nnz, newto
             K *= v[None, :]
             rows, cols, logp = held_support(K, level)
             K = KT = None
-        support = (rows, cols, logp + (0.0 if held else np.log(u)[rows] + np.log(v)[cols]))
+        if not held:
+            logp = logp + np.log(u)[rows] + np.log(v)[cols]
+        support = (rows, cols, logp)
     return alpha, beta, it, err, converged, n_builds, support
 
 

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from propalign_lite import match_groups
-from propalign_lite.ot_memory import (BYTES_PER_DENSE_ENTRY, BYTES_PER_PAIR,
-                                      estimate_groups_memory, estimate_memory)
+from propalign_lite.ot_memory import (BYTES_PER_DENSE_ENTRY, BYTES_PER_HELD_ENTRY,
+                                      BYTES_PER_PAIR, estimate_groups_memory,
+                                      estimate_memory)
 
 
 def test_grows_with_size_and_support():
@@ -64,7 +65,40 @@ def test_align_prints_and_keeps_its_estimate(capsys):
     a1, a2 = make(90, 6, seed=1), make(60, 5, seed=2, prefix="p")
     aln = run(a1, a2, progress=True)
     assert aln.memory_estimate_ == estimate_groups_memory(a1.obs["kind"], a2.obs["kind"])
-    assert f"about {aln.memory_estimate_ / 2 ** 30:.2f} GB" in capsys.readouterr().out
+    dense = estimate_groups_memory(a1.obs["kind"], a2.obs["kind"], dense_plans=True)
+    out = capsys.readouterr().out
+    assert f"about {aln.memory_estimate_ / 2 ** 30:.2f} GB if their plans are sparse" in out
+    assert f"up to {dense / 2 ** 30:.2f} GB if the largest are dense" in out
+
+
+def test_dense_plans_are_modelled_as_held_kernels_until_they_exceed_max_nnz():
+    """An atlas run printed 1.65 GB and peaked at 9.3 GB: its largest groups' plans were
+    dense. The dense model counts their held kernels."""
+    t = ["a"] * 3000 + ["b"] * 500
+    sparse_gb = estimate_groups_memory(t, t, dense_max=10 ** 6)
+    dense_gb = estimate_groups_memory(t, t, dense_max=10 ** 6, dense_plans=True)
+    held = BYTES_PER_HELD_ENTRY * 3000 ** 2
+    assert dense_gb == held + int(24 * 0.4 * 3000 ** 2) + 8 * 500 ** 2 > 2 * sparse_gb
+    # above max_nnz kept pairs the solver passes over all pairs instead: the sparse model
+    assert estimate_groups_memory(t, t, dense_max=10 ** 6, dense_plans=True,
+                                  max_nnz=10 ** 6) == sparse_gb
+
+
+def test_held_model_bounds_the_measured_peak_of_a_dense_online_match():
+    from propalign_lite.sinkhorn import sinkhorn_online
+
+    rng = np.random.default_rng(0)
+    x, y = 0.3 * rng.normal(size=(1500, 4)), 0.3 * rng.normal(size=(1500, 4))
+    tracemalloc.start()
+    try:
+        res = sinkhorn_online(x, y, 0.05, tol=1e-6, support="blocked")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    kept = res.nnz / 1500 ** 2
+    assert kept > 0.3                                  # held whole
+    model = (9 + 50 * kept) * 1500 ** 2                # as BYTES_PER_HELD_ENTRY
+    assert peak <= 1.1 * model and model <= 2 * peak, (peak, model, kept)
 
 
 def test_groups_estimate_reads_labels_and_n_jobs_as_match_groups_does():
