@@ -294,14 +294,13 @@ else:
 # At $10^5$ cells, most of the time goes to a few groups whose plans are **dense**: the
 # classifiers' logits of one cell type lie close together compared with $\varepsilon$, so
 # more than 30 % of a group's pairs are above the truncation level (38 % for the largest
-# group, 11,504 cells a side). For such a group no support can be sparse. When all of its
-# pairs fit in `max_nnz` (default $10^8$), the solver now computes the whole kernel once and
-# absorbs its scalings into it in place, where it used to make a new pass over all pairs,
-# sort the support and recompute its values at every absorption (9 passes for that group).
-# That halved the matching time in the two recorded runs above (the first one shared the
-# cores with test runs for some minutes, so the ratio is rough). What is left is plain
-# Sinkhorn's slow convergence on these plans: about 800 iterations to reach $10^{-6}$ for the
-# largest group, each two products with the 1 GB kernel.
+# group, 11,504 cells a side). For such a group no support can be sparse. The solver used to
+# make a new pass over all pairs at every absorption of its scalings, and to sort and
+# recompute the support each time: 9 passes for that group. It now computes the whole kernel
+# once (no more memory than the dense support's own kernel) and absorbs the scalings into it
+# in place. What is left is plain Sinkhorn's slow convergence on these plans: 801 iterations
+# to reach $10^{-6}$ for the largest group, each two products with its 1 GB kernel (about
+# 0.2 s on 2 cores).
 
 # %% [markdown]
 # ## Limits
@@ -343,11 +342,14 @@ else:
 #   than the solver's tolerance/100 in total. `M.matmul(Z, exact=True)` and `M.topk(k)` pass
 #   over all pairs instead.
 # - Before a run, {py:func}`~propalign_lite.ot_memory.estimate_groups_memory` says how much
-#   memory matching two labelled sets will need, from the group sizes alone (dense groups at
-#   52 bytes an entry, measured; online groups by the model of
-#   {py:func}`~propalign_lite.ot_memory.estimate_memory`); `align(progress=True)` prints it
-#   and keeps it in `Alignment.memory_estimate_`. The cell below asks it about $10^6$ cells
-#   in 45 types, with the uneven abundances of `benchmarks/align_atlas.py`.
+#   memory matching two labelled sets will need, from the group sizes alone (small groups
+#   solved densely at 52 bytes an entry, measured; online groups by the model of
+#   {py:func}`~propalign_lite.ot_memory.estimate_memory`, or, with `dense_plans=True`, as
+#   held kernels at 29 bytes an entry); `align(progress=True)` prints both ends and keeps
+#   the sparse one in `Alignment.memory_estimate_`. The atlas run at $10^5$ cells above
+#   printed 1.65 GB (sparse plans) before the dense model existed, and peaked at 7.8-9.3 GB.
+#   The cell below asks the model about $10^6$ cells in 45 types, with the uneven
+#   abundances of `benchmarks/align_atlas.py`.
 
 # %% tags=["hide-input"]
 from propalign_lite.ot_memory import estimate_groups_memory
@@ -358,12 +360,16 @@ atlas_labels = rng.choice(45, size=10 ** 6, p=p_types / p_types.sum())
 sizes = np.bincount(atlas_labels)
 gb = {k: estimate_groups_memory(atlas_labels, atlas_labels, nnz_per_row=k) / 2 ** 30
       for k in (16, 530)}
+held_gb = estimate_groups_memory(atlas_labels, atlas_labels, dense_plans=True) / 2 ** 30
 display(Markdown(
     f"For $10^6$ cells in 45 types (largest type {sizes.max():,} cells, smallest "
     f"{sizes.min():,}), one group at a time, the estimate is {gb[16]:.2f} GB at 16 kept pairs a "
-    f"row and {gb[530]:.1f} GB at the 530 of the dense plan above. The number of kept pairs "
-    "is not known before a run, so pass the `nnz_per_row` that a smaller run showed "
-    "(`result.nnz / n`)."))
+    f"row and {gb[530]:.1f} GB at the 530 of the dense plan above. With every plan dense it "
+    f"is {held_gb:.1f} GB: in this model groups of up to about 15,800 cells a side are held "
+    "whole, larger "
+    "ones would keep more than `max_nnz` pairs and are solved by passes over all pairs, with "
+    "little memory but many passes. The number of kept pairs is not known before a run, so "
+    "pass the `nnz_per_row` that a smaller run showed (`result.nnz / n`)."))
 
 # %% [markdown]
 # ## Exercises

@@ -21,13 +21,13 @@ POT's, :math:`\lVert P^\top \mathbf 1 - b\rVert_2 <` ``tol``. Three things make 
    error. :math:`\ell` is set from ``tol`` so that this bound is :math:`\le` ``tol``/100. When a
    scaling leaves :math:`[e^{-B}, e^B]` it is absorbed into the potentials and the support is
    rebuilt: from the candidate pairs of the last pass over all pairs when the potentials have
-   risen by less than the candidates' extra depth (``propalign_lite._kernel_support``: pairs down to
-   :math:`\ell - 3B`, kept when at most 64 a row), else by a new pass over the cost (on the
-   CPU, the compiled loops of ``propalign_lite._fused``).
+   risen by less than the candidates' extra depth (``propalign_lite._kernel_support``: pairs
+   down to :math:`\ell - 3B`, kept when at most 64 a row), else by a new pass over the cost
+   (on the CPU, the compiled loops of ``propalign_lite._fused``).
 3. **Newton steps on the support.** After ten plain iterations on a sparse support (at most
    16 entries a row), each step is a damped Newton step on the dual restricted to the kept
-   pairs (``propalign_lite._newton``: sparse LU, or conjugate gradients on large supports, with a
-   line search); on a dense support, plain Sinkhorn iterations are used, as POT does.
+   pairs (``propalign_lite._newton``: sparse LU, or conjugate gradients on large supports,
+   with a line search); on a dense support, plain Sinkhorn iterations are used, as POT does.
    A dense support (over 30 % of the pairs, and at most ``max_nnz``) is replaced by the whole
    kernel, computed once; its scalings are then absorbed into it in place, with no further
    pass (``propalign_lite._kernel_support.held_support``).
@@ -264,7 +264,7 @@ def _solve(cost: BlockedCost, a, b, reg, *, max_iter, tol, omega, max_nnz, newto
             K *= v[None, :]
             rows, cols, logp = held_support(K, level)
             K = KT = None
-        if not held:
+        else:
             logp = logp + np.log(u)[rows] + np.log(v)[cols]
         support = (rows, cols, logp)
     return alpha, beta, it, err, converged, n_builds, support
