@@ -19,7 +19,10 @@ which hold the support (COO, 24 bytes a pair), the kernel and its transpose (CSR
 the plan, the Hessian's CSC copies and the line-search arrays: about 180 bytes a pair, counted
 from these array sizes; on denser supports it runs plain Sinkhorn steps, where 60 bytes a pair
 were measured (peak resident memory grew by 3.1 GB for :math:`5.5\cdot 10^7` pairs, ``n`` =
-10,000, ``reg`` 0.3, the coupling and ``M @ y`` included). The number of entries per row is
+10,000, ``reg`` 0.3, the coupling and ``M @ y`` included; measured before supports with more
+than 30 % of all pairs were replaced by the whole kernel, held in memory, which
+``estimate_groups_memory(..., dense_plans=True)`` counts at ``BYTES_PER_HELD_ENTRY`` bytes an
+entry of :math:`n_1 n_2`). The number of entries per row is
 not known before the solve: it grows as ``reg`` grows relative to the distances between
 neighbours (1-3 at the paper's ``reg`` on 12-d logit-like data; pass what a smaller run
 showed, ``result.nnz / n``).
