@@ -168,11 +168,10 @@ class BlockedCost:
 
         Returns ``(rows, cols, logp)``, sorted by row, then column; the computed cost's
         rounding error is covered by a margin, and the kept values are recomputed exactly from
-        the embeddings. With
-        ``deeper`` :math:`= D > 0` the compiled pass may return the pairs down to ``level -
-        D`` instead (when they are at most 64 a row on average; see
-        ``propalign_lite._fused.support_rows``); ``last_depth`` says which
-        depth the last call used (always 0 for the numpy and torch blocks).
+        the embeddings. With ``deeper`` :math:`= D > 0` the compiled pass may return the pairs
+        down to ``level - D`` instead (when they are at most 64 a row on average; see
+        ``propalign_lite._fused.support_rows``); ``last_depth`` says which depth the last call
+        used (always 0 for the numpy and torch blocks).
         """
         self.last_depth = 0.0
         if self.fused:
