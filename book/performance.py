@@ -207,11 +207,19 @@ display(scal[["n", "seconds", "n_iter", "err", "converged", "mem_gb", "mem_incre
 # %% tags=["hide-input"]
 import propalign_lite
 
-path = os.path.join(os.path.dirname(propalign_lite.__file__), "..", "benchmarks", "results",
-                    "ot_bench.jsonl")
-if os.path.exists(path):
+
+def recorded(name):
+    """The records of ``benchmarks/results/<name>`` as a DataFrame, or None without the file."""
+    path = os.path.join(os.path.dirname(propalign_lite.__file__), "..", "benchmarks",
+                        "results", name)
+    if not os.path.exists(path):
+        return None
     with open(path) as fh:
-        big = pd.DataFrame([json.loads(line) for line in fh if line.strip()])
+        return pd.DataFrame([json.loads(line) for line in fh if line.strip()])
+
+
+big = recorded("ot_bench.jsonl")
+if big is not None:
     big["iterations"] = big["n_iter"].map(lambda v: "-" if pd.isna(v) else f"{int(v)}")
     big["converged"] = [("timed out" if t is True else "-") if pd.isna(c) else str(bool(c))
                         for c, t in zip(big.get("converged", pd.Series(index=big.index)),
@@ -227,7 +235,6 @@ if os.path.exists(path):
                      "one-minute load average when the run ended; it includes the run's "
                      "own two threads, so about 2 means nothing else was running."))
 else:
-    big = None
     display(Markdown("No recorded benchmark file was found next to the book, so nothing is "
                      "shown here. Run `benchmarks/ot_bench.py --json "
                      "benchmarks/results/ot_bench.jsonl` to add one."))
@@ -267,11 +274,8 @@ if big is not None:
 # not rerun them.
 
 # %% tags=["hide-input"]
-path = os.path.join(os.path.dirname(propalign_lite.__file__), "..", "benchmarks", "results",
-                    "align_atlas.jsonl")
-if os.path.exists(path):
-    with open(path) as fh:
-        runs = pd.DataFrame([json.loads(line) for line in fh if line.strip()])
+runs = recorded("align_atlas.jsonl")
+if runs is not None:
     for stage in ("align.classifiers", "align.matching", "transfer", "align"):
         runs[stage] = runs["seconds"].map(lambda s, k=stage: s.get(k))
     shown = runs[["date", "commit", "n", "types", "largest_group", "reg", "tol",

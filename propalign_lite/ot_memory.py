@@ -59,7 +59,8 @@ _DENSE_FRACTION = 0.4
 #: Measured: 21.6 (peak resident memory) on the largest group of a simulated 10^5-cell
 #: atlas, 11,504 cells a side, 38 % of the pairs kept, coupling and transfer included; 59
 #: (``tracemalloc``) on a plan that keeps every pair (``tests/test_ot_memory.py``).
-BYTES_PER_HELD_ENTRY = int(round(9 + 50 * _DENSE_FRACTION))
+_HELD_BYTES_PER_ENTRY, _HELD_BYTES_PER_KEPT = 9, 50
+BYTES_PER_HELD_ENTRY = int(round(_HELD_BYTES_PER_ENTRY + _HELD_BYTES_PER_KEPT * _DENSE_FRACTION))
 
 
 def estimate_memory(n1: int, n2: int, d: int, *, nnz_per_row: float = 16.0) -> int:

@@ -97,7 +97,9 @@ def test_held_model_bounds_the_measured_peak_of_a_dense_online_match():
         tracemalloc.stop()
     kept = res.nnz / 1500 ** 2
     assert kept > 0.3                                  # held whole
-    model = (9 + 50 * kept) * 1500 ** 2                # as BYTES_PER_HELD_ENTRY
+    from propalign_lite.ot_memory import _HELD_BYTES_PER_ENTRY, _HELD_BYTES_PER_KEPT
+
+    model = (_HELD_BYTES_PER_ENTRY + _HELD_BYTES_PER_KEPT * kept) * 1500 ** 2
     assert peak <= 1.1 * model and model <= 2 * peak, (peak, model, kept)
 
 
