@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._fused import (LSE_DEPTH, Tiles, argmax_rows, distance_matrix, lse_rows, merge_pairs,
-                     pair_distances, support_rows)
+from ._fused import LSE_DEPTH, Tiles, distance_matrix, merge_pairs, pair_distances
+from ._screened import argmax_rows, lse_rows, support_rows
 
 DEFAULT_BLOCK = 2 ** 20          # cost entries per block (4 MiB in float32)
 

@@ -4,8 +4,8 @@ import pytest
 from scipy.special import logsumexp
 
 from propalign_lite._blocked import BlockedCost, DenseCost, euclidean_cost, pair_distances
-from propalign_lite._fused import (TILE, Tiles, argmax_rows, distance_matrix, lse_rows,
-                                   merge_pairs, support_rows)
+from propalign_lite._fused import TILE, Tiles, distance_matrix, merge_pairs
+from propalign_lite._screened import argmax_rows, lse_rows, support_rows
 
 REG = 0.05
 
@@ -38,6 +38,18 @@ def test_lse_rows_matches_dense_logsumexp(d, n1, n2):
     x, y, beta = _points(d, n1, n2, seed=d * n1 + n2)
     want = logsumexp(_dense_values(x, y, beta), axis=1)
     got = lse_rows(x, Tiles(y), beta, 1 / REG, np.log(n2) + 37.0)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-11)
+
+
+@pytest.mark.parametrize("spread", [0.02, 1.0])
+def test_lse_rows_of_dense_and_sparse_plans_over_many_tiles_match_dense_logsumexp(spread):
+    """Over many tiles a group of rows whose screen passes most pairs (a dense plan, small
+    ``spread``) goes on with whole float64 tiles; a sparse one stays screened. Both exact."""
+    rng = np.random.default_rng(18)
+    x, y = spread * rng.normal(size=(37, 3)), spread * rng.normal(size=(7 * TILE + 5, 3))
+    beta = rng.normal(size=len(y))
+    want = logsumexp(_dense_values(x, y, beta), axis=1)
+    got = lse_rows(x, Tiles(y), beta, 1 / REG, np.log(len(y)) + 37.0)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-11)
 
 
@@ -75,10 +87,12 @@ def test_support_rows_returns_the_deeper_set_only_when_it_is_small(cap, allowed,
     # no distances beyond the pass's own: recomputing the stored pairs' values once made the
     # pass over a dense plan (thousands of pairs a row) several times slower
     import propalign_lite._fused as F
+    import propalign_lite._screened as S
 
     def no_recompute(*args, **kw):
         raise AssertionError("pair values recomputed outside the pass")
     monkeypatch.setattr(F, "pair_distances", no_recompute)
+    monkeypatch.setattr(S, "pair_distances", no_recompute, raising=False)
     rows, cols, depth = support_rows(x, Tiles(y), theta, beta, 1 / REG, cap=cap, deeper=D,
                                      max_per_row=80.0 if allowed else 40.0)
     assert depth == (D if allowed else 0.0)
@@ -190,3 +204,56 @@ def test_distance_matrix_and_log_kernel_hold_every_pair_exactly(d, n1, n2):
     want = alpha[:, None] + beta[None, :] - cost.exact_cost(i, j).reshape(n1, n2) / REG
     for c in (cost, BlockedCost(x, y, backend="torch"), DenseCost(euclidean_cost(x, y))):
         np.testing.assert_allclose(c.log_kernel(alpha, beta, REG), want, rtol=0, atol=1e-9)
+
+
+def _far_points(seed):
+    """Points far from the origin: rounding them to float32 moves a distance by ~1e-4, i.e.
+    ~2e-3 in log units at reg 0.05, far more than the gaps the tests below put at thresholds."""
+    rng = np.random.default_rng(seed)
+    return 500.0 + rng.normal(size=(40, 6)), 500.0 + rng.normal(size=(300, 6))
+
+
+def _exact_values(x, y, beta):
+    i, j = np.repeat(np.arange(len(x)), len(y)), np.tile(np.arange(len(y)), len(x))
+    return beta[None, :] - pair_distances(x, y, i, j).reshape(len(x), len(y)) * (1 / REG)
+
+
+@pytest.mark.parametrize("gap", [-1e-7, 1e-7])
+def test_the_float32_screen_leaves_pairs_at_a_threshold_to_the_exact_distance(gap):
+    """Every pass first screens a tile in float32 and computes exactly only the pairs the
+    screen cannot decide. A pair 1e-7 log units from its threshold must be decided by the
+    exact float64 value, on points whose float32 distances are off by 1e-4."""
+    x, y = _far_points(14)
+    rng = np.random.default_rng(15)
+    beta = rng.normal(size=300)
+    V = _exact_values(x, y, beta)
+    at = rng.integers(0, 300, size=40)
+    theta = V[np.arange(40), at] + gap                  # each row: one pair just above / below
+    for deeper in (0.0, 3.0):
+        rows, cols, depth = support_rows(x, Tiles(y), theta, beta, 1 / REG, cap=4,
+                                         deeper=deeper, max_per_row=300.0)
+        assert depth == deeper
+        wr, wc = np.nonzero(V >= (theta - depth)[:, None])
+        np.testing.assert_array_equal(rows, wr)
+        np.testing.assert_array_equal(cols, wc)
+    with_pair = set(zip(rows.tolist(), cols.tolist()))
+    assert all(((i, at[i]) in with_pair) for i in range(40))      # deeper by 3: always in
+
+
+@pytest.mark.parametrize("gap", [-1e-7, 1e-7])
+def test_the_float32_screen_leaves_a_near_tie_for_the_largest_entry_to_the_exact_value(gap):
+    """A column in a later tile whose value is 1e-7 above (below) the best so far must (must
+    not) become the row's argmax, although float32 cannot tell the two apart."""
+    x, y = _far_points(16)
+    beta = np.random.default_rng(17).normal(size=300)
+    V = _exact_values(x, y, beta)
+    for i in range(0, 40, 5):
+        b = beta.copy()
+        first = int(np.argmax(V[i, :TILE]))             # the best of the first tile...
+        b[TILE:] -= 100.0                               # ...is the best of the row,
+        rival = TILE + i % (300 - TILE)                 # but for one column of tile 2
+        b[rival] = beta[rival] + (V[i, first] - V[i, rival]) + gap
+        Vi = _exact_values(x[i:i + 1], y, b)[0]
+        want = rival if Vi[rival] > Vi[first] else first
+        assert want == (rival if gap > 0 else first)
+        assert argmax_rows(x[i:i + 1], Tiles(y), b, 1 / REG)[0] == want
