@@ -62,6 +62,9 @@ from ._fused import TILE, Tiles, _squared_tile, merge_pairs, pad_rows
 #: rows screened together (each float32 column vector of a tile is used by all of them)
 ROWS = 8
 _UP, _DOWN = 1.0 + 2.0 ** -20, 1.0 - 2.0 ** -20
+#: columns of a tile row whose screen is counted together (the exact work visits only the
+#: chunks with a passing column)
+CHUNK = 32
 #: a group of rows whose screened pairs pass more often than this goes on without a screen
 DENSE_SHARE = 0.25
 
@@ -84,14 +87,20 @@ def _squared_tile32(x8, yt, acc):
 
 
 @njit(fastmath=True, cache=True)
-def _passing(d2, radius, e):
-    """How many columns of a tile row have ``d2 <= r |r|`` with ``r = radius - e``."""
-    count = 0
-    for j in range(TILE):
-        r = radius[j] - e
-        if d2[j] <= r * abs(r):
-            count += 1
-    return count
+def _passing(d2, radius, e, hits):
+    """How many columns of a tile row have ``d2 <= r |r|`` with ``r = radius - e``: in all
+    (returned) and in each chunk of ``CHUNK`` columns (``hits``), so that the exact work
+    that follows visits only the chunks with any."""
+    total = 0
+    for c in range(TILE // CHUNK):
+        count = 0
+        for j in range(c * CHUNK, c * CHUNK + CHUNK):
+            r = radius[j] - e
+            if d2[j] <= r * abs(r):
+                count += 1
+        hits[c] = count
+        total += count
+    return total
 
 
 @njit(cache=True)
@@ -113,6 +122,7 @@ def _lse_screened(x32, x64, t32, t64, y64, n2, beta, b_out, inv_reg, reg, depth,
     out = np.empty(n1)
     for g in prange(n1 // ROWS):
         acc = np.empty((ROWS, TILE), dtype=np.float32)
+        hits = np.empty(TILE // CHUNK, dtype=np.int64)
         acc64 = np.empty((ROWS, TILE))
         m = np.full(ROWS, -np.inf)
         s = np.zeros(ROWS)
@@ -125,24 +135,27 @@ def _lse_screened(x32, x64, t32, t64, y64, n2, beta, b_out, inv_reg, reg, depth,
                 _squared_tile32(x32[lo:hi], t32[t], acc)
                 for r in range(ROWS):
                     e = np.float32(_UP * (reg * (m[r] - depth) - slack))
-                    if _passing(acc[r], b_out[c0:c0 + TILE], e) == 0:
+                    if _passing(acc[r], b_out[c0:c0 + TILE], e, hits) == 0:
                         continue
-                    for j in range(width):
-                        q = b_out[c0 + j] - e
-                        if acc[r, j] > q * abs(q):
+                    for c in range(TILE // CHUNK):
+                        if hits[c] == 0:
                             continue
-                        passed += 1
-                        v = beta[c0 + j] - _exact(x64, lo + r, y64, c0 + j) * inv_reg
-                        if v > m[r]:
-                            s[r] *= np.exp(m[r] - v)
-                            m[r] = v
-                        if v > m[r] - depth:
-                            s[r] += np.exp(v - m[r])
+                        for j in range(c * CHUNK, min(c * CHUNK + CHUNK, width)):
+                            q = b_out[c0 + j] - e
+                            if acc[r, j] > q * abs(q):
+                                continue
+                            passed += 1
+                            v = beta[c0 + j] - _exact(x64, lo + r, y64, c0 + j) * inv_reg
+                            if v > m[r]:
+                                s[r] *= np.exp(m[r] - v)
+                                m[r] = v
+                            if v > m[r] - depth:
+                                s[r] += np.exp(v - m[r])
                 seen += ROWS * width
                 screen = not (seen >= 4 * ROWS * TILE and passed > DENSE_SHARE * seen)
                 continue
-            _squared_tile(x64[lo:lo + 4], t64[t], acc64[0:4])
-            _squared_tile(x64[lo + 4:hi], t64[t], acc64[4:8])
+            for h in range(lo, hi, 4):
+                _squared_tile(x64[h:h + 4], t64[t], acc64[h - lo:h - lo + 4])
             for r in range(ROWS):
                 row = acc64[r]
                 top = -np.inf
@@ -169,6 +182,7 @@ def _argmax_screened(x32, x64, t32, y64, n2, beta, b_out, inv_reg, reg, slack):
     best = np.zeros(n1, dtype=np.int64)
     for g in prange(n1 // ROWS):
         acc = np.empty((ROWS, TILE), dtype=np.float32)
+        hits = np.empty(TILE // CHUNK, dtype=np.int64)
         top = np.full(ROWS, -np.inf)
         lo = ROWS * g
         for t in range(t32.shape[0]):
@@ -176,16 +190,19 @@ def _argmax_screened(x32, x64, t32, y64, n2, beta, b_out, inv_reg, reg, slack):
             _squared_tile32(x32[lo:lo + ROWS], t32[t], acc)
             for r in range(ROWS):
                 e = np.float32(_UP * (reg * top[r] - slack))
-                if _passing(acc[r], b_out[c0:c0 + TILE], e) == 0:
+                if _passing(acc[r], b_out[c0:c0 + TILE], e, hits) == 0:
                     continue
-                for j in range(min(TILE, n2 - c0)):
-                    q = b_out[c0 + j] - e
-                    if acc[r, j] > q * abs(q):
+                for c in range(TILE // CHUNK):
+                    if hits[c] == 0:
                         continue
-                    v = beta[c0 + j] - _exact(x64, lo + r, y64, c0 + j) * inv_reg
-                    if v > top[r]:
-                        top[r] = v
-                        best[lo + r] = c0 + j
+                    for j in range(c * CHUNK, min(c * CHUNK + CHUNK, min(TILE, n2 - c0))):
+                        q = b_out[c0 + j] - e
+                        if acc[r, j] > q * abs(q):
+                            continue
+                        v = beta[c0 + j] - _exact(x64, lo + r, y64, c0 + j) * inv_reg
+                        if v > top[r]:
+                            top[r] = v
+                            best[lo + r] = c0 + j
     return best
 
 
@@ -202,36 +219,40 @@ def _support_screened(x32, x64, t32, y64, n2, b_out, b_in, th_out, th_in, deep_o
     cols_deep = np.empty((n1, cap_deep), dtype=np.int32)
     for g in prange(n1 // ROWS):
         acc = np.empty((ROWS, TILE), dtype=np.float32)
+        hits = np.empty(TILE // CHUNK, dtype=np.int64)
         lo = ROWS * g
         for t in range(t32.shape[0]):
             c0 = t * TILE
             _squared_tile32(x32[lo:lo + ROWS], t32[t], acc)
             for r in range(ROWS):
                 i = lo + r
-                if _passing(acc[r], b_out[c0:c0 + TILE], deep_out[i]) == 0:
+                if _passing(acc[r], b_out[c0:c0 + TILE], deep_out[i], hits) == 0:
                     continue
-                for j in range(min(TILE, n2 - c0)):
-                    d2, col = acc[r, j], c0 + j
-                    q = b_out[col] - deep_out[i]
-                    if d2 > q * abs(q):
-                        continue                        # below theta_deep, for certain
-                    q_in, q_out = b_in[col] - th_in[i], b_out[col] - th_out[i]
-                    q_deep = b_in[col] - deep_in[i]
-                    if d2 <= q_in * abs(q_in):
-                        above, deep = True, False       # above theta, for certain
-                    elif d2 > q_out * abs(q_out) and d2 <= q_deep * abs(q_deep):
-                        above, deep = False, True       # in [theta_deep, theta), for certain
-                    else:                               # near a threshold: decide exactly
-                        v = beta[col] - _exact(x64, i, y64, col) * inv_reg
-                        above, deep = v >= theta[i], v >= theta_deep[i]
-                    if above:
-                        if counts[i] < cap:
-                            cols[i, counts[i]] = col
-                        counts[i] += 1
-                    elif deep:
-                        if counts_deep[i] < cap_deep:
-                            cols_deep[i, counts_deep[i]] = col
-                        counts_deep[i] += 1
+                for c in range(TILE // CHUNK):
+                    if hits[c] == 0:
+                        continue
+                    for j in range(c * CHUNK, min(c * CHUNK + CHUNK, min(TILE, n2 - c0))):
+                        d2, col = acc[r, j], c0 + j
+                        q = b_out[col] - deep_out[i]
+                        if d2 > q * abs(q):
+                            continue                        # below theta_deep, for certain
+                        q_in, q_out = b_in[col] - th_in[i], b_out[col] - th_out[i]
+                        q_deep = b_in[col] - deep_in[i]
+                        if d2 <= q_in * abs(q_in):
+                            above, deep = True, False       # above theta, for certain
+                        elif d2 > q_out * abs(q_out) and d2 <= q_deep * abs(q_deep):
+                            above, deep = False, True       # in [theta_deep, theta), for certain
+                        else:                               # near a threshold: decide exactly
+                            v = beta[col] - _exact(x64, i, y64, col) * inv_reg
+                            above, deep = v >= theta[i], v >= theta_deep[i]
+                        if above:
+                            if counts[i] < cap:
+                                cols[i, counts[i]] = col
+                            counts[i] += 1
+                        elif deep:
+                            if counts_deep[i] < cap_deep:
+                                cols_deep[i, counts_deep[i]] = col
+                            counts_deep[i] += 1
     return counts, counts_deep, cols, cols_deep
 
 
