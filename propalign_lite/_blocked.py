@@ -5,7 +5,8 @@ computes that block of the cost from the embeddings (one BLAS product) and reduc
 so memory stays :math:`O(\text{block} + n_1 + n_2)` whatever :math:`n_1 n_2`. The passes run in
 torch when ``device`` is not ``"cpu"`` (e.g. ``"cuda"``); on the CPU the solver's two passes
 (:meth:`BlockedCost.lse`, :meth:`BlockedCost.support`) run as the compiled loops of
-``propalign_lite._fused`` (float64 distances, nothing but the result written; about 5 times
+``propalign_lite._screened`` (each tile screened in float32, every undecided pair and every
+kept term decided with float64 distances; nothing but the result written; about 15 times
 faster than the numpy blocks), and the numpy blocks remain for :meth:`BlockedCost.blocks` and
 for a cost already in memory (:class:`DenseCost`). Results come back as float64 numpy arrays.
 Potentials are in *log units*: the plan is
@@ -144,22 +145,27 @@ class BlockedCost:
             run_m = new_m
         return run_m + np.log(run_s)
 
-    def log_kernel(self, alpha, beta, reg) -> np.ndarray:
+    def log_kernel(self, alpha, beta, reg, *, dtype="float64") -> np.ndarray:
         r"""Every entry of :math:`\alpha_i + \beta_j - C_{ij}/\varepsilon`, an ``(n1, n2)``
-        float64 array (the solver's path for a dense plan that fits in memory); the
-        distances are computed as exactly as :meth:`exact_cost`'s."""
-        if self.fused:
-            out = distance_matrix(*self._fused_side(1))
-        else:
-            out = np.empty((self.n1, self.n2))
-            cols = np.arange(self.n2)
-            for s in range(0, self.n1, self.rows):
-                e = min(s + self.rows, self.n1)
+        array of ``dtype`` (the solver's path for a dense plan that fits in memory): the
+        values are computed in float64, rows block by block, from distances as exact as
+        :meth:`exact_cost`'s, and rounded once to ``dtype``."""
+        out = np.empty((self.n1, self.n2), dtype=dtype)
+        alpha = np.asarray(alpha, dtype=np.float64)
+        beta = np.asarray(beta, dtype=np.float64)
+        cols = np.arange(self.n2)
+        step = max(1, 2 ** 22 // max(self.n2, 1))
+        for s in range(0, self.n1, step):
+            e = min(s + step, self.n1)
+            if self.fused:
+                block = distance_matrix(self.x64[s:e], self._fused_side(1)[1])
+            else:
                 i = np.repeat(np.arange(s, e), self.n2)
-                out[s:e] = self.exact_cost(i, np.tile(cols, e - s)).reshape(e - s, self.n2)
-        out *= -1.0 / reg
-        out += np.asarray(alpha, dtype=np.float64)[:, None]
-        out += np.asarray(beta, dtype=np.float64)[None, :]
+                block = self.exact_cost(i, np.tile(cols, e - s)).reshape(e - s, self.n2)
+            block *= -1.0 / reg
+            block += alpha[s:e, None]
+            block += beta[None, :]
+            out[s:e] = block
         return out
 
     def support(self, alpha, beta, reg, level: float, *, deeper: float = 0.0):
@@ -170,7 +176,7 @@ class BlockedCost:
         rounding error is covered by a margin, and the kept values are recomputed exactly from
         the embeddings. With ``deeper`` :math:`= D > 0` the compiled pass may return the pairs
         down to ``level - D`` instead (when they are at most 64 a row on average; see
-        ``propalign_lite._fused.support_rows``); ``last_depth`` says which depth the last call
+        ``propalign_lite._screened.support_rows``); ``last_depth`` says which depth the last call
         used (always 0 for the numpy and torch blocks).
         """
         self.last_depth = 0.0
@@ -225,9 +231,10 @@ class BlockedCost:
         return (np.concatenate(rows).astype(np.int64), np.concatenate(cols).astype(np.int64))
 
     def _fused_support(self, alpha, beta, reg, level, deeper):
-        r"""The compiled pass; its float64 distances differ from :meth:`exact_cost`'s only by
-        rounding (fused multiply-adds), covered by a margin of
-        :math:`4\sqrt{\text{eps}}\,r/\varepsilon`."""
+        r"""The compiled pass (it decides every pair it cannot screen out with the float64
+        distance of :meth:`exact_cost`); pairs within a margin of
+        :math:`4\sqrt{\text{eps}}\,r/\varepsilon` below the level are kept too (a
+        superset costs nothing to the bound: their values are recomputed exactly)."""
         pts, tiles = self._fused_side(1)
         margin = 4.0 * np.sqrt(np.finfo(np.float64).eps) * self.max_cost / reg + 1e-9
         theta = level - margin - np.asarray(alpha, dtype=np.float64)
@@ -259,11 +266,11 @@ class DenseCost(BlockedCost):
     def as_float64(self) -> "DenseCost":
         return self
 
-    def log_kernel(self, alpha, beta, reg) -> np.ndarray:
+    def log_kernel(self, alpha, beta, reg, *, dtype="float64") -> np.ndarray:
         out = self.C * (-1.0 / reg)
         out += np.asarray(alpha, dtype=np.float64)[:, None]
         out += np.asarray(beta, dtype=np.float64)[None, :]
-        return out
+        return out.astype(dtype, copy=False)
 
 
 def euclidean_cost(x: np.ndarray, y: np.ndarray) -> np.ndarray:

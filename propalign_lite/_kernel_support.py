@@ -1,26 +1,14 @@
 r"""Which pairs the solver's truncated kernel keeps between passes over all pairs.
 
-Used by :mod:`propalign_lite.sinkhorn`:
+Used by :mod:`propalign_lite.sinkhorn`.
 
-* ``Candidates``: the pairs one pass found down to a depth below the truncation level, from
-  which later supports are filtered while the potentials have risen by less than that depth
-  (no new pass);
-* ``held_support``: the support of a dense plan that is held whole in memory (every pair
-  computed once, the scalings absorbed in place).
+``Candidates``: the pairs one pass found down to a depth below the truncation level, from
+which later supports are filtered while the potentials have risen by less than that depth
+(no new pass). A dense plan is held whole instead (``propalign_lite._held``).
 """
 from __future__ import annotations
 
 import numpy as np
-
-
-def held_support(P, level):
-    """``(rows, cols, log P)`` of the entries of a held plan ``P`` at or above ``e^level``,
-    plus the largest entry of every row and column (the support a pass would give)."""
-    keep = P >= np.exp(level)
-    keep[np.arange(P.shape[0]), P.argmax(1)] = True
-    keep[P.argmax(0), np.arange(P.shape[1])] = True
-    rows, cols = np.nonzero(keep)
-    return rows, cols, np.log(P[rows, cols])
 
 
 class Candidates:

@@ -11,7 +11,7 @@ kernel with its :math:`s = n \times` (entries per row) pairs, so its peak memory
 
 with the work space :math:`W` of one block pass (``DEFAULT_BLOCK`` float32 entries and their
 temporaries) or of one chunk of tree queries, plus, for the compiled passes of
-``propalign_lite._fused``, their column buffer (4 bytes times about twice the entries of a
+``propalign_lite._screened``, their column buffer (4 bytes times about twice the entries of a
 row, per row) and, on sparse plans (at most 64 entries a row), the solver's candidate pairs
 (24 bytes each, at most 64 a row). :math:`c_{\mathrm{pair}}` depends on the regime:
 on a sparse support (at most 16 entries per row on average) the solver takes Newton steps,
@@ -54,12 +54,13 @@ BYTES_PER_DENSE_ENTRY = 52
 #: Kept pairs (a fraction of all) assumed for a dense plan.
 _DENSE_FRACTION = 0.4
 #: Peak bytes per entry (of all ``n1 * n2``) of an online match whose plan is dense, so that
-#: the solver holds its whole kernel: 9 (the kernel and a mask) + 50 per kept pair (the
-#: pass's buffers, rows, columns and values of the support), here at 40 % of the pairs kept.
-#: Measured: 21.6 (peak resident memory) on the largest group of a simulated 10^5-cell
-#: atlas, 11,504 cells a side, 38 % of the pairs kept, coupling and transfer included; 59
-#: (``tracemalloc``) on a plan that keeps every pair (``tests/test_ot_memory.py``).
-_HELD_BYTES_PER_ENTRY, _HELD_BYTES_PER_KEPT = 9, 50
+#: the solver holds its whole kernel: 5 (the float32 kernel and a mask) + 55 per kept pair
+#: (the pass's buffers, rows, columns and values of the support), here at 40 % of the pairs
+#: kept. Measured: 21.6 (peak resident memory) on the largest group of a simulated
+#: 10^5-cell atlas, 11,504 cells a side, 38 % of the pairs kept, coupling and transfer
+#: included, with a float64 kernel; 61 (``tracemalloc``) on a plan that keeps every pair
+#: (``tests/test_ot_memory.py``), where the support pass before the kernel is the peak.
+_HELD_BYTES_PER_ENTRY, _HELD_BYTES_PER_KEPT = 5, 55
 BYTES_PER_HELD_ENTRY = int(round(_HELD_BYTES_PER_ENTRY + _HELD_BYTES_PER_KEPT * _DENSE_FRACTION))
 
 

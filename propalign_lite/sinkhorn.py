@@ -23,14 +23,16 @@ POT's, :math:`\lVert P^\top \mathbf 1 - b\rVert_2 <` ``tol``. Three things make 
    rebuilt: from the candidate pairs of the last pass over all pairs when the potentials have
    risen by less than the candidates' extra depth (``propalign_lite._kernel_support``: pairs
    down to :math:`\ell - 3B`, kept when at most 64 a row), else by a new pass over the cost
-   (on the CPU, the compiled loops of ``propalign_lite._fused``).
+   (on the CPU, the compiled loops of ``propalign_lite._screened``: float32 screens,
+   float64 decisions).
 3. **Newton steps on the support.** After ten plain iterations on a sparse support (at most
    16 entries a row), each step is a damped Newton step on the dual restricted to the kept
    pairs (``propalign_lite._newton``: sparse LU, or conjugate gradients on large supports,
    with a line search); on a dense support, plain Sinkhorn iterations are used, as POT does.
    A dense support (over 30 % of the pairs, and at most ``max_nnz``) is replaced by the whole
-   kernel, computed once; its scalings are then absorbed into it in place, with no further
-   pass (``propalign_lite._kernel_support.held_support``).
+   kernel in float32, computed once; its scalings are then absorbed into it in place, with no
+   further support pass, and the result is checked by exact float64 passes
+   (``propalign_lite._held``).
 
 Over-relaxation (Thibault et al. 2017; Lehmann et al. 2022),
 :math:`v \leftarrow v^{1-\omega}(b / K^\top u)^\omega` and the same for :math:`u`, is applied
@@ -79,7 +81,8 @@ from scipy import sparse
 PAPER_REG = 0.05
 
 from ._blocked import DEFAULT_BLOCK, BlockedCost, DenseCost
-from ._kernel_support import Candidates, held_support
+from ._held import iterate_held
+from ._kernel_support import Candidates
 from ._newton import newton_step as _newton_step
 from ._tree_support import TooManyCandidates, TreeCost, tree_pays
 from ._validation import check_array
@@ -199,21 +202,20 @@ def _solve(cost: BlockedCost, a, b, reg, *, max_iter, tol, omega, max_nnz, newto
                           RuntimeWarning, stacklevel=3)
             return _solve_lse(cost.as_float64(), alpha, beta, log_a, log_b, b, reg, it,
                               max_iter, tol)
-        # a dense support is replaced by the whole kernel (no more memory than the dense
-        # support's own kernel): no more passes, the scalings are absorbed in place
-        held = rows.size > 0.3 * n1 * n2
-        if held:
+        # a dense support is replaced by the whole kernel, in float32 (less memory than the
+        # dense support's own kernel): no more support passes, the scalings are absorbed in
+        # place, and the result is checked by exact passes (propalign_lite._held)
+        if rows.size > 0.3 * n1 * n2:
             rows = cols = logp = cand = None        # free the support before the kernel
-            K = cost.as_float64().log_kernel(alpha, beta, reg)
-            np.exp(K, out=K)
-            KT = K.T
-            rise = 0.0          # of the potentials since K was computed (see the absorption)
-        else:
-            K = sparse.csr_matrix((np.exp(logp), (rows, cols)), shape=(n1, n2))
-            KT = K.T.tocsr()
+            out = iterate_held(cost.as_float64(), alpha, beta, a, b, reg, level=level, it=it,
+                               max_iter=max_iter, tol=tol, omega=omega, log_bound=B)
+            return (out.alpha, out.beta, out.it, out.err, out.converged,
+                    n_builds + out.kernels - 1, out.support)
+        K = sparse.csr_matrix((np.exp(logp), (rows, cols)), shape=(n1, n2))
+        KT = K.T.tocsr()
         # Newton steps pay off on a sparse support; on a dense one their linear solves cost
-        # O(n^3), so plain (dense, fast) Sinkhorn iterations are used there, as POT does
-        use_newton = newton and not held and rows.size <= 16 * (n1 + n2)
+        # O(n^3), so plain Sinkhorn iterations are used there, as POT does
+        use_newton = newton and rows.size <= 16 * (n1 + n2)
         u, v = np.ones(n1), np.ones(n2)
         Kv = K @ v
         rows_exact = False
@@ -243,30 +245,10 @@ def _solve(cost: BlockedCost, a, b, reg, *, max_iter, tol, omega, max_nnz, newto
             if not (np.isfinite(u).all() and np.isfinite(v).all()):
                 raise FloatingPointError("Sinkhorn produced non-finite scalings; increase reg")
             if np.abs(np.log(u)).max() > B or np.abs(np.log(v)).max() > B:
-                if not held:
-                    break                                  # absorb and rebuild the support
-                # a held kernel absorbs the scalings in place. Entries that underflow there
-                # were below e^-708 and have risen by at most `rise` since: while that keeps
-                # them below e^level, the dropped-mass bound `tail` holds for them too
-                rise += max(np.log(u).max(), 0.0) + max(np.log(v).max(), 0.0)
-                if rise > level + 708.0:
-                    break                                  # compute the kernel again
-                K *= u[:, None]
-                K *= v[None, :]
-                alpha, beta = alpha + np.log(u), beta + np.log(v)
-                u, v = np.ones(n1), np.ones(n2)
-                Kv = K @ v
-                rows_exact = False
+                break                                      # absorb and rebuild the support
         alpha = alpha + np.log(u)
         beta = beta + np.log(v)
-        if held:
-            K *= u[:, None]
-            K *= v[None, :]
-            rows, cols, logp = held_support(K, level)
-            K = KT = None
-        else:
-            logp = logp + np.log(u)[rows] + np.log(v)[cols]
-        support = (rows, cols, logp)
+        support = (rows, cols, logp + np.log(u)[rows] + np.log(v)[cols])
     return alpha, beta, it, err, converged, n_builds, support
 
 
