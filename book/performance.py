@@ -254,10 +254,14 @@ else:
 
 # %% [markdown]
 # {numref}`fig-performance-recorded` draws the newest day of recorded runs: every solver and
-# commit of that day at every $n$ it finished, on the same machine within minutes of each
-# other. On 2026-12-03 these were POT's default solver, ours with the support found by block
-# passes (the compiled passes, `ours_blocked`) and by k-d trees (`ours_tree`), and, for the
-# ratio, the commit just before the compiled passes (57393df) on the same data.
+# commit of that day at every $n$ it finished, on the same machine. On 2026-12-03 these were
+# POT's default solver and ours at several commits, with the support found by block passes
+# (`ours_blocked`) and by k-d trees (`ours_tree`): in the morning, the compiled float64
+# passes (f1ebbe8) against the commit before them (57393df); in the afternoon, the
+# float32-screened passes (fda95f1, and 4c1ea4f with the same sparse-plan code at
+# $3\times 10^5$) against the commit before them (bfd1003). The machine ran about 20 %
+# slower in the afternoon (bfd1003's solve at $10^5$: 125 s at 11:45, 149 s at 13:04), so
+# compare commits within one part of the day.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "The newest day of recorded benchmark runs (log-log, 12-d data, reg 0.05, marginal error 1e-6): seconds (left) and peak resident memory (right) against n, one line per solver and commit.", "name": "fig-performance-recorded"}, "image": {"alt": "Two log-log line charts of the recorded runs against n: seconds on the left and peak gigabytes on the right, with lines for POT, ours with block passes, ours with trees and the previous commit."}}
 if big is not None:
@@ -308,10 +312,12 @@ else:
                      "to add one."))
 
 # %% [markdown]
-# The newest record, with nothing else running, aligned $10^5 + 10^5$ cells in 344 s: 11 s
-# for the classifiers, 327 s for matching the 45 groups and 6 s for the transfer, at 7.7 GB
-# peak. Before matching, `align(progress=True)` printed its estimate: 1.65 GB if the plans
-# were sparse, up to 7.19 GB if the largest were dense.
+# The newest record, with nothing else running, aligned $10^5 + 10^5$ cells in 257 s: 12 s
+# for the classifiers, 244 s for matching the 45 groups and 8 s for the transfer, at 7.7 GB
+# peak, against 344 s (327 s matching) for the morning's record, on a machine that ran
+# about 20 % slower in the afternoon. Before matching, `align(progress=True)` printed its
+# estimate: 1.65 GB if the plans were sparse, up to 6.95 GB if the largest were dense. The
+# transferred proteins are the same in every record (median r 0.867).
 #
 # At $10^5$ cells, most of the time goes to a few groups whose plans are **dense**: the
 # classifiers' logits of one cell type lie close together compared with $\varepsilon$, so
@@ -319,23 +325,27 @@ else:
 # group, 11,504 cells a side). For such a group no support can be sparse. The solver used to
 # make a new pass over all pairs at every absorption of its scalings, and to sort and
 # recompute the support each time: 9 passes for that group. It now computes the whole kernel
-# once (no more memory than the dense support's own kernel) and absorbs the scalings into it
-# in place. Solved alone with nothing else running, that group took 272 s before (9 passes)
-# and 115 s now (1 pass), with the same 801 iterations and marginal error
-# $9.98\times 10^{-7}$. What is left is plain Sinkhorn's slow convergence on these plans:
-# each iteration is two products with the 1 GB kernel, about 0.13 s on 2 cores.
+# once and absorbs the scalings into it in place, in float32 (item 6 above). Solved alone,
+# that group took 272 s with 9 passes (commit 640c830), 94 s with a float64 kernel
+# (bfd1003) and 70 s with the float32 one, all to a marginal error below $10^{-6}$ (801
+# iterations in float64, 863 in float32, whose target is $0.9\times 10^{-6}$). What is left
+# is plain Sinkhorn's slow convergence on these plans: each iteration is two products with
+# the 0.5 GB kernel, about 0.05 s on 2 cores. In float32, denormal numbers made those
+# products 9 times slower (0.38 s against 0.042 s an iteration at this size), so entries
+# below float32's smallest normal number are set to 0; they are far below the truncation
+# level, and the exact check covers them.
 #
-# **$10^6$ cells do not finish on this machine** at the paper's $\varepsilon$. We trained the
-# classifiers of a $10^6$-cell run of the same simulator (110 s, 3.0 GB) and solved 3,000-cell
-# subsamples of its five largest groups: their plans kept 29-83 % of the pairs, and four of
-# the five had not reached $10^{-6}$ after 1,000 iterations. The largest group has 117,583
-# cells a side. With 83 % of its $1.4\times 10^{10}$ pairs kept, neither a support nor the
-# whole kernel (110 GB) fits, so the solver falls back to exact log-sum-exp passes over all
-# pairs: 144 s a pass on these 45-d logits (10.4 ns a pair, measured at $2\times 10^4$), two
-# a Sinkhorn iteration, more than 1,000 iterations. That is days for one group, against a
-# target of 30 minutes for the whole atlas. A dense plan of that size needs another
-# algorithm (a GPU, or a low-rank or multiscale solver that gives up this page's exactness),
-# or a coarser grouping.
+# **$10^6$ cells do not finish on this machine** at the paper's $\varepsilon$. We trained
+# the classifiers of a $10^6$-cell run of the same simulator (110 s, 3.0 GB) and solved
+# 3,000-cell subsamples of its five largest groups: their plans kept 29-83 % of the pairs,
+# and four of the five had not reached $10^{-6}$ after 1,000 iterations. The largest group
+# has 117,583 cells a side. With 83 % of its $1.4\times 10^{10}$ pairs kept, neither a
+# support nor the whole kernel (55 GB even in float32) fits, so the solver falls back to
+# exact log-sum-exp passes over all pairs: 144 s a pass on these 45-d logits (10.4 ns a
+# pair, measured at $2\times 10^4$), two a Sinkhorn iteration, more than 1,000 iterations.
+# That is days for one group, against a target of 30 minutes for the whole atlas. A dense
+# plan of that size needs another algorithm (a GPU, or a low-rank or multiscale solver that
+# gives up this page's exactness), or a coarser grouping.
 
 # %% [markdown]
 # ## Limits
@@ -346,19 +356,25 @@ else:
 #   to exact block log-sum-exp iterations, which are correct but slow (it warns).
 # - The first iteration and every support pass visit all $n_1 n_2$ pairs, so the time grows
 #   as $n^2$. What this solver does about it is to make each pass cheap (compiled, in cache,
-#   nothing but the result written) and to make few of them (the candidates). In the recorded
-#   run of 2026-12-03 ({numref}`fig-performance-recorded`), one group of $n = 10^5$ took 133 s
-#   and 1.1 GB: two log-sum-exp passes and two support passes, each 25-45 s, about
-#   2.5-4.5 ns a pair on 2 cores. At $n = 3\times 10^4$ it took 8.9 s against 78 s for the
-#   commit before (numpy block passes, sparse LU), and at $2\times 10^4$ 4.1 s and 0.45 GB
-#   against POT's 178 s and 15.3 GB. The goal that issue 22 set, $10^5$ in 20 s and $10^6$ in
-#   5 min on 2 cores, is not reached: at 2.5-4.5 ns a pair, one pass over the $10^{12}$
-#   pairs of a $10^6$ group would take 42-75 minutes.
+#   screened in float32, nothing but the result written) and to make few of them (the
+#   candidates). In the afternoon runs of 2026-12-03 ({numref}`fig-performance-recorded`),
+#   one group of $n = 10^5$ took 74 s and 1.15 GB against 149 s for the commit before the
+#   float32 screens (bfd1003): two log-sum-exp passes and two support passes of 9-14 s each,
+#   0.9-1.4 ns a pair on 2 cores, against 25-30 s before. At $2\times 10^4$ it took 3.3 s and
+#   0.43 GB against POT's 178 s and 15.3 GB. At $3\times 10^5$ it took 1,021 s and 1.45 GB:
+#   the support grew to 14.7 pairs a row and the solver passed over all pairs 9 times (7
+#   support builds, against 2 at $10^5$), probably because the candidates that spare a pass
+#   are kept only while they are at most 64 a row. The goal that issue 22 set, $10^5$ in 20 s
+#   and $10^6$ in 5 min on 2 cores, is not reached: one pass over the $10^{12}$ pairs of a
+#   $10^6$ group would take 15-23 minutes.
 # - No index removes pairs here without giving up the certificate. On the 12-d data of this
 #   page, the support of a row reaches about 2.3 distance units beyond its nearest
 #   neighbour (2.4 units away at $n = 10^5$), while groups of 256 points formed by k-means
 #   have a median radius of 12 units: 92 % of such groups lie within reach of a sampled row,
-#   and 99 % of the groups cut from a k-d tree's leaf order. `sinkhorn_online(...,
+#   and 99 % of the groups cut from a k-d tree's leaf order. At $n = 10^5$, scipy's
+#   `cKDTree` took 9.8 s to find every row's nearest neighbour, and its radius queries
+#   that reach 2.7 units beyond it would take 123 s for all rows (timed on 5,000 rows),
+#   against 9-14 s for one screened pass over all pairs. `sinkhorn_online(...,
 #   support="tree")` finds the same support by k-d tree radius queries instead (exactly the
 #   pairs above the truncation level, so the certificate holds), and `support="auto"`
 #   chooses it when a timed pilot against the compiled pass says it pays. On this page's data
@@ -380,7 +396,7 @@ else:
 #   memory matching two labelled sets will need, from the group sizes alone (small groups
 #   solved densely at 52 bytes an entry, measured; online groups by the model of
 #   {py:func}`~propalign_lite.ot_memory.estimate_memory`, or, with `dense_plans=True`, as
-#   held kernels at 29 bytes an entry); `align(progress=True)` prints both ends and keeps
+#   held kernels at 27 bytes an entry); `align(progress=True)` prints both ends and keeps
 #   the sparse one in `Alignment.memory_estimate_`. The atlas run at $10^5$ cells above
 #   printed 1.65 GB (sparse plans) before the dense model existed, and peaked at 7.8-9.3 GB.
 #   The cell below asks the model about $10^6$ cells in 45 types, with the uneven

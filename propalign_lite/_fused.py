@@ -1,4 +1,4 @@
-r"""Compiled float64 building blocks of the CPU passes over :math:`C_{ij} = \lVert x_i - y_j\rVert_2`.
+r"""Compiled float64 pieces of the CPU passes over the cost :math:`\lVert x_i - y_j\rVert_2`.
 
 The passes the solver makes over all pairs (:mod:`propalign_lite._blocked`) are compiled
 loops (numba, all cores) over tiles: a few rows of ``x`` against ``TILE`` columns of ``y``
