@@ -47,7 +47,7 @@ from numba import njit, prange
 #: the float32 error at which the exact check runs, as a fraction of ``tol``; it is divided
 #: by TIGHTEN after a failed check, at most CHECKS times
 TARGET, TIGHTEN, CHECKS = 0.9, 4.0, 3
-#: iterations without a 1 % gain in the computed error after which the exact check runs
+#: iterations without a 1 % gain in the float32 error after which the exact check runs
 STALL = 50
 #: float32 is used only when ``tol >= F32_REACH * eps32 * ||b||`` (a column sum's float32
 #: error is a relative multiple of eps32)
@@ -127,7 +127,8 @@ def iterate_held(cost, alpha, beta, a, b, reg, *, level, it, max_iter, tol, omeg
             err = max(float(np.linalg.norm(v * Ktu - b)), float(np.linalg.norm(u * Kv - a)))
             if err < 0.99 * best:
                 best, since = err, it
-            if err < target or it - since >= STALL:        # there, or at the dtype's floor
+            floor = K.dtype == np.float32 and it - since >= STALL   # float32's floor?
+            if err < target or floor:
                 check = True
                 break
             it += 1

@@ -8,8 +8,8 @@ question of the form :math:`\beta_j - C_{ij}/\varepsilon \ge \theta_i`, that is
 (a pair of the truncated kernel; a term of a log-sum-exp within ``depth`` of the row's running
 maximum; a term that may beat the row's running argmax). Almost every pair of a sparse plan
 answers no, and by a wide margin. So each tile of 8 rows by ``TILE`` columns is first
-*screened*: its squared distances are computed in float32 (16 lanes a vector, no square
-root) and compared with :math:`r_{ij}\lvert r_{ij}\rvert`, with :math:`r` widened by a slack
+*screened*: its squared distances are computed in float32 (16 lanes a vector with AVX-512,
+no square root) and compared with :math:`r_{ij}\lvert r_{ij}\rvert`, with :math:`r` widened by a slack
 :math:`E` that bounds every rounding of the float32 arithmetic,
 
 .. math:: E = 2^{-20}\big((d+3) R + W + T\big), \qquad R = \max_i\lVert x_i\rVert
@@ -37,8 +37,11 @@ results are those of a float64 pass, at the cost of a float32 one.
   (the solver's candidate set, see :mod:`propalign_lite.sinkhorn`).
 
 Measured on this project's 2-core machine (AVX-512), 12-d points, :math:`n_1 = n_2 =
-20{,}000`, the solver's converged potentials, same process: the float64 support pass took
-0.88 s and its float32 screen 0.28 s (2.2 against 0.7 ns a pair).
+20{,}000`, the solver's converged potentials, against the float64 passes these replaced
+(run one after the other): a support pass 0.24 s against 0.96 s, a log-sum-exp pass 0.36 s
+against 1.04 s, an argmax pass 0.38 s against 0.70 s, with the same pairs and argmaxes and
+log-sum-exps equal to 1.4e-14. On a dense plan, whose rows go on with whole float64 tiles,
+a log-sum-exp pass took 0.65 s against 0.68 s (4,000 x 20,000).
 
 Example
 -------
