@@ -91,6 +91,15 @@ def absorb(K, u, v, tiny):
             row[j] = value if value >= tiny else 0.0
 
 
+def _kernel(cost, alpha, beta, reg, dtype):
+    """The whole kernel :math:`\exp(\alpha_i + \beta_j - C_{ij}/\varepsilon)` in ``dtype``,
+    with the entries below its smallest normal number set to 0 (no denormals)."""
+    K = cost.log_kernel(alpha, beta, reg, dtype=dtype)
+    np.exp(K, out=K)
+    absorb(K, np.ones(K.shape[0], K.dtype), np.ones(K.shape[1], K.dtype), np.finfo(K.dtype).tiny)
+    return K
+
+
 def exact_error(cost, alpha, beta, a, b, reg) -> float:
     """The marginal error of the potentials, from exact log-sum-exps over all pairs."""
     cols = np.exp(cost.lse(alpha, beta, reg, axis=0))
@@ -111,11 +120,9 @@ def iterate_held(cost, alpha, beta, a, b, reg, *, level, it, max_iter, tol, omeg
     K, err, converged = None, np.inf, False
     while it < max_iter and not converged:
         if K is None:
-            K = cost.log_kernel(alpha, beta, reg, dtype=dtype)
-            np.exp(K, out=K)
+            K = _kernel(cost, alpha, beta, reg, dtype)
             kernels += 1
             tiny = np.finfo(K.dtype).tiny
-            absorb(K, np.ones(n1, K.dtype), np.ones(n2, K.dtype), tiny)   # no denormals
             log_tiny = float(np.log(tiny))
             rise = 0.0          # of the potentials since K was computed (see Underflow)
         u, v = np.ones(n1), np.ones(n2)
@@ -158,8 +165,7 @@ def iterate_held(cost, alpha, beta, a, b, reg, *, level, it, max_iter, tol, omeg
             if not converged and checks >= CHECKS and dtype != np.float64:
                 dtype, K, target = np.float64, None, TARGET * tol    # the float32 floor
     if K is None:
-        K = cost.log_kernel(alpha, beta, reg, dtype=dtype)
-        np.exp(K, out=K)
+        K = _kernel(cost, alpha, beta, reg, dtype)
     rows, cols = held_support(K, level)
     K = None
     logp = alpha[rows] + beta[cols] - cost.exact_cost(rows, cols) / reg

@@ -9,8 +9,8 @@ question of the form :math:`\beta_j - C_{ij}/\varepsilon \ge \theta_i`, that is
 maximum; a term that may beat the row's running argmax). Almost every pair of a sparse plan
 answers no, and by a wide margin. So each tile of 8 rows by ``TILE`` columns is first
 *screened*: its squared distances are computed in float32 (16 lanes a vector with AVX-512,
-no square root) and compared with :math:`r_{ij}\lvert r_{ij}\rvert`, with :math:`r` widened by a slack
-:math:`E` that bounds every rounding of the float32 arithmetic,
+no square root) and compared with :math:`r_{ij}\lvert r_{ij}\rvert`, with :math:`r` widened
+by a slack :math:`E` that bounds every rounding of the float32 arithmetic,
 
 .. math:: E = 2^{-20}\big((d+3) R + W + T\big), \qquad R = \max_i\lVert x_i\rVert
           + \max_j\lVert y_j\rVert,\; W = \max_j \lvert\varepsilon\beta_j\rvert,\;
@@ -267,11 +267,12 @@ def _finite_max(v) -> float:
 
 
 class _Screen:
-    """Float32 rows, widened / narrowed float32 column radii and the slack :math:`E`."""
+    """Float32 rows, widened / narrowed float32 column radii and the slack :math:`E`; the
+    rows and the per-row vectors ``per_row`` are padded to a multiple of ``ROWS`` once."""
 
-    def __init__(self, x, tiles: Tiles, beta, inv_reg, thresholds_bound):
+    def __init__(self, x, tiles: Tiles, beta, inv_reg, thresholds_bound, *per_row):
         self.reg = 1.0 / float(inv_reg)
-        self.x64 = pad_rows(x, ROWS)[0]
+        self.x64, *self.per_row = pad_rows(x, ROWS, *per_row)
         self.x32 = self.x64.astype(np.float32)
         R = (float(np.sqrt((self.x64 ** 2).sum(1).max())) if len(self.x64) else 0.0) + tiles.norm
         W = self.reg * _finite_max(beta)
@@ -320,8 +321,8 @@ def _stored(counts, cols):
 
 def _support_pass(x, tiles, theta, theta_deep, beta, inv_reg, cap, cap_deep):
     bound = max(_finite_max(theta), _finite_max(theta_deep)) / inv_reg
-    sc = _Screen(x, tiles, beta, inv_reg, lambda W, R: bound)
-    _, th, thd = pad_rows(x, ROWS, theta, theta_deep)
+    sc = _Screen(x, tiles, beta, inv_reg, lambda W, R: bound, theta, theta_deep)
+    th, thd = sc.per_row
     th_out, th_in = sc.radii(th)
     deep_out, deep_in = sc.radii(thd)
     counts, counts_deep, cols, cols_deep = _support_screened(
