@@ -92,7 +92,7 @@ def absorb(K, u, v, tiny):
 
 
 def _kernel(cost, alpha, beta, reg, dtype):
-    """The whole kernel :math:`\exp(\alpha_i + \beta_j - C_{ij}/\varepsilon)` in ``dtype``,
+    r"""The whole kernel :math:`\exp(\alpha_i + \beta_j - C_{ij}/\varepsilon)` in ``dtype``,
     with the entries below its smallest normal number set to 0 (no denormals)."""
     K = cost.log_kernel(alpha, beta, reg, dtype=dtype)
     np.exp(K, out=K)
