@@ -22,6 +22,10 @@ from ._screened import argmax_rows, lse_rows, support_rows
 DEFAULT_BLOCK = 2 ** 20          # cost entries per block (4 MiB in float32)
 
 
+#: pairs a rescan may hold between its two thresholds (its buffers: 8 bytes a pair)
+RESCAN_PAIRS = 2 ** 23
+
+
 def _rows_per_block(n2: int, block_size: int) -> int:
     return max(1, int(block_size) // max(int(n2), 1))
 
@@ -196,6 +200,44 @@ class BlockedCost:
             rows, cols = merge_pairs(rows, cols, by_col[order], lonely_c[order])
         logp = alpha[rows] + beta[cols] - self.exact_cost(rows, cols) / reg
         return rows, cols, logp
+
+    def rescan(self, alpha, beta, reg, level: float, deeper: float, rows, cols):
+        r"""The pairs with :math:`\alpha_i + \beta_j - C_{ij}/\varepsilon \ge` ``level -
+        deeper`` of the given ``rows`` (against every column) and ``cols`` (against every
+        row), plus the largest entry of each of them that has none, as ``(rows, cols, logp)``
+        sorted by row, then column (the compiled passes over those rows and columns only).
+
+        Returns ``None`` where this cost has no compiled pass, or where the rows or columns
+        hold more than ``max(256, RESCAN_PAIRS / their number)`` such pairs on average (the
+        solver then makes a whole pass).
+        """
+        if not self.fused:
+            return None
+        rows = np.asarray(rows, dtype=np.int64)
+        cols = np.asarray(cols, dtype=np.int64)
+        alpha = np.asarray(alpha, dtype=np.float64)
+        beta = np.asarray(beta, dtype=np.float64)
+        margin = 4.0 * np.sqrt(np.finfo(np.float64).eps) * self.max_cost / reg + 1e-9
+        found = []
+        for sel, own, other, axis in ((rows, alpha, beta, 1), (cols, beta, alpha, 0)):
+            if sel.size == 0:
+                found.append((np.zeros(0, dtype=np.int64),) * 2)
+                continue
+            pts, tiles = self._fused_side(axis)
+            local, partner, depth = support_rows(
+                pts[sel], tiles, level - margin - own[sel], other, 1.0 / reg,
+                deeper=deeper, max_per_row=min(other.size, max(256, RESCAN_PAIRS // sel.size)))
+            if depth != deeper:
+                return None
+            lonely = np.flatnonzero(np.bincount(local, minlength=sel.size) == 0)
+            if lonely.size:
+                local, partner = merge_pairs(local, partner, lonely,
+                                             self._largest(sel[lonely], other, reg, axis=axis))
+            pair = (sel[local], partner) if axis == 1 else (partner, sel[local])
+            order = np.lexsort(pair[::-1])
+            found.append((pair[0][order], pair[1][order]))
+        r, c = merge_pairs(*found[0], *found[1])
+        return r, c, alpha[r] + beta[c] - self.exact_cost(r, c) / reg
 
     def _largest(self, sel, w, reg, *, axis):
         """The partner of the largest entry of every row (axis=1) or column (axis=0) in

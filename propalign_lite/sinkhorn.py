@@ -191,7 +191,8 @@ def _solve(cost: BlockedCost, a, b, reg, *, max_iter, tol, omega, max_nnz, newto
     steps = 0                     # Sinkhorn/Newton steps so far (Newton after n_plain)
     cand = None                   # the pairs of the last pass over all pairs (see Candidates)
     while it < max_iter and not converged:
-        if cand is None or not cand.holds(alpha, beta):
+        if cand is None or not (cand.holds(alpha, beta)
+                                or cand.repair(cost, alpha, beta, reg, level)):
             cand = Candidates(cost, alpha, beta, reg, level, deeper=3 * B)
             n_builds += 1
         rows, cols, logp = cand.support(alpha, beta, level)

@@ -148,6 +148,42 @@ def test_solver_candidates_give_a_fresh_passs_support_while_potentials_rise_less
     assert not cand.holds(alpha, beta + 1.1 * D)
 
 
+def test_repaired_candidates_give_a_fresh_passs_support_after_a_few_rows_and_columns_rise():
+    """When a few rows and columns rise past the candidates' depth, ``repair`` rescans
+    those alone; the support filtered afterwards is exactly a fresh pass's, round after round
+    (the slacks of the rows and columns not rescanned add up across the rounds)."""
+    from propalign_lite._kernel_support import Candidates
+
+    x, y, _ = _points(3, 150, 170, seed=5)
+    rng = np.random.default_rng(7)
+    alpha, beta = rng.normal(size=150), rng.normal(size=170)
+    L = alpha[:, None] + _dense_values(x, y, beta)
+    level, D = float(np.quantile(L, 0.98)), 4.0
+    cost = BlockedCost(x, y)
+    cand = Candidates(cost, alpha, beta, REG, level, deeper=D)
+    repairs = passes = 0
+    for _ in range(10):
+        alpha = alpha + rng.uniform(-D / 20, D / 8, size=alpha.size)
+        beta = beta + rng.uniform(-D / 20, D / 8, size=beta.size)
+        alpha[rng.choice(150, 3, replace=False)] += D
+        beta[rng.choice(170, 3, replace=False)] += D
+        if not cand.holds(alpha, beta):
+            before = cand.rescanned
+            if cand.repair(cost, alpha, beta, REG, level):
+                assert 0 < cand.rescanned - before < 100 and cand.holds(alpha, beta)
+                repairs += 1
+            else:          # the slacks of all rows and columns grew: a whole pass
+                cand = Candidates(cost, alpha, beta, REG, level, deeper=D)
+                passes += 1
+        r, c, lp = cand.support(alpha, beta, level)
+        rf, cf, lpf = cost.support(alpha, beta, REG, level)
+        np.testing.assert_array_equal(r[lp >= level], rf[lpf >= level])
+        np.testing.assert_array_equal(c[lp >= level], cf[lpf >= level])
+        np.testing.assert_allclose(lp[lp >= level], lpf[lpf >= level], rtol=0, atol=1e-9)
+        assert np.isin(np.arange(150), r).all() and np.isin(np.arange(170), c).all()
+    assert repairs + passes == 10 and repairs >= 4
+
+
 def test_argmax_rows_matches_numpy():
     x, y, beta = _points(12, 37, TILE + 5, seed=8)
     V = _dense_values(x, y, beta)
