@@ -190,11 +190,14 @@ def _solve(cost: BlockedCost, a, b, reg, *, max_iter, tol, omega, max_nnz, newto
     w = 1.0 if omega is None else float(omega)
     steps = 0                     # Sinkhorn/Newton steps so far (Newton after n_plain)
     cand = None                   # the pairs of the last pass over all pairs (see Candidates)
+    deeper = 3 * B                # how far below the level they reach (when few enough)
     while it < max_iter and not converged:
         if cand is None or not (cand.holds(alpha, beta)
                                 or cand.repair(cost, alpha, beta, reg, level)):
-            cand = Candidates(cost, alpha, beta, reg, level, deeper=3 * B)
+            cand = Candidates(cost, alpha, beta, reg, level, deeper=deeper)
             n_builds += 1
+            if cand.depth == 0.0 and deeper > B / 2:
+                deeper /= 2           # too many pairs that deep: take half as deep next time
         rows, cols, logp = cand.support(alpha, beta, level)
         if rows.size > max_nnz:
             warnings.warn(f"the truncated kernel holds {rows.size} entries (> max_nnz="

@@ -163,6 +163,32 @@ def test_inexact_newton_for_large_groups_reaches_the_same_plan(monkeypatch):
     np.testing.assert_allclose(as_dense(P), as_dense(Q), atol=1e-5)   # row-normalised
 
 
+def test_candidates_reach_half_as_deep_after_a_build_whose_deeper_set_was_too_large(
+        monkeypatch):
+    """When the pairs down to the candidates' depth are too many a row (at n = 300,000 on
+    the 12-d benchmark, every build then passed over all pairs: 7 builds), the next build
+    reaches half as deep, until its candidates fit and spare the passes."""
+    import propalign_lite._blocked as BL
+
+    x, y = _logits_like(1500, seed=4, noise=1.5)
+    ref = sinkhorn_online(x, y, 0.05, tol=1e-9, max_iter=1000)
+    support_rows, asked = BL.support_rows, []
+
+    def small_buffer(*args, **kw):          # the solver's builds only (rescans set their own)
+        if "max_per_row" not in kw:
+            kw["max_per_row"] = 16.0
+            asked.append(kw["deeper"])
+        return support_rows(*args, **kw)
+
+    monkeypatch.setattr(BL, "support_rows", small_buffer)
+    res = sinkhorn_online(x, y, 0.05, tol=1e-6, max_iter=1000)
+    assert res.converged and res.n_builds <= 8          # 17 builds, all at 3B, without
+    B = np.log(1e4)
+    np.testing.assert_allclose(asked[:3], [3 * B, 1.5 * B, 0.75 * B])
+    P, Q = ImplicitCoupling.from_result(x, y, ref), ImplicitCoupling.from_result(x, y, res)
+    np.testing.assert_allclose(as_dense(P), as_dense(Q), atol=2e-3)   # rows sum to 1 (tol 1e-6)
+
+
 def test_newton_step_takes_conjugate_gradients_above_30000_unknowns(monkeypatch):
     """Sparse LU's fill-in on the support's giant component grows fast: at n = 30,000 a
     step took 4-5 s by LU against 0.4 s by CG (same iteration count), so a support of
