@@ -38,7 +38,10 @@
 #    sparse LU up to 30,000 unknowns and by preconditioned conjugate gradients above. LU's
 #    fill-in on the support's largest connected component grows fast: at $n = 30{,}000$ per
 #    modality an LU step took 4-5 s against 0.4 s for conjugate gradients, with the same
-#    number of iterations, and at $n = 100{,}000$ one factorisation ran for minutes.
+#    number of iterations, and at $n = 100{,}000$ one factorisation ran for minutes. The
+#    conjugate gradients stop at a relative residual of 0.1 (inexact Newton): at
+#    $n = 10^5$ the Newton steps then took 5.8 s against 16.3 s for a near-exact solve of
+#    each step, with the same number of steps (8).
 # 4. **Online mode.** For large groups the cost is never stored. The passes over all pairs
 #    (the first log-sum-exp step and the search for the support) compute each distance from
 #    the embeddings and reduce it at once. On the CPU they are compiled loops
@@ -54,7 +57,13 @@
 #    truncation level (when they are at most 64 a row). While the potentials have risen by
 #    less than that depth, a rebuilt support is filtered from these candidates instead of
 #    another pass over all pairs. This is exact: no pair outside the candidates can have
-#    climbed above the level.
+#    climbed above the level. When some potentials have risen further, they are usually a
+#    handful: at $n = 10^5$, when the candidates first stopped holding, the largest rises
+#    were 16.3 and 17.7 against a depth of 27.6, but 99.9 % of them were below 3.6. Only
+#    those rows and columns are then scanned again (a few rows against all columns), and the
+#    others carry their rise as a slack into the next check
+#    (`propalign_lite._kernel_support`). At $n = 10^5$ this replaced the second pass over
+#    all pairs by two rescans of 9 and 59 rows and columns, 0.5 s each.
 # 6. **Dense plans held whole, in float32.** When more than 30 % of the pairs are above the
 #    level (logits of one cell type often lie close together compared with $\varepsilon$),
 #    the whole kernel is computed once and the scalings are absorbed into it in place
@@ -259,9 +268,11 @@ else:
 # (`ours_blocked`) and by k-d trees (`ours_tree`): in the morning, the compiled float64
 # passes (f1ebbe8) against the commit before them (57393df); in the afternoon, the
 # float32-screened passes (fda95f1, and 4c1ea4f with the same sparse-plan code at
-# $3\times 10^5$) against the commit before them (bfd1003). The machine ran about 20 %
-# slower in the afternoon (bfd1003's solve at $10^5$: 125 s at 11:45, 149 s at 13:04), so
-# compare commits within one part of the day.
+# $3\times 10^5$) against the commit before them (bfd1003); in the evening (16:04-16:55),
+# the inexact Newton steps and candidate repairs (908eef8, and 4089e50 with the adaptive
+# depth at $10^5$ and $3\times 10^5$) against the commit before them (3939b4d). The
+# machine ran about 20 % slower in the afternoon (bfd1003's solve at $10^5$: 125 s at
+# 11:45, 149 s at 13:04), so compare commits within one part of the day.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "The newest day of recorded benchmark runs (log-log, 12-d data, reg 0.05, marginal error 1e-6): seconds (left) and peak resident memory (right) against n, one line per solver and commit.", "name": "fig-performance-recorded"}, "image": {"alt": "Two log-log line charts of the recorded runs against n: seconds on the left and peak gigabytes on the right, with lines for POT, ours with block passes, ours with trees and the previous commit."}}
 if big is not None:
@@ -312,12 +323,15 @@ else:
                      "to add one."))
 
 # %% [markdown]
-# The newest record, with nothing else running, aligned $10^5 + 10^5$ cells in 257 s: 12 s
-# for the classifiers, 244 s for matching the 45 groups and 8 s for the transfer, at 7.7 GB
-# peak, against 344 s (327 s matching) for the morning's record, on a machine that ran
-# about 20 % slower in the afternoon. Before matching, `align(progress=True)` printed its
-# estimate: 1.65 GB if the plans were sparse, up to 6.95 GB if the largest were dense. The
-# transferred proteins are the same in every record (median r 0.867).
+# The afternoon's record, with nothing else running, aligned $10^5 + 10^5$ cells in 257 s:
+# 12 s for the classifiers, 244 s for matching the 45 groups and 8 s for the transfer, at
+# 7.7 GB peak, against 344 s (327 s matching) for the morning's record, on a machine that
+# ran about 20 % slower in the afternoon. The evening's record (4089e50: inexact Newton
+# steps, candidate repairs) took 281 s (266 s matching), at 7.7 GB: those changes speed up
+# sparse plans, and the time here goes to the few dense groups held whole (below). Before
+# matching, `align(progress=True)` printed its estimate: 1.65 GB if the plans were sparse,
+# up to 6.95 GB if the largest were dense. The transferred proteins agree in every record
+# (median r 0.867; 0.866 in the evening, whose plans differ within the tolerance).
 #
 # At $10^5$ cells, most of the time goes to a few groups whose plans are **dense**: the
 # classifiers' logits of one cell type lie close together compared with $\varepsilon$, so
@@ -357,16 +371,20 @@ else:
 # - The first iteration and every support pass visit all $n_1 n_2$ pairs, so the time grows
 #   as $n^2$. What this solver does about it is to make each pass cheap (compiled, in cache,
 #   screened in float32, nothing but the result written) and to make few of them (the
-#   candidates). In the afternoon runs of 2026-12-03 ({numref}`fig-performance-recorded`),
-#   one group of $n = 10^5$ took 74 s and 1.15 GB against 149 s for the commit before the
-#   float32 screens (bfd1003): two log-sum-exp passes and two support passes of 9-14 s each,
-#   0.9-1.4 ns a pair on 2 cores, against 25-30 s before. At $2\times 10^4$ it took 3.3 s and
-#   0.43 GB against POT's 178 s and 15.3 GB. At $3\times 10^5$ it took 1,021 s and 1.45 GB:
-#   the support grew to 14.7 pairs a row and the solver passed over all pairs 9 times (7
-#   support builds, against 2 at $10^5$), probably because the candidates that spare a pass
-#   are kept only while they are at most 64 a row. The goal that issue 22 set, $10^5$ in 20 s
-#   and $10^6$ in 5 min on 2 cores, is not reached: one pass over the $10^{12}$ pairs of a
-#   $10^6$ group would take 15-23 minutes.
+#   candidates, their repairs). In the evening runs of 2026-12-03
+#   ({numref}`fig-performance-recorded`), one group of $n = 10^5$ took 24.9 s and 1.0 GB
+#   (908eef8; the same code took 39.9 s ten minutes later, which is how much this machine's
+#   timings vary) against 72.1 s and 1.15 GB for the commit before the inexact Newton steps
+#   and the repairs (3939b4d). That is three passes over all pairs (the two log-sum-exp
+#   passes of the first iteration and one support pass, 7-13 s each in profiled runs) and
+#   the Newton steps on the support (5.8 s, item 3). At $2\times 10^4$ it took 1.9 s and 0.43 GB against POT's
+#   165 s and 15.3 GB, in the same run. At $3\times 10^5$ it took 453 s and 2.19 GB with two
+#   support passes (4089e50), against 784 s and 1.45 GB with seven (908eef8): there the
+#   pairs down to the candidates' depth were more than 64 a row, so every build used to
+#   keep no candidates and every rebuild was a pass; a build now reaches half as deep after
+#   such a build, and the candidates it keeps cost the extra memory. The goal that issue 22 set, $10^5$ in 20 s and $10^6$ in 5 min on 2
+#   cores, is not reached: one pass over the $10^{12}$ pairs of a $10^6$ group would take
+#   15-23 minutes, and the first iteration alone makes two.
 # - No index removes pairs here without giving up the certificate. On the 12-d data of this
 #   page, the support of a row reaches about 2.3 distance units beyond its nearest
 #   neighbour (2.4 units away at $n = 10^5$), while groups of 256 points formed by k-means
