@@ -44,8 +44,9 @@ class Candidates:
     potentials, whose slacks become 0). The others keep their pairs; the current potentials
     become the reference and :math:`\rho, \kappa` their slacks, so the bound holds again with
     :math:`D'/4` to spare. A row or column whose candidates all lay in rescanned columns or
-    rows is rescanned too (each keeps at least one candidate). The split minimises the pairs rescanned; when that is more than a
-    quarter of all pairs, or the cost has no such rescan, a whole pass is made instead.
+    rows is rescanned too (each keeps at least one candidate). The split minimises the pairs
+    rescanned; when that is more than a quarter of all pairs, or the cost has no such rescan,
+    a whole pass is made instead.
     """
 
     def __init__(self, cost, alpha, beta, reg, level, *, deeper):

@@ -29,7 +29,8 @@ POT's, :math:`\lVert P^\top \mathbf 1 - b\rVert_2 <` ``tol``. Three things make 
 3. **Newton steps on the support.** After ten plain iterations on a sparse support (at most
    16 entries a row), each step is a damped Newton step on the dual restricted to the kept
    pairs (``propalign_lite._newton``: sparse LU, or inexact conjugate gradients on large
-   supports, with a line search); on a dense support, plain Sinkhorn iterations are used, as POT does.
+   supports, with a line search); on a dense support, plain Sinkhorn iterations are used, as
+   POT does.
    A dense support (over 30 % of the pairs, and at most ``max_nnz``) is replaced by the whole
    kernel in float32, computed once; its scalings are then absorbed into it in place, with no
    further support pass, and the result is checked by exact float64 passes
