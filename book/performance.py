@@ -274,15 +274,19 @@ else:
 # machine ran about 20 % slower in the afternoon (bfd1003's solve at $10^5$: 125 s at
 # 11:45, 149 s at 13:04), so compare commits within one part of the day.
 
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "The newest day of recorded benchmark runs (log-log, 12-d data, reg 0.05, marginal error 1e-6): seconds (left) and peak resident memory (right) against n, one line per solver and commit.", "name": "fig-performance-recorded"}, "image": {"alt": "Two log-log line charts of the recorded runs against n: seconds on the left and peak gigabytes on the right, with lines for POT, ours with block passes, ours with trees and the previous commit."}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The newest day of recorded benchmark runs (log-log, 12-d data, reg 0.05, marginal error 1e-6): seconds (left) and peak resident memory (right) against n, one line per solver and commit (POT dashed, k-d trees dotted).", "name": "fig-performance-recorded"}, "image": {"alt": "Two log-log line charts of the recorded runs against n: seconds on the left and peak gigabytes on the right, with lines for POT, ours with block passes, ours with trees and the previous commit."}}
 if big is not None:
     day = big["when"].str[:10]
     last = big[(day == day.max()) & ~big["converged"].isin(["timed out", "False"])].copy()
     last["label"] = last["solver"] + " @ " + last["commit"].fillna("?").astype(str)
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
-    for label, rows in last.sort_values("n").groupby("label"):
-        ax[0].loglog(rows.n, rows.seconds, "o-", label=label)
-        ax[1].loglog(rows.n, rows.mem_gb, "o-", label=label)
+    # one colour per line (more lines than the default ten colours); POT dashed, trees dotted
+    colours = plt.cm.tab20(np.arange(20) % 20)
+    dashes = {"pot": "--", "ours_tree": ":"}
+    for k, (label, rows) in enumerate(last.sort_values("n").groupby("label")):
+        style = dict(marker="o", ls=dashes.get(rows.solver.iloc[0], "-"), color=colours[k % 20])
+        ax[0].loglog(rows.n, rows.seconds, label=label, **style)
+        ax[1].loglog(rows.n, rows.mem_gb, label=label, **style)
     ax[0].set(xlabel="n (per modality)", ylabel="seconds", title=f"recorded on {day.max()}")
     ax[1].set(xlabel="n (per modality)", ylabel="peak resident GB", title="memory")
     ax[0].legend(fontsize=7)
