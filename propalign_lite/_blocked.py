@@ -217,7 +217,7 @@ class BlockedCost:
         cols = np.asarray(cols, dtype=np.int64)
         alpha = np.asarray(alpha, dtype=np.float64)
         beta = np.asarray(beta, dtype=np.float64)
-        margin = 4.0 * np.sqrt(np.finfo(np.float64).eps) * self.max_cost / reg + 1e-9
+        margin = self._margin(reg)
         found = []
         for sel, own, other, axis in ((rows, alpha, beta, 1), (cols, beta, alpha, 0)):
             if sel.size == 0:
@@ -272,14 +272,17 @@ class BlockedCost:
             cols.append(c)
         return (np.concatenate(rows).astype(np.int64), np.concatenate(cols).astype(np.int64))
 
+    def _margin(self, reg):
+        """How far below a level the compiled passes keep pairs (see ``_fused_support``)."""
+        return 4.0 * np.sqrt(np.finfo(np.float64).eps) * self.max_cost / reg + 1e-9
+
     def _fused_support(self, alpha, beta, reg, level, deeper):
         r"""The compiled pass (it decides every pair it cannot screen out with the float64
         distance of :meth:`exact_cost`); pairs within a margin of
         :math:`4\sqrt{\text{eps}}\,r/\varepsilon` below the level are kept too (a
         superset costs nothing to the bound: their values are recomputed exactly)."""
         pts, tiles = self._fused_side(1)
-        margin = 4.0 * np.sqrt(np.finfo(np.float64).eps) * self.max_cost / reg + 1e-9
-        theta = level - margin - np.asarray(alpha, dtype=np.float64)
+        theta = level - self._margin(reg) - np.asarray(alpha, dtype=np.float64)
         rows, cols, self.last_depth = support_rows(
             pts, tiles, theta, np.asarray(beta, dtype=np.float64), 1.0 / reg, cap=self._cap,
             deeper=deeper)
