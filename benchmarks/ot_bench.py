@@ -39,6 +39,8 @@ def main(argv=None):
     p.add_argument("--timeout", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dim", type=int, default=12, help="dimension of the points (default 12)")
+    p.add_argument("--device", default="cpu",
+                   help="cuda: the torch solvers (ours_blocked, pot_log_torch, geomloss) on the GPU")
     p.add_argument("--json", default=None, help="append the records to this JSON-lines file")
     p.add_argument("--python", default=None,
                    help="interpreter for the solver subprocesses (e.g. a venv with ott-jax)")
@@ -67,7 +69,7 @@ def main(argv=None):
                 continue
             r = run(s, n, seed=args.seed, reg=args.reg, tol=args.tol, max_iter=args.max_iter,
                     threads=args.threads, timeout=args.timeout, python=args.python,
-                    dim=args.dim)
+                    dim=args.dim, device=args.device)
             r["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             r["machine"] = f"{platform.node()}, {os.cpu_count()} CPUs"
             r["load"] = round(os.getloadavg()[0], 1)
@@ -90,7 +92,8 @@ def main(argv=None):
             print(f"{n:>7} {s:>14} {r['seconds']:9.3f} {r['cpu_seconds']:9.3f} "
                   f"{str(r.get('n_iter')):>6} {err:>10} "
                   f"{str(conv):>5} {r['mem_gb']:8.3f} {r['mem_increase_gb']:6.3f} {ratio:>13}"
-                  f" {nnz:>8}", flush=True)
+                  f" {nnz:>8}" + (f"  GPU {r['gpu_mem_gb']:.2f} GB" if "gpu_mem_gb" in r else ""),
+                  flush=True)
     return records
 
 

@@ -43,14 +43,17 @@ _CHILD = textwrap.dedent('''
     import json, resource, sys, time, warnings
     import numpy as np
     warnings.simplefilter("ignore")
-    solver, n, seed, reg, tol, max_iter, threads, dim = sys.argv[1:9]
+    solver, n, seed, reg, tol, max_iter, threads, dim, device = sys.argv[1:10]
     n, seed, reg, tol, max_iter = int(n), int(seed), float(reg), float(tol), int(max_iter)
     rng = np.random.default_rng(seed)
     z = 3.0 * rng.normal(size=(n, int(dim)))
     x = z + 0.5 * rng.normal(size=z.shape)
     y = z + 0.5 * rng.normal(size=z.shape)
     a = np.full(n, 1.0 / n)
-    out = {"solver": solver, "n": n, "dim": int(dim)}
+    out = {"solver": solver, "n": n, "dim": int(dim), "device": device}
+    if device != "cpu":
+        import torch
+        out["gpu"] = torch.cuda.get_device_name(0)
     if solver in ("ours_tree", "ours_blocked"):
         from propalign_lite.sinkhorn import sinkhorn_online
         from propalign_lite.coupling import ImplicitCoupling
@@ -79,7 +82,7 @@ _CHILD = textwrap.dedent('''
     t0, c0 = time.perf_counter(), time.process_time()
     if solver in ("ours_tree", "ours_blocked"):
         res = sinkhorn_online(x, y, reg, tol=tol, max_iter=max_iter, warn=False,
-                              support=solver[5:])
+                              support=solver[5:], device=device)
         M = ImplicitCoupling.from_result(x, y, res)
         out.update(n_iter=res.n_iter, err=float(res.err), converged=bool(res.converged),
                    path=type(M).__name__, nnz_per_row=res.nnz / n, n_builds=res.n_builds,
@@ -99,14 +102,17 @@ _CHILD = textwrap.dedent('''
                              stopThr=tol, log=True)
         out.update(n_iter=int(log["niter"]) + 1, err=float(log["err"][-1]))
     elif solver == "pot_log_torch":
-        xt, yt, at = (torch.as_tensor(v) for v in (x, y, a))
+        xt, yt, at = (torch.as_tensor(v, device=device) for v in (x, y, a))
         C = ot.dist(xt, yt, metric="euclidean")
         G, log = ot.sinkhorn(at, at, C, reg, method="sinkhorn_log", numItermax=max_iter,
                              stopThr=tol, log=True)
         out.update(n_iter=int(log["niter"]) + 1, err=float(log["err"][-1]))
     elif solver == "ott":
+        out["backend"] = jax.default_backend()
+        # above 20,000 points the cost is computed online in batches (never held whole)
         geom = pointcloud.PointCloud(jax.numpy.asarray(x), jax.numpy.asarray(y),
-                                     cost_fn=costs.Euclidean(), epsilon=reg)
+                                     cost_fn=costs.Euclidean(), epsilon=reg,
+                                     batch_size=4096 if n > 20000 else None)
         solve = jax.jit(lambda g: sinkhorn.Sinkhorn(threshold=tol, max_iterations=max_iter)(
             linear_problem.LinearProblem(g)))
         o = solve(geom)
@@ -115,21 +121,24 @@ _CHILD = textwrap.dedent('''
     elif solver == "geomloss":
         loss = geomloss.SamplesLoss("sinkhorn", p=1, blur=reg, scaling=0.9, debias=False,
                                     potentials=True)
-        f, g = loss(torch.as_tensor(x), torch.as_tensor(y))
+        f, g = loss(torch.as_tensor(x, device=device), torch.as_tensor(y, device=device))
+        f, g = f.double().cpu().numpy().ravel(), g.double().cpu().numpy().ravel()  # (1, n)
         done = (time.perf_counter(), time.process_time(), rss())   # before the check below
         # GeomLoss has no stopping rule (epsilon-scaling, fixed schedule): measure the final
-        # marginal error of its plan exp((f + g - C) / reg) a b^T like the others'
-        f, g = f.double().numpy().ravel(), g.double().numpy().ravel()   # shapes (1, n)
-        C = np.sqrt(np.maximum((x ** 2).sum(1)[:, None] + (y ** 2).sum(1)[None, :]
-                               - 2 * x @ y.T, 0))
-        P = np.exp((f[:, None] + g[None, :] - C) / reg) * a[:, None] * a[None, :]
-        out.update(n_iter=None, err=float(np.linalg.norm(P.sum(0) - a)))
+        # marginal error of its plan exp((f + g - C) / reg) a b^T like the others', by one
+        # exact float64 pass in blocks (log P = alpha_i + beta_j - C_ij / reg)
+        from propalign_lite._blocked import BlockedCost
+        lse = BlockedCost(x, y, dtype=np.float64).lse(f / reg + np.log(a), g / reg + np.log(a),
+                                                      reg, axis=0)
+        out.update(n_iter=None, err=float(np.linalg.norm(np.exp(lse) - a)))
     if solver != "geomloss":
         done = (time.perf_counter(), time.process_time(), rss())
     out["seconds"] = done[0] - t0
     out["cpu_seconds"] = done[1] - c0
     out["mem_gb"] = done[2]
     out["mem_increase_gb"] = out["mem_gb"] - base
+    if device != "cpu" and solver != "ott":
+        out["gpu_mem_gb"] = torch.cuda.max_memory_allocated() / 2**30
     print("RESULT " + json.dumps(out))
 ''')
 
@@ -149,9 +158,12 @@ def available(solver: str, python: str | None = None) -> bool:
 
 def run(solver: str, n: int, *, seed: int = 0, reg: float = PAPER_REG, tol: float = 1e-6,
         max_iter: int = 10000, threads: int = 2, timeout: float | None = None,
-        python: str | None = None, dim: int = 12) -> dict:
+        python: str | None = None, dim: int = 12, device: str = "cpu") -> dict:
     """Run one solver on the size-``n`` problem (points in ``dim`` dimensions) in a
     subprocess; returns its record.
+
+    ``device="cuda"`` runs the torch solvers (ours_blocked, pot_log_torch, geomloss) on the
+    GPU and records its peak memory (``gpu_mem_gb``); ott-jax uses JAX's default backend.
 
     A run that exceeds ``timeout`` seconds returns ``{"timed_out": True, ...}``.
     """
@@ -164,12 +176,12 @@ def run(solver: str, n: int, *, seed: int = 0, reg: float = PAPER_REG, tol: floa
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     cmd = [python or sys.executable, "-c", _CHILD, solver, str(n), str(seed), str(reg),
-           str(tol), str(max_iter), str(threads), str(int(dim))]
+           str(tol), str(max_iter), str(threads), str(int(dim)), str(device)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return {"solver": solver, "n": n, "dim": int(dim), "timed_out": True,
-                "seconds": timeout}
+        return {"solver": solver, "n": n, "dim": int(dim), "device": device,
+                "timed_out": True, "seconds": timeout}
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT "):])

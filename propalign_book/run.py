@@ -41,17 +41,23 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def units_of(chapters: list[str]) -> list[str]:
-    """Registered unit names of the given chapters (all chapters: ``["all"]``)."""
+    """Registered unit names of the given chapters (all chapters: ``["all"]``); an entry
+    may also name one unit (``"synthetic.seed"``).
+
+    >>> units_of(["synthetic.seed", "toy"])
+    ['synthetic.seed', 'toy.matching']
+    """
     from .experiments import UNITS, chapter_of
 
     if chapters == ["all"]:
         return sorted(UNITS)
     known = sorted({chapter_of(n) for n in UNITS})
-    unknown = [c for c in chapters if c not in known]
+    unknown = [c for c in chapters if c not in known and c not in UNITS]
     if unknown:
         raise ValueError(f"no experiment units for chapter(s) {unknown}; chapters with units: "
                          f"{known}")
-    return [n for c in chapters for n in sorted(UNITS) if chapter_of(n) == c]
+    return [n for c in chapters
+            for n in ([c] if c in UNITS else sorted(u for u in UNITS if chapter_of(u) == c))]
 
 
 def plan(names: list[str], profile: str, seeds=None) -> list[tuple]:
@@ -79,7 +85,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="ci", choices=["ci", "paper"])
     parser.add_argument("--chapters", default="all",
-                        help="comma-separated chapters (default: all with units)")
+                        help="comma-separated chapters or unit names (default: all chapters "
+                             "with units)")
     parser.add_argument("--seeds", help="e.g. 1-10 or 1,2,5 (default: the profile's seeds)")
     backend = parser.add_mutually_exclusive_group()
     backend.add_argument("--workers", type=int, help="LocalCluster with N worker processes")

@@ -55,6 +55,7 @@ __all__ = ["ResultsStore", "CorruptRecordError", "encode", "decode", "settings_h
 FORMAT = "propalign-record/1"
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 ENV_RESULTS_DIR = "PROPALIGN_RESULTS_DIR"
+ENV_COMMIT = "PROPALIGN_COMMIT"
 
 
 class CorruptRecordError(ValueError):
@@ -198,6 +199,11 @@ def package_version(unit: str | None = None) -> str:
 
 @lru_cache(maxsize=1)
 def _commit() -> str | None:
+    """The checkout's commit (``+dirty`` with uncommitted changes to tracked files), or
+    ``$PROPALIGN_COMMIT`` where the code runs from a copy without git (a GPU machine, an
+    archive)."""
+    if os.environ.get(ENV_COMMIT):
+        return os.environ[ENV_COMMIT]
     try:
         out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
                              text=True, timeout=10)

@@ -42,9 +42,19 @@ from ._validation import (check_array, check_sparse, check_choice, check_int, ch
                           torch_seed, validate_random_state)
 from .encoders import CNNEncoder, MLPEncoder
 
-__all__ = ["ENCODERS", "PropensityClassifier"]
+__all__ = ["ENCODERS", "PRECISIONS", "PropensityClassifier"]
 
 ENCODERS = ("cnn", "mlp")
+PRECISIONS = ("float32", "bf16")
+
+
+def _fits_on_device(nbytes: int, device: torch.device) -> bool:
+    """Whether an array of ``nbytes`` is worth holding on ``device``: a GPU with at least four
+    times that much free memory (the CPU never: its batches are cut from the array itself)."""
+    if device.type != "cuda":
+        return False
+    free, _ = torch.cuda.mem_get_info(device)
+    return 4 * nbytes <= free
 
 
 def _fork_devices(device) -> list:
@@ -76,7 +86,13 @@ class PropensityClassifier:
         Seeds weight initialisation and batch order (through a forked torch RNG: the global
         torch and numpy RNG states are left as they were).
     device : str
-        Torch device (CPU by default).
+        Torch device (CPU by default). On a GPU the training and validation arrays are
+        copied to it once (images as bytes) when they fit in a quarter of its free memory,
+        so each mini-batch is cut on the GPU instead of being converted and sent from the CPU.
+    precision : {"float32", "bf16"}
+        ``"bf16"`` runs the forward passes under bfloat16 autocast (weights, gradients and the
+        optimiser stay float32), about twice as fast on GPUs with bf16 tensor cores; logits
+        are returned as float64 either way.
     progress : bool
         Show a progress bar over epochs.
 
@@ -95,7 +111,8 @@ class PropensityClassifier:
     def __init__(self, encoder: str = "mlp", *, epochs: int = 100, batch_size: int = 256,
                  lr: float = 1e-4, weight_decay: float = 1e-4, pct_start: float = 0.1,
                  width: int = 1024, feature_dim: int = 128, standardize="auto",
-                 random_state=None, device: str = "cpu", progress: bool = False):
+                 random_state=None, device: str = "cpu", precision: str = "float32",
+                 progress: bool = False):
         self.encoder = encoder
         self.epochs = epochs
         self.batch_size = batch_size
@@ -107,6 +124,7 @@ class PropensityClassifier:
         self.standardize = standardize
         self.random_state = random_state
         self.device = device
+        self.precision = precision
         self.progress = progress
         self._check_params()
         self.epochs = int(epochs)
@@ -121,6 +139,7 @@ class PropensityClassifier:
         check_int(self.width, "width")
         check_int(self.feature_dim, "feature_dim")
         check_choice(self.standardize, "standardize", (True, False, "auto"))
+        check_choice(self.precision, "precision", PRECISIONS)
         validate_random_state(self.random_state)
 
     # ---------------------------------------------------------------- data handling
@@ -163,21 +182,46 @@ class PropensityClassifier:
                              f"was fitted on {self.input_shape_}")
         return arr
 
-    def _batch_tensor(self, x: np.ndarray) -> torch.Tensor:
+    def _on_device(self, x):
+        """``x`` as the loops index it: a torch tensor on the device (same dtype, so images
+        stay bytes) when :func:`_fits_on_device` says so, else ``x`` itself."""
         if sparse.issparse(x):
-            x = x.toarray()
-        if self.encoder == "mlp":
-            xb = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+            return x
+        arr = np.ascontiguousarray(x)
+        device = torch.device(self.device)
+        if not _fits_on_device(arr.nbytes, device):
+            return x
+        return torch.from_numpy(arr).to(device)
+
+    def _batch_tensor(self, x) -> torch.Tensor:
+        """One batch as the network's input, on the device: float32, channels first, images
+        scaled to [0, 1], standardised (``x``: array, sparse matrix or tensor, raw dtype)."""
+        if isinstance(x, torch.Tensor):
+            xb = x
+        elif sparse.issparse(x):
+            xb = torch.from_numpy(np.ascontiguousarray(x.toarray(), dtype=np.float32))
         else:
-            arr = np.asarray(x)
-            if arr.shape[-1] in (1, 3) and arr.shape[1] not in (1, 3):      # channels last
-                arr = arr.transpose(0, 3, 1, 2)
-            xb = torch.from_numpy(np.ascontiguousarray(arr)).float()
-            if np.asarray(x).dtype == np.uint8:
+            xb = torch.from_numpy(np.ascontiguousarray(x))
+        device = torch.device(self.device)
+        xb = xb.to(device)                    # before the cast: bytes are 4x less to send
+        if self.encoder == "cnn":
+            if xb.shape[-1] in (1, 3) and xb.shape[1] not in (1, 3):      # channels last
+                xb = xb.permute(0, 3, 1, 2)
+            # channels_last memory suits the GPU's convolutions; the values are the same
+            fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+            scale = xb.dtype == torch.uint8
+            xb = xb.contiguous(memory_format=fmt).float()
+            if scale:
                 xb = xb / 255.0
+        else:
+            xb = xb.float()
         if self.mean_ is not None:
             xb = (xb - self.mean_) / self.std_
-        return xb.to(self.device)
+        return xb
+
+    def _autocast(self):
+        return torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16,
+                              enabled=self.precision == "bf16")
 
     def _fit_scaler(self, x: np.ndarray) -> None:
         std = self.standardize is True or (self.standardize == "auto" and self.encoder == "cnn")
@@ -187,7 +231,7 @@ class PropensityClassifier:
         sub = x[: min(x.shape[0], 4000)]
         if sparse.issparse(sub):
             sub = sub.toarray()
-        xb = self._batch_tensor(sub) if self.encoder == "cnn" else torch.from_numpy(sub)
+        xb = self._batch_tensor(sub)          # on the device, as every batch will be
         dims = (0, 2, 3) if self.encoder == "cnn" else (0,)
         shape = (1, -1, 1, 1) if self.encoder == "cnn" else (1, -1)
         self.mean_ = xb.mean(dim=dims).reshape(shape)
@@ -250,7 +294,11 @@ class PropensityClassifier:
         opt = torch.optim.Adam(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         sched = one_cycle(opt, self.epochs, self.pct_start)
         loss_fn = nn.CrossEntropyLoss()
-        yt = torch.from_numpy(y)
+        device = torch.device(self.device)
+        yt = torch.from_numpy(y).to(device)
+        source = self._on_device(x)
+        val_source = self._on_device(x_val) if has_val else None
+        with_tensor = isinstance(source, torch.Tensor)
         hist = {k: [] for k in ("epoch", "train_loss", "val_loss", "val_accuracy", "lr",
                                 "seconds", "callback")}
         best, best_state, self.best_epoch_ = np.inf, None, self.epochs
@@ -263,25 +311,27 @@ class PropensityClassifier:
             start = time.perf_counter()
             model.train()
             perm = torch.randperm(x.shape[0], generator=gen).numpy()
-            total, seen = 0.0, 0
+            total, seen = torch.zeros((), dtype=torch.float64, device=device), 0
             for s in range(0, x.shape[0], self.batch_size):
                 idx = perm[s:s + self.batch_size]
                 if len(idx) < 2:          # BatchNorm needs two samples
                     continue
-                logits = model(self._batch_tensor(x[idx]))
-                loss = loss_fn(logits, yt[idx].to(self.device))
+                sel = torch.from_numpy(idx).to(device)
+                with self._autocast():
+                    logits = model(self._batch_tensor(source[sel] if with_tensor else x[idx]))
+                loss = loss_fn(logits.float(), yt[sel])
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                total += loss.item() * len(idx)
+                total += loss.detach().double() * len(idx)     # no sync with the GPU per step
                 seen += len(idx)
             hist["lr"].append(opt.param_groups[0]["lr"])
             sched.step()
             hist["epoch"].append(epoch)
-            hist["train_loss"].append(total / max(seen, 1))
+            hist["train_loss"].append(float(total) / max(seen, 1))
             model.eval()
             if has_val:
-                logits = self.logits(x_val)
+                logits = self._predict(val_source, 1024)
                 vl = float(nn.functional.cross_entropy(torch.from_numpy(logits),
                                                        torch.from_numpy(y_val)))
                 hist["val_loss"].append(vl)
@@ -301,16 +351,21 @@ class PropensityClassifier:
         if not hasattr(self, "model_"):
             raise RuntimeError("this PropensityClassifier is not fitted yet; call fit first")
 
-    @torch.no_grad()
     def logits(self, x, *, batch_size: int = 1024) -> np.ndarray:
         """Raw logits ``(n, T)``: the propensity embedding used for matching."""
         self._check_fitted()
         batch_size = check_int(batch_size, "batch_size")
-        x = self._as_float(x, "x")
+        return self._predict(self._as_float(x, "x"), batch_size)
+
+    @torch.no_grad()
+    def _predict(self, x, batch_size: int) -> np.ndarray:
         was_training = self.model_.training
         self.model_.eval()
-        out = [self.model_(self._batch_tensor(x[s:s + batch_size])).cpu().numpy()
-               for s in range(0, x.shape[0], batch_size)]
+        out = []
+        for s in range(0, x.shape[0], batch_size):
+            with self._autocast():
+                z = self.model_(self._batch_tensor(x[s:s + batch_size]))
+            out.append(z.float().cpu().numpy())
         self.model_.train(was_training)
         return np.concatenate(out).astype(np.float64)
 

@@ -88,3 +88,49 @@ def test_one_cycle_schedule_any_epoch_count(epochs):
     clf = PropensityClassifier("mlp", width=8, epochs=epochs, random_state=0).fit(x, t)
     assert len(clf.history_["lr"]) == epochs
     assert max(clf.history_["lr"]) == pytest.approx(clf.lr, rel=0.05) or epochs < 3
+
+
+def _bright_top(n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    t = rng.integers(0, 2, n)
+    x = rng.integers(0, 50, (n, 32, 32, 3)).astype(np.uint8)
+    x[t == 1, :16] += 150                     # class 1: bright top half
+    return x, t
+
+
+@pytest.mark.parametrize("encoder", ["cnn", "mlp"])
+def test_batches_cut_from_a_copy_on_the_device_train_the_same_model(monkeypatch, encoder):
+    # on a GPU the training and validation arrays are copied to it once and the batches are
+    # cut there; the network must see the same inputs as when each batch is sent on its own
+    import propalign_lite.classifiers as clf_mod
+
+    x, t = _bright_top() if encoder == "cnn" else _toy(200)
+    kw = dict(epochs=3, lr=3e-3, batch_size=16, random_state=0, standardize=True)
+
+    def fit():
+        return PropensityClassifier(encoder, **kw).fit(x, t, x_val=x[:40], t_val=t[:40])
+
+    sent = fit()
+    copied = []
+    monkeypatch.setattr(clf_mod, "_fits_on_device",
+                        lambda nbytes, device: copied.append(nbytes) or True)
+    cut = fit()
+    size = x.nbytes if encoder == "cnn" else x.astype(np.float32).nbytes   # the float32 copy
+    assert copied == [size, size * 40 // len(x)]       # the training and validation arrays
+    for key in ("train_loss", "val_loss", "val_accuracy"):
+        assert cut.history_[key] == sent.history_[key], key
+    np.testing.assert_array_equal(cut.logits(x), sent.logits(x))
+
+
+def test_bf16_autocast_trains_and_returns_float64_logits():
+    x, t = _bright_top()
+    clf = PropensityClassifier("cnn", epochs=6, lr=3e-3, batch_size=16, random_state=0,
+                               precision="bf16").fit(x, t, x_val=x, t_val=t)
+    ref = PropensityClassifier("cnn", epochs=6, lr=3e-3, batch_size=16,
+                               random_state=0).fit(x, t, x_val=x, t_val=t)
+    z = clf.logits(x)
+    assert z.dtype == np.float64 and (clf.predict(x) == t).mean() > 0.9
+    # bfloat16 forward passes (8 bits of mantissa): close to, not equal to, float32's
+    assert not np.array_equal(z, ref.logits(x))
+    with pytest.raises(ValueError, match="precision"):
+        PropensityClassifier("cnn", precision="fp16")

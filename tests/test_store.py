@@ -175,3 +175,15 @@ def test_a_units_key_depends_on_the_library_and_its_own_code_only():
     assert {"propalign_book/experiments/citeseq.py",
             "propalign_book/experiments/baselines.py"} <= spec
     assert package_version("toy.matching") != package_version("citeseq.seed")
+
+
+def test_provenance_takes_the_commit_from_the_environment_where_git_is_missing(monkeypatch):
+    # a GPU machine gets a copy of the tree without .git: the run names its commit instead
+    from propalign_book import store
+
+    monkeypatch.setenv("PROPALIGN_COMMIT", "abc123def456")
+    store._commit.cache_clear()
+    try:
+        assert store.provenance()["commit"] == "abc123def456"
+    finally:
+        store._commit.cache_clear()

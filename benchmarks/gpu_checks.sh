@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The GPU checks (../shared/GPU.md), run from the repository root on a machine with a CUDA GPU:
+#
+#   PROPALIGN_COMMIT=<commit> bash benchmarks/gpu_checks.sh OUTDIR table1 [SECONDS]
+#   PROPALIGN_COMMIT=<commit> bash benchmarks/gpu_checks.sh OUTDIR ot
+#
+# table1: the GPU tests (tests/test_gpu.py), a speed probe of one training step of the paper's
+#   CNN, then Table 1's propensity-score rows under the `paper` profile (10 seeds; 128 px,
+#   20,000 / 5,000 / 20,000 scenes, 100 epochs) on a Dask LocalCluster of 5 GPU workers, stopped
+#   after SECONDS (default 330). Finished records are in OUTDIR/table1_records.tgz (the store,
+#   and results/recorded/ when all seeds finished).
+# ot: one group of n points (the 12-d benchmark of benchmarks/ot_bench.py) on the GPU for
+#   ours, GeomLoss and ott-jax, and ours on the machine's CPU cores; records in OUTDIR/ot.jsonl.
+set -u
+OUT=${1:?usage: gpu_checks.sh OUTDIR table1|ot [SECONDS]}
+WHAT=${2:?usage: gpu_checks.sh OUTDIR table1|ot [SECONDS]}
+export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+# no memory limits on the Dask workers: a machine whose RAM grows as it is used would
+# otherwise give each worker a small share of what it reports at start
+export DASK_DISTRIBUTED__WORKER__MEMORY__TARGET=False DASK_DISTRIBUTED__WORKER__MEMORY__SPILL=False \
+    DASK_DISTRIBUTED__WORKER__MEMORY__PAUSE=False DASK_DISTRIBUTED__WORKER__MEMORY__TERMINATE=False
+mkdir -p "$OUT"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+python3 -c "import torch, numpy, numba; print('torch', torch.__version__, 'numpy', numpy.__version__, 'numba', numba.__version__, 'cuda', torch.cuda.is_available())"
+stamp() { echo "[$(date -u +%H:%M:%S)] $*"; }
+
+if [ "$WHAT" = table1 ]; then
+    stamp "GPU tests"
+    timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tail -15
+    stamp "speed probe: paper CNN, 128 px, batch 256, 300 steps"
+    timeout 90 python3 - <<'EOF'
+import time, numpy as np, torch
+from propalign_lite import PropensityClassifier
+rng = np.random.default_rng(0)
+x = rng.integers(0, 255, (256 * 30, 128, 128, 3), dtype=np.uint8)
+t = rng.integers(0, 12, len(x))
+for precision in ("float32", "bf16"):
+    clf = PropensityClassifier("cnn", epochs=10, batch_size=256, device="cuda", precision=precision)
+    start = time.perf_counter()
+    clf.fit(x, t)
+    torch.cuda.synchronize()
+    s = clf.history_["seconds"]
+    print(f"{precision}: first epoch {s[0]:.2f} s, then {1e3 * np.mean(s[1:]) / 30:.2f} ms a step")
+EOF
+    stamp "Table 1, paper profile, seeds 1-10"
+    timeout "${3:-330}" python3 -m propalign_book.run --profile paper --chapters synthetic.seed \
+        --seeds 1-10 --workers 5 --gpu --record --store /tmp/store --no-progress 2>&1 | tail -20
+    stamp "done"
+    tar czf "$OUT/table1_records.tgz" -C /tmp store $(test -d results/recorded/synthetic.seed && echo -C "$PWD" results/recorded/synthetic.seed)
+    ls /tmp/store/*/ 2>/dev/null | head -20
+fi
+
+if [ "$WHAT" = ot ]; then
+    bench() { timeout "$1" python3 benchmarks/ot_bench.py --json "$OUT/ot.jsonl" "${@:2}" 2>&1 | grep -v "^#\|^ *n " || true; }
+    stamp "ours on the GPU"
+    bench 100 --device cuda --solvers ours_blocked --n 10000 100000 --timeout 90
+    stamp "peers on the GPU"
+    bench 80 --device cuda --solvers geomloss --n 10000 30000 --timeout 60
+    bench 80 --device cuda --solvers ott --n 10000 30000 --timeout 60
+    stamp "ours on the CPU cores, 16 threads"
+    bench 80 --threads 16 --solvers ours_blocked --n 100000 --timeout 70
+    stamp "ours on the GPU, n = 10^6"
+    bench 200 --device cuda --solvers ours_blocked --n 1000000 --timeout 190
+    stamp "done"
+fi
