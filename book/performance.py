@@ -246,16 +246,19 @@ if big is not None:
     big["converged"] = [("timed out" if t is True else "-") if pd.isna(c) else str(bool(c))
                         for c, t in zip(big.get("converged", pd.Series(index=big.index)),
                                         big.get("timed_out", pd.Series(index=big.index)))]
-    shown = big[[c for c in ("when", "commit", "load", "n", "solver", "seconds", "cpu_seconds",
-                             "iterations", "err", "converged", "mem_gb", "note") if c in big]]
+    big["device"] = big["device"].fillna("cpu") if "device" in big else "cpu"
+    shown = big[[c for c in ("when", "commit", "load", "n", "solver", "device", "seconds",
+                             "cpu_seconds", "iterations", "err", "converged", "mem_gb", "note")
+                 if c in big]]
     display(shown.rename(columns={"err": "marginal error", "mem_gb": "peak GB",
                                   "cpu_seconds": "CPU s"})
             .style.format({"load": "{:.1f}", "seconds": "{:.3g}", "CPU s": "{:.3g}",
                            "marginal error": "{:.1e}", "peak GB": "{:.3f}"}, na_rep="-")
             .hide(axis="index"))
-    display(Markdown(f"Machine: {', '.join(sorted(set(big['machine'])))}. *load* is the "
+    display(Markdown(f"Machines: {'; '.join(sorted(set(big['machine'])))}. *load* is the "
                      "one-minute load average when the run ended; it includes the run's "
-                     "own two threads, so about 2 means nothing else was running."))
+                     "own two threads, so about 2 means nothing else was running on the "
+                     "2-CPU machine."))
 else:
     display(Markdown("No recorded benchmark file was found next to the book, so nothing is "
                      "shown here. Run `benchmarks/ot_bench.py --json "
@@ -276,8 +279,9 @@ else:
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "The newest day of recorded benchmark runs (log-log, 12-d data, reg 0.05, marginal error 1e-6): seconds (left) and peak resident memory (right) against n, one line per solver and commit (POT dashed, k-d trees dotted).", "name": "fig-performance-recorded"}, "image": {"alt": "Two log-log line charts of the recorded runs against n: seconds on the left and peak gigabytes on the right, with lines for POT, ours with block passes, ours with trees and the previous commit."}}
 if big is not None:
-    day = big["when"].str[:10]
-    last = big[(day == day.max()) & ~big["converged"].isin(["timed out", "False"])].copy()
+    on_cpu = big[big["device"] == "cpu"]
+    day = on_cpu["when"].str[:10]
+    last = on_cpu[(day == day.max()) & ~on_cpu["converged"].isin(["timed out", "False"])].copy()
     last["label"] = last["solver"] + " @ " + last["commit"].fillna("?").astype(str)
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
     # one colour per line (more lines than the default ten colours); POT dashed, trees dotted
@@ -292,6 +296,19 @@ if big is not None:
     ax[0].legend(fontsize=7)
     plt.tight_layout()
     plt.show()
+
+# %% [markdown]
+# **On a GPU.** The rows with device `cuda` ran once, on 2026-12-04, on a lent machine with
+# one NVIDIA H200 and 16 CPUs (`benchmarks/gpu_checks.sh ot`): the block passes ran in torch
+# on the GPU, the Newton steps on the CPU. One group of $10^4$ took 1.1 s and one of $10^5$
+# took 32 s (18 iterations, 4 support builds, 0.07 GB of GPU memory, marginal error
+# 6.9e-7). That is no faster than the 2-CPU machine's 25-40 s. On the GPU there is no
+# rescan of a few rows, so each of the 4 rebuilds was a whole pass. The process used 38
+# CPU-seconds in its 32 s; where they went was not profiled (waiting for the GPU counts as
+# CPU time too). $10^6$ did not finish within its 150 s limit.
+# GeomLoss failed on that machine (its online backend needs KeOps, which was not there),
+# and there was no device time left for ott-jax. The figure above leaves these rows out.
+# They come from other hardware.
 
 # %% [markdown]
 # ## `align` end to end: recorded atlas runs
@@ -403,8 +420,9 @@ else:
 #   it does not: the trees took 4.7 s and 16.9 s at $n = 10^4$ and $2\times 10^4$, against
 #   1.6 s and 4.1 s for the compiled passes. The trees pay on low-dimensional embeddings whose
 #   points are spread out compared with $\varepsilon$. On a GPU (`device="cuda"`) the passes
-#   run in torch blocks; no GPU was lent to the sessions that wrote this page, so that path is
-#   tested on the CPU backend of torch only.
+#   run in torch blocks. That path ran once on an H200 (the recorded `cuda` rows above: 32 s
+#   at $10^5$); its tests (`tests/test_gpu.py`) run only where torch sees a GPU, and the CI
+#   machine has none.
 # - On the logits of real classifiers within one cell type, plans can be dense: for a 45-type
 #   simulated atlas (3 training epochs), 95 % of a 2,243-cell group's entries were within
 #   $e^{-27}$ of their row's largest, with about 530 effective partners per cell at

@@ -319,7 +319,11 @@ else:
         f"partner in full. The learning curve shows PS+OT still improving with the training "
         f"budget; the paper's classifiers see about "
         f"{20000 * 100 / budget(unit_settings):.0f} times this build's scenes x epochs, at "
-        f"128 px. This finding needs the `paper` profile (a GPU) to be checked. A larger "
+        f"128 px. This finding needs the `paper` profile (a GPU) to be checked. It has "
+        f"not been yet: on a lent H200 (2026-12-04) one training step of the paper's CNN "
+        f"took 4.8 ms (about 76 s of training for the two classifiers of a seed), but no "
+        f"seed of the `paper` profile finished in that session's 15 minutes of GPU time (five "
+        f"seeds sharing the GPU for 300 s, then one seed alone for 195 s). A larger "
         f"ε, chosen without the pairs by `align(reg='auto')`, brings PS+OT's MSE below the "
         f"uniform coupling's on the 32 px scenes: see the extra row of Table 1 on the "
         f"{{doc}}`trust page <trust>`.")

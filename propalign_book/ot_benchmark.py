@@ -119,8 +119,12 @@ _CHILD = textwrap.dedent('''
         jax.block_until_ready(o.f)
         out.update(n_iter=int(o.n_iters), err=float(o.errors[o.errors > -1][-1]))
     elif solver == "geomloss":
+        # without KeOps, GeomLoss's online backend fails (NameError: generic_logsumexp, seen
+        # on a GPU machine): take the tensorized one, which holds the n x n cost
+        import importlib.util
+        out["backend"] = "online" if importlib.util.find_spec("pykeops") else "tensorized"
         loss = geomloss.SamplesLoss("sinkhorn", p=1, blur=reg, scaling=0.9, debias=False,
-                                    potentials=True)
+                                    potentials=True, backend=out["backend"])
         f, g = loss(torch.as_tensor(x, device=device), torch.as_tensor(y, device=device))
         f, g = f.double().cpu().numpy().ravel(), g.double().cpu().numpy().ravel()  # (1, n)
         done = (time.perf_counter(), time.process_time(), rss())   # before the check below

@@ -65,12 +65,12 @@ def synthetic_data(settings: dict):
 
 def fit_view(train, val, view: str, settings: dict, seed: int,
              device: str = "cpu") -> PropensityClassifier:
-    """The paper's CNN propensity classifier for one view (``"x1"`` or ``"x2"``); on a GPU
-    its forward passes run under bfloat16 autocast (``precision="bf16"``, kept in the record)."""
+    """The paper's CNN propensity classifier for one view (``"x1"`` or ``"x2"``), in float32
+    on every device: bf16 autocast was slower for this small network on an H200 (6.1 against
+    4.8 ms a step at 128 px, batch 256; ``benchmarks/gpu_checks.sh``, 2026-12-04)."""
     clf = PropensityClassifier(
         "cnn", epochs=int(settings["epochs"]), batch_size=int(settings["batch_size"]),
-        lr=float(settings["lr"]), random_state=seed, device=device,
-        precision="bf16" if str(device).startswith("cuda") else "float32")
+        lr=float(settings["lr"]), random_state=seed, device=device)
     return clf.fit(getattr(train, view), train.t, x_val=getattr(val, view), t_val=val.t)
 
 
