@@ -30,8 +30,35 @@ True
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 from numba import njit, prange
+
+
+def launch_threads_keeping_torch() -> None:
+    """Start numba's thread pool now, and leave torch's thread count as it was.
+
+    numba's OpenMP threading layer and torch's CPU build share one OpenMP runtime. Once torch
+    has run in parallel, starting numba's pool (on numba's first parallel call, unless done
+    here) set that runtime's thread count to numba's, which silently changed
+    ``torch.get_num_threads()``: a user's ``torch.set_num_threads(1)`` became 2 on a 2-core
+    machine after the first match, and torch's convolutions then rounded differently
+    (1.5e-8 in a classifier's logits). This module calls it once, when it is imported (every
+    compiled pass imports this module).
+    """
+    torch = sys.modules.get("torch")
+    n = torch.get_num_threads() if torch is not None else None
+    try:
+        from numba.np.ufunc.parallel import _launch_threads
+    except ImportError:                            # pragma: no cover - other numba versions
+        return
+    _launch_threads()
+    if n is not None and torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
+launch_threads_keeping_torch()
 
 #: columns per tile (the inner loop's length)
 TILE = 256

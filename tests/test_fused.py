@@ -293,3 +293,24 @@ def test_the_float32_screen_leaves_a_near_tie_for_the_largest_entry_to_the_exact
         want = rival if Vi[rival] > Vi[first] else first
         assert want == (rival if gap > 0 else first)
         assert argmax_rows(x[i:i + 1], Tiles(y), b, 1 / REG)[0] == want
+
+
+def test_matching_leaves_torchs_thread_count_as_the_user_set_it():
+    # numba's OpenMP pool and torch share one OpenMP runtime: starting the pool used to reset
+    # torch's thread count (1 -> all cores), and the next classifier rounded differently.
+    # A fresh process, since the pool starts once per process.
+    import subprocess
+    import sys
+
+    code = ("import torch; torch.set_num_threads(1)\n"
+            "import numpy as np\n"
+            "from propalign_lite import PropensityClassifier, match\n"
+            "rng = np.random.default_rng(0); x = rng.normal(size=(100, 4))\n"
+            # torch's pool runs first (a classifier), then numba's starts (a match)
+            "PropensityClassifier('mlp', epochs=1, width=8).fit(x, np.arange(100) % 2)\n"
+            "match(x, x + 0.1)\n"
+            "print(torch.get_num_threads())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "1"
