@@ -15,7 +15,9 @@
 #   Five seeds at once on the one GPU (5 Dask workers) finished none in 300 s.
 # ot: one group of n points (the 12-d benchmark of benchmarks/ot_bench.py) on the GPU for
 #   ours, GeomLoss and ott-jax, and ours on the machine's CPU cores; records in OUTDIR/ot.jsonl.
-#   Measured on an H200 (2026-12-04): ours 1.1 s at 10^4, 32 s at 10^5, over 150 s at 10^6.
+#   Measured on an H200 (2026-12-04, commit b11206e): ours 1.1 s at 10^4, 32 s at 10^5, over
+#   150 s at 10^6. The torch passes changed after that run (blocks of 2^26 entries, deeper
+#   candidates): not yet measured on a GPU.
 set -u
 OUT=${1:?usage: gpu_checks.sh OUTDIR table1|ot [SECONDS]}
 WHAT=${2:?usage: gpu_checks.sh OUTDIR table1|ot [SECONDS]}

@@ -20,10 +20,21 @@ from ._fused import LSE_DEPTH, Tiles, distance_matrix, merge_pairs, pair_distanc
 from ._screened import argmax_rows, lse_rows, support_rows
 
 DEFAULT_BLOCK = 2 ** 20          # cost entries per block (4 MiB in float32)
+#: cost entries per block on a GPU when the default is asked for (256 MiB in float32): with
+#: 2^20, a pass at n = 10^5 made 10,000 blocks of a few small kernels and a synchronising
+#: copy each, and one group of 10^5 took 32 s on an H200 (benchmarks/gpu_checks.sh)
+GPU_BLOCK = 2 ** 26
+#: the most pairs a row, on average, that a pass keeps below the level for later rebuilds
+DEEP_PAIRS_PER_ROW = 64
 
 
 #: pairs a rescan may hold between its two thresholds (its buffers: 8 bytes a pair)
 RESCAN_PAIRS = 2 ** 23
+
+
+def _block_entries(block_size: int, device: str) -> int:
+    """``block_size``, or ``GPU_BLOCK`` where the default is asked for on a GPU."""
+    return GPU_BLOCK if block_size == DEFAULT_BLOCK and str(device) != "cpu" else block_size
 
 
 def _rows_per_block(n2: int, block_size: int) -> int:
@@ -41,7 +52,7 @@ class BlockedCost:
         self.x64, self.y64 = x - center, y - center
         self.n1, self.n2 = len(x), len(y)
         self.device = str(device)
-        self.rows = _rows_per_block(self.n2, block_size)
+        self.rows = _rows_per_block(self.n2, _block_entries(block_size, self.device))
         if backend not in (None, "numpy", "torch"):
             raise ValueError(f"backend must be 'numpy' or 'torch', got {backend!r}")
         self.torch = backend == "torch" or (backend is None and self.device != "cpu")
@@ -137,6 +148,17 @@ class BlockedCost:
                 sm = (lp.exp_() if self.torch else np.exp(lp, out=lp)).sum(1)
                 out.append(self.np(m) + np.log(self.np(sm)))
             return np.concatenate(out)
+        if self.torch:                # running max and sum stay on the device
+            t = self._t
+            run_m = t.full((self.n2,), -np.inf, dtype=t.float64, device=self.device)
+            run_s = t.zeros(self.n2, dtype=t.float64, device=self.device)
+            for s, e, C in self.blocks():
+                lp = self._logp(s, e, C, alpha, beta, reg)
+                new_m = t.maximum(run_m, lp.max(0)[0])
+                lp -= new_m[None, :]
+                run_s = run_s * t.exp(run_m - new_m) + lp.exp_().sum(0)
+                run_m = new_m
+            return self.np(run_m + t.log(run_s))
         run_m = np.full(self.n2, -np.inf)
         run_s = np.zeros(self.n2)
         for s, e, C in self.blocks():
@@ -180,14 +202,16 @@ class BlockedCost:
         rounding error is covered by a margin, and the kept values are recomputed exactly from
         the embeddings. With ``deeper`` :math:`= D > 0` the compiled pass may return the pairs
         down to ``level - D`` instead (when they are at most 64 a row on average; see
-        ``propalign_lite._screened.support_rows``); ``last_depth`` says which depth the last call
-        used (always 0 for the numpy and torch blocks).
+        ``propalign_lite._screened.support_rows``), and so may the torch blocks (with the same
+        rule, :meth:`_blocked_support`); ``last_depth`` says which depth the last call used
+        (always 0 for the numpy blocks of a dense cost).
         """
         self.last_depth = 0.0
         if self.fused:
             rows, cols = self._fused_support(alpha, beta, reg, level, deeper)
         else:
-            rows, cols = self._blocked_support(alpha, beta, reg, level)
+            rows, cols = self._blocked_support(alpha, beta, reg, level,
+                                               deeper if self.torch else 0.0)
         # every row and column keeps at least its largest entry (found in a second, small pass)
         lonely_r = np.flatnonzero(np.bincount(rows, minlength=self.n1) == 0)
         lonely_c = np.flatnonzero(np.bincount(cols, minlength=self.n2) == 0)
@@ -257,19 +281,35 @@ class BlockedCost:
             out[k] = np.argmax(w - self.exact_cost(*pair) / reg)
         return out
 
-    def _blocked_support(self, alpha, beta, reg, level):
+    def _blocked_support(self, alpha, beta, reg, level, deeper=0.0):
+        """The pairs at or above ``level`` minus the rounding margin, block by block; with
+        ``deeper > 0``, down to ``deeper`` below that while they number at most
+        ``DEEP_PAIRS_PER_ROW`` a row on average (``last_depth`` says which)."""
         a_t, b_t = self.vec(alpha), self.vec(beta)
-        margin = self.cost_err / reg + 0.05
-        rows, cols = [], []
+        floor = level - (self.cost_err / reg + 0.05)
+        deep, cap = deeper > 0, DEEP_PAIRS_PER_ROW * self.n1
+        rows, cols, vals, count = [], [], [], 0
         for s, e, C in self.blocks():
             lp = self._logp(s, e, C, a_t, b_t, reg)
             if self.torch:
-                keep = (lp >= level - margin).nonzero().cpu().numpy()
+                keep = (lp >= floor - (deeper if deep else 0.0)).nonzero()
+                v = self.np(lp[keep[:, 0], keep[:, 1]])
+                keep = keep.cpu().numpy()
                 r, c = keep[:, 0], keep[:, 1]
             else:
-                r, c = np.nonzero(lp >= level - margin)
+                r, c = np.nonzero(lp >= floor - (deeper if deep else 0.0))
+                v = lp[r, c]
             rows.append(r + s)
             cols.append(c)
+            vals.append(v)
+            count += r.size
+            if deep and count > cap:        # too many that deep: keep the level's pairs only
+                deep = False
+                sel = [w >= floor for w in vals]
+                rows = [a[m] for a, m in zip(rows, sel)]
+                cols = [a[m] for a, m in zip(cols, sel)]
+                vals = [a[m] for a, m in zip(vals, sel)]
+        self.last_depth = float(deeper) if deep else 0.0
         return (np.concatenate(rows).astype(np.int64), np.concatenate(cols).astype(np.int64))
 
     def _margin(self, reg):

@@ -314,3 +314,45 @@ def test_matching_leaves_torchs_thread_count_as_the_user_set_it():
                          timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "1"
+
+
+def test_torch_blocks_keep_deeper_candidates_while_they_are_few_enough():
+    # the GPU's passes (torch blocks) now keep the pairs down to `deeper` below the level, as
+    # the compiled passes do, so that later rebuilds can be filtered from them; and only the
+    # level's pairs once the deeper set passes DEEP_PAIRS_PER_ROW a row on average
+    from propalign_lite import _blocked
+
+    rng = np.random.default_rng(7)
+    x, y = rng.normal(size=(60, 3)), rng.normal(size=(400, 3))
+    alpha, beta = np.zeros(60), rng.normal(size=400)
+    cost = BlockedCost(x, y, backend="torch", block_size=4000)     # 10 rows a block
+    V = alpha[:, None] + beta[None, :] - cost.exact_cost(
+        np.repeat(np.arange(60), 400), np.tile(np.arange(400), 60)).reshape(60, 400) / REG
+    level = np.quantile(V, 0.98)
+    margin = cost.cost_err / REG + 0.05
+    for deeper, cap, want_depth in ((8.0, 64, 8.0), (8.0, 1, 0.0), (0.0, 64, 0.0)):
+        _blocked.DEEP_PAIRS_PER_ROW, old = cap, _blocked.DEEP_PAIRS_PER_ROW
+        try:
+            rows, cols, logp = cost.support(alpha, beta, REG, level, deeper=deeper)
+        finally:
+            _blocked.DEEP_PAIRS_PER_ROW = old
+        assert cost.last_depth == want_depth
+        kept = set(zip(rows.tolist(), cols.tolist()))
+        # every pair down to the depth is there, and nothing far below it
+        assert set(zip(*np.nonzero(V >= level - want_depth))) <= kept
+        assert (logp >= level - want_depth - margin - 1e-9).sum() >= len(kept) - 60 - 400
+        np.testing.assert_allclose(logp, V[rows, cols], rtol=0, atol=1e-9)
+    # the log-sum-exps over several blocks (the column one keeps its running max on the
+    # device), from float32 distances: about 1e-6 relative, 4e-5 in log units here
+    for axis in (0, 1):
+        np.testing.assert_allclose(cost.lse(alpha, beta, REG, axis=axis),
+                                   logsumexp(V, axis=axis), rtol=0, atol=1e-4)
+
+
+def test_a_gpu_takes_larger_blocks_unless_a_size_is_given():
+    from propalign_lite._blocked import DEFAULT_BLOCK, GPU_BLOCK, _block_entries
+
+    assert _block_entries(DEFAULT_BLOCK, "cuda") == _block_entries(DEFAULT_BLOCK, "cuda:1") \
+        == GPU_BLOCK > DEFAULT_BLOCK
+    assert _block_entries(DEFAULT_BLOCK, "cpu") == DEFAULT_BLOCK
+    assert _block_entries(5000, "cuda") == 5000
