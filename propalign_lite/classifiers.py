@@ -186,13 +186,10 @@ class PropensityClassifier:
     def _on_device(self, x):
         """``x`` as the loops index it: a torch tensor on the device (same dtype, so images
         stay bytes) when :func:`_fits_on_device` says so, else ``x`` itself."""
-        if sparse.issparse(x):
-            return x
-        arr = np.ascontiguousarray(x)
         device = torch.device(self.device)
-        if not _fits_on_device(arr.nbytes, device):
+        if sparse.issparse(x) or not _fits_on_device(np.asarray(x).nbytes, device):
             return x
-        return torch.from_numpy(arr).to(device)
+        return torch.from_numpy(np.ascontiguousarray(x)).to(device)
 
     def _batch_tensor(self, x) -> torch.Tensor:
         """One batch as the network's input, on the device: float32, channels first, images
