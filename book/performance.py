@@ -314,17 +314,17 @@ if big is not None:
 # 6.9e-7). That is no faster than the 2-CPU machine's 25-40 s. On the GPU there is no
 # rescan of a few rows, so each of the 4 rebuilds was a whole pass. The process used 38
 # CPU-seconds in its 32 s; where they went was not profiled (waiting for the GPU counts as
-# CPU time too). $10^6$ did not finish within its 150 s limit. Reading the torch passes
-# afterwards suggests a cause, not yet confirmed on a GPU: blocks of $2^{20}$ entries meant
-# 10,000 blocks a pass at $10^5$, each a few small kernels and a synchronising copy to the
-# CPU. A GPU now takes
-# blocks of $2^{26}$ entries, the column log-sum-exp keeps its running maximum on the GPU,
-# and the torch passes keep deeper candidate pairs as the compiled ones do, so fewer
-# rebuilds need a whole pass. These changes were tested on torch's CPU backend only: no
-# GPU time was left to measure them.
+# CPU time too). $10^6$ did not finish within its 150 s limit.
+#
+# Reading the torch passes afterwards suggests a cause, not yet confirmed on a GPU: blocks of
+# $2^{20}$ entries meant 10,000 blocks a pass at $10^5$, each a few small kernels and a
+# synchronising copy to the CPU. A GPU now takes blocks of $2^{26}$ entries, the column
+# log-sum-exp keeps its running maximum on the GPU, and the torch passes keep deeper
+# candidate pairs as the compiled ones do, so fewer rebuilds need a whole pass. These
+# changes were tested on torch's CPU backend only: no GPU time was left to measure them.
 # GeomLoss failed on that machine (its online backend needs KeOps, which was not there),
-# and there was no device time left for ott-jax. The figure above leaves these rows out.
-# They come from other hardware.
+# and there was no device time left for ott-jax. The figure above leaves the GPU rows out,
+# since they come from other hardware.
 
 # %% [markdown]
 # ## `align` end to end: recorded atlas runs
