@@ -36,29 +36,36 @@ import numpy as np
 from numba import njit, prange
 
 
-def launch_threads_keeping_torch() -> None:
-    """Start numba's thread pool now, and leave torch's thread count as it was.
+_THREADS_STARTED = False
+
+
+def start_threads_keeping_torch() -> None:
+    """Start numba's thread pool (once), and leave torch's thread count as it was.
 
     numba's OpenMP threading layer and torch's CPU build share one OpenMP runtime. Once torch
-    has run in parallel, starting numba's pool (on numba's first parallel call, unless done
-    here) set that runtime's thread count to numba's, which silently changed
-    ``torch.get_num_threads()``: a user's ``torch.set_num_threads(1)`` became 2 on a 2-core
-    machine after the first match, and torch's convolutions then rounded differently
-    (1.5e-8 in a classifier's logits). This module calls it once, when it is imported (every
-    compiled pass imports this module).
+    has run in parallel, starting numba's pool (on numba's first parallel call) set that
+    runtime's thread count to numba's, which silently changed ``torch.get_num_threads()``: a
+    user's ``torch.set_num_threads(1)`` became 2 on a 2-core machine after the first match,
+    and torch's convolutions then rounded differently (1.5e-8 in a classifier's logits).
+    Every wrapper of a compiled parallel loop calls this before the loop. It is not called at
+    import: a process whose OpenMP pool runs cannot fork safely (numba terminates a forked
+    child that uses the pool), so the pool still starts only when a pass needs it.
     """
+    global _THREADS_STARTED
+    if _THREADS_STARTED:
+        return
     torch = sys.modules.get("torch")
     n = torch.get_num_threads() if torch is not None else None
     try:
         from numba.np.ufunc.parallel import _launch_threads
     except ImportError:                            # pragma: no cover - other numba versions
+        _THREADS_STARTED = True
         return
     _launch_threads()
     if n is not None and torch.get_num_threads() != n:
         torch.set_num_threads(n)
+    _THREADS_STARTED = True
 
-
-launch_threads_keeping_torch()
 
 #: columns per tile (the inner loop's length)
 TILE = 256
@@ -80,6 +87,7 @@ def _pair_distances(x, y, i, j, out):
 def pair_distances(x, y, i, j) -> np.ndarray:
     r"""Float64 distances :math:`\lVert x_{i_k} - y_{j_k}\rVert_2` of the given pairs, summed
     over the coordinates in order (compiled, all threads; memory: the output only)."""
+    start_threads_keeping_torch()
     x = np.ascontiguousarray(x, dtype=np.float64)
     y = np.ascontiguousarray(y, dtype=np.float64)
     i = np.ascontiguousarray(i, dtype=np.int64)
@@ -161,6 +169,7 @@ def distance_matrix(x, tiles: Tiles) -> np.ndarray:
     the arithmetic of the passes (for a plan dense enough to be held whole)."""
     out = np.empty((len(x), tiles.n))
     if out.size:
+        start_threads_keeping_torch()
         _distance_quads(pad_rows(x, 4)[0], tiles.data, tiles.n, out)
     return out
 

@@ -44,6 +44,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
+from ._fused import start_threads_keeping_torch
+
 #: the float32 error at which the exact check runs, as a fraction of ``tol``; it is divided
 #: by TIGHTEN after a failed check, at most CHECKS times
 TARGET, TIGHTEN, CHECKS = 0.9, 4.0, 3
@@ -112,6 +114,7 @@ def iterate_held(cost, alpha, beta, a, b, reg, *, level, it, max_iter, tol, omeg
     """Sinkhorn iterations on the whole kernel from the potentials ``alpha, beta`` (see the
     module doc); ``it`` iterations are already done. ``cost`` must offer ``log_kernel``,
     ``lse`` and ``exact_cost`` in float64 (``cost.as_float64()``)."""
+    start_threads_keeping_torch()                   # absorb is a parallel loop
     n1, n2 = len(a), len(b)
     w = 1.0 if omega is None else float(omega)
     if tol < F32_REACH * np.finfo(np.float32).eps * np.linalg.norm(b):

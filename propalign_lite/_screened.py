@@ -60,7 +60,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._fused import TILE, Tiles, _squared_tile, merge_pairs, pad_rows
+from ._fused import (TILE, Tiles, _squared_tile, merge_pairs, pad_rows,
+                     start_threads_keeping_torch)
 
 #: rows screened together (each float32 column vector of a tile is used by all of them)
 ROWS = 8
@@ -298,6 +299,7 @@ def argmax_rows(x, tiles: Tiles, beta, inv_reg: float) -> np.ndarray:
     ``x`` (the first index among ties, as ``np.argmax``)."""
     beta = np.asarray(beta, dtype=np.float64)
     sc = _Screen(x, tiles, beta, inv_reg, lambda W, R: W + R)
+    start_threads_keeping_torch()
     return _argmax_screened(sc.x32, sc.x64, tiles.data32, tiles.points, tiles.n, beta,
                             sc.b_out, float(inv_reg), sc.reg, sc.slack)[:len(x)]
 
@@ -308,6 +310,7 @@ def lse_rows(x, tiles: Tiles, beta, inv_reg: float, depth: float) -> np.ndarray:
     beta = np.asarray(beta, dtype=np.float64)
     depth = float(depth)
     sc = _Screen(x, tiles, beta, inv_reg, lambda W, R: W + R + depth / inv_reg)
+    start_threads_keeping_torch()
     return _lse_screened(sc.x32, sc.x64, tiles.data32, tiles.data, tiles.points, tiles.n,
                          beta, sc.b_out, float(inv_reg), sc.reg, depth, sc.slack)[:len(x)]
 
@@ -325,6 +328,7 @@ def _support_pass(x, tiles, theta, theta_deep, beta, inv_reg, cap, cap_deep):
     th, thd = sc.per_row
     th_out, th_in = sc.radii(th)
     deep_out, deep_in = sc.radii(thd)
+    start_threads_keeping_torch()
     counts, counts_deep, cols, cols_deep = _support_screened(
         sc.x32, sc.x64, tiles.data32, tiles.points, tiles.n, sc.b_out, sc.b_in, th_out, th_in,
         deep_out, deep_in, beta, float(inv_reg), th, thd, int(cap), int(cap_deep))

@@ -356,3 +356,25 @@ def test_a_gpu_takes_larger_blocks_unless_a_size_is_given():
         == GPU_BLOCK > DEFAULT_BLOCK
     assert _block_entries(DEFAULT_BLOCK, "cpu") == DEFAULT_BLOCK
     assert _block_entries(5000, "cuda") == 5000
+
+
+def test_importing_the_package_leaves_a_process_free_to_fork():
+    # numba terminates a forked child that uses the OpenMP pool of its parent: the pool must
+    # not start at import (a first fix of the thread count above started it there), so that
+    # `import propalign_lite` then multiprocessing with fork still works
+    import subprocess
+    import sys
+
+    code = ("import multiprocessing as mp, numpy as np\n"
+            "import propalign_lite\n"
+            "from propalign_lite._fused import pair_distances\n"
+            "def child(q):\n"
+            "    x = np.ones((300, 3)); i = np.arange(300)\n"
+            "    q.put(float(pair_distances(x, x, i, i).sum()))\n"
+            "ctx = mp.get_context('fork'); q = ctx.Queue()\n"
+            "p = ctx.Process(target=child, args=(q,)); p.start()\n"
+            "print(q.get(timeout=60)); p.join()\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "0.0"
