@@ -299,9 +299,6 @@ def test_matching_leaves_torchs_thread_count_as_the_user_set_it():
     # numba's OpenMP pool and torch share one OpenMP runtime: starting the pool used to reset
     # torch's thread count (1 -> all cores), and the next classifier rounded differently.
     # A fresh process, since the pool starts once per process.
-    import subprocess
-    import sys
-
     code = ("import torch; torch.set_num_threads(1)\n"
             "import numpy as np\n"
             "from propalign_lite import PropensityClassifier, match\n"
@@ -310,10 +307,7 @@ def test_matching_leaves_torchs_thread_count_as_the_user_set_it():
             "PropensityClassifier('mlp', epochs=1, width=8).fit(x, np.arange(100) % 2)\n"
             "match(x, x + 0.1)\n"
             "print(torch.get_num_threads())\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip().splitlines()[-1] == "1"
+    assert _last_line_of_fresh_python(code) == "1"
 
 
 def test_torch_blocks_keep_deeper_candidates_while_they_are_few_enough():
@@ -362,9 +356,6 @@ def test_importing_the_package_leaves_a_process_free_to_fork():
     # numba terminates a forked child that uses the OpenMP pool of its parent: the pool must
     # not start at import (a first fix of the thread count above started it there), so that
     # `import propalign_lite` then multiprocessing with fork still works
-    import subprocess
-    import sys
-
     code = ("import multiprocessing as mp, numpy as np\n"
             "import propalign_lite\n"
             "from propalign_lite._fused import pair_distances\n"
@@ -374,7 +365,15 @@ def test_importing_the_package_leaves_a_process_free_to_fork():
             "ctx = mp.get_context('fork'); q = ctx.Queue()\n"
             "p = ctx.Process(target=child, args=(q,)); p.start()\n"
             "print(q.get(timeout=60)); p.join()\n")
+    assert _last_line_of_fresh_python(code) == "0.0"
+
+
+def _last_line_of_fresh_python(code: str) -> str:
+    """The last line ``code`` prints in a new interpreter (which must exit cleanly)."""
+    import subprocess
+    import sys
+
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip().splitlines()[-1] == "0.0"
+    return out.stdout.strip().splitlines()[-1]
