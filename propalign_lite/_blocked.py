@@ -17,15 +17,13 @@ from __future__ import annotations
 import numpy as np
 
 from ._fused import LSE_DEPTH, Tiles, distance_matrix, merge_pairs, pair_distances
-from ._screened import argmax_rows, lse_rows, support_rows
+from ._screened import DEEP_PAIRS_PER_ROW, argmax_rows, lse_rows, support_rows
 
 DEFAULT_BLOCK = 2 ** 20          # cost entries per block (4 MiB in float32)
 #: cost entries per block on a GPU when the default is asked for (256 MiB in float32): with
 #: 2^20, a pass at n = 10^5 made 10,000 blocks of a few small kernels and a synchronising
 #: copy each, and one group of 10^5 took 32 s on an H200 (benchmarks/gpu_checks.sh)
 GPU_BLOCK = 2 ** 26
-#: the most pairs a row, on average, that a pass keeps below the level for later rebuilds
-DEEP_PAIRS_PER_ROW = 64
 
 
 #: pairs a rescan may hold between its two thresholds (its buffers: 8 bytes a pair)

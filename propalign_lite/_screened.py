@@ -65,6 +65,9 @@ from ._fused import (TILE, Tiles, _squared_tile, merge_pairs, pad_rows,
 
 #: rows screened together (each float32 column vector of a tile is used by all of them)
 ROWS = 8
+#: the most pairs a row, on average, that a support pass keeps below its level for later
+#: rebuilds (``support_rows``'s ``max_per_row``; the torch blocks of ``_blocked`` use it too)
+DEEP_PAIRS_PER_ROW = 64
 _UP, _DOWN = 1.0 + 2.0 ** -20, 1.0 - 2.0 ** -20
 #: columns of a tile row whose screen is counted together (the exact work visits only the
 #: chunks with a passing column)
@@ -337,7 +340,7 @@ def _support_pass(x, tiles, theta, theta_deep, beta, inv_reg, cap, cap_deep):
 
 
 def support_rows(x, tiles: Tiles, theta, beta, inv_reg: float, cap: int = 16, *,
-                 deeper: float = 0.0, max_per_row: float = 64.0):
+                 deeper: float = 0.0, max_per_row: float = DEEP_PAIRS_PER_ROW):
     r"""The pairs :math:`(i, j)` with :math:`\beta_j - \lVert x_i - y_j\rVert/\varepsilon \ge
     \theta_i - D`, as ``(rows, cols, D)``: int64 arrays sorted by row, then column, and the
     depth :math:`D` they were taken at.
