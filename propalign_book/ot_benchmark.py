@@ -76,28 +76,31 @@ _CHILD = textwrap.dedent('''
     elif solver == "geomloss":
         import torch, geomloss
         out["version"] = getattr(geomloss, "__version__", "?")
-    def rss():
-        """(peak resident GB of the process, peak since the reset below or None)"""
-        hwm = None
+    def status_gb(key):
+        """``VmRSS`` / ``VmHWM`` of /proc/self/status in GB, or None where it cannot be read"""
         try:
             with open("/proc/self/status") as fh:
-                hwm = next(int(l.split()[1]) for l in fh if l.startswith("VmHWM:")) / 2**20
+                return next(int(l.split()[1]) for l in fh if l.startswith(key + ":")) / 2**20
         except (OSError, StopIteration):
-            pass
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, hwm
+            return None
+    def measure():
+        """(wall, CPU, the process's peak resident GB, the peak since the reset below)"""
+        return (time.perf_counter(), time.process_time(),
+                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, status_gb("VmHWM"))
     # the increase is measured from the resident size before the solve to the peak during it:
     # Linux resets the peak ("VmHWM", and with it ru_maxrss) on writing 5 to clear_refs.
     # Without that, the peak of the imports (numba, torch) can exceed the solve's, and a
     # small solve showed +0 GB. mem_gb stays the whole process's peak, imports included.
-    start_peak = rss()[0]
+    start_peak = measure()[2]
+    base = status_gb("VmRSS")
     try:
-        with open("/proc/self/status") as fh:
-            base = next(int(l.split()[1]) for l in fh if l.startswith("VmRSS:")) / 2**20
         with open("/proc/self/clear_refs", "w") as fh:
             fh.write("5")
-        reset = True
-    except (OSError, StopIteration):
-        base, reset = rss()[0], False
+        reset = base is not None
+    except OSError:
+        reset = False
+    if not reset:
+        base = start_peak
     t0, c0 = time.perf_counter(), time.process_time()
     if solver in ("ours_tree", "ours_blocked"):
         res = sinkhorn_online(x, y, reg, tol=tol, max_iter=max_iter, warn=False,
@@ -146,7 +149,7 @@ _CHILD = textwrap.dedent('''
                                     potentials=True, backend=out["backend"])
         f, g = loss(torch.as_tensor(x, device=device), torch.as_tensor(y, device=device))
         f, g = f.double().cpu().numpy().ravel(), g.double().cpu().numpy().ravel()  # (1, n)
-        done = (time.perf_counter(), time.process_time(), rss())   # before the check below
+        done = measure()   # before the check below
         # GeomLoss has no stopping rule (epsilon-scaling, fixed schedule): measure the final
         # marginal error of its plan exp((f + g - C) / reg) a b^T like the others', by one
         # exact float64 pass in blocks (log P = alpha_i + beta_j - C_ij / reg)
@@ -155,11 +158,11 @@ _CHILD = textwrap.dedent('''
                                                       reg, axis=0)
         out.update(n_iter=None, err=float(np.linalg.norm(np.exp(lse) - a)))
     if solver != "geomloss":
-        done = (time.perf_counter(), time.process_time(), rss())
+        done = measure()
     out["seconds"] = done[0] - t0
     out["cpu_seconds"] = done[1] - c0
-    out["mem_gb"] = max(done[2][0], start_peak)
-    out["mem_increase_gb"] = (done[2][1] if reset else done[2][0]) - base
+    out["mem_gb"] = max(done[2], start_peak)
+    out["mem_increase_gb"] = (done[3] if reset else done[2]) - base
     if device != "cpu" and solver != "ott":
         out["gpu_mem_gb"] = torch.cuda.max_memory_allocated() / 2**30
     print("RESULT " + json.dumps(out))
