@@ -127,15 +127,19 @@ class BlockedCost:
             self._tiles[axis] = Tiles(self.y64 if axis == 1 else self.x64)
         return (self.x64 if axis == 1 else self.y64), self._tiles[axis]
 
-    def lse(self, alpha, beta, reg, *, axis: int):
+    def lse(self, alpha, beta, reg, *, axis: int, depth: float = LSE_DEPTH):
         r"""Log-sum-exp of :math:`\alpha_i + \beta_j - C_{ij}/\varepsilon` over ``axis``
-        (0: over rows, one value per column; 1: over columns, one value per row)."""
+        (0: over rows, one value per column; 1: over columns, one value per row).
+
+        The compiled pass sums the terms within :math:`\log n + ` ``depth`` of each largest
+        one: the neglected ones add less than :math:`e^{-\text{depth}}` of the sum (below
+        float64 rounding with the default 37); the other paths sum every term."""
         if self.fused:
             own, other = (alpha, beta) if axis == 1 else (beta, alpha)
             pts, tiles = self._fused_side(axis)
             other = np.asarray(other, dtype=np.float64)
             return np.asarray(own, dtype=np.float64) + lse_rows(
-                pts, tiles, other, 1.0 / reg, np.log(len(other)) + LSE_DEPTH)
+                pts, tiles, other, 1.0 / reg, np.log(len(other)) + depth)
         alpha, beta = self.vec(alpha), self.vec(beta)
         if axis == 1:
             out = []

@@ -102,11 +102,25 @@ def _kernel(cost, alpha, beta, reg, dtype):
     return K
 
 
+def rounding_slack(max_cost, reg, a, b, log_bound=np.log(1e4)) -> float:
+    r"""How far float64 rounding may move a computed marginal error: every entry
+    :math:`\exp(\alpha_i + \beta_j - C_{ij}/\varepsilon)` carries a relative error below
+    about :math:`(C_{\max}/\varepsilon + \log n + 4B)\,2^{-52}`, so the sums, and the error's
+    norm, move by at most 4 times that times :math:`\max(\lVert a\rVert, \lVert b\rVert)`.
+    Added to every reported error, so that it bounds the error any other exact summation
+    finds (about 1e-14 at n = 300, reg 0.05)."""
+    n = max(len(a), len(b))
+    return 4 * np.finfo(np.float64).eps * (max_cost / reg + np.log(n) + 4 * log_bound) * max(
+        float(np.linalg.norm(a)), float(np.linalg.norm(b)))
+
+
 def exact_error(cost, alpha, beta, a, b, reg) -> float:
-    """The marginal error of the potentials, from exact log-sum-exps over all pairs."""
+    """The marginal error of the potentials, from exact log-sum-exps over all pairs, plus
+    :func:`rounding_slack`."""
     cols = np.exp(cost.lse(alpha, beta, reg, axis=0))
     rows = np.exp(cost.lse(alpha, beta, reg, axis=1))
-    return max(float(np.linalg.norm(cols - b)), float(np.linalg.norm(rows - a)))
+    return (max(float(np.linalg.norm(cols - b)), float(np.linalg.norm(rows - a)))
+            + rounding_slack(cost.max_cost, reg, a, b))
 
 
 def iterate_held(cost, alpha, beta, a, b, reg, *, level, it, max_iter, tol, omega=None,

@@ -226,15 +226,14 @@ class TreeCost:
         return qi[first], ti[first]
 
     # -- what the solver asks -------------------------------------------------------------
-    def lse(self, alpha, beta, reg, *, axis: int):
+    def lse(self, alpha, beta, reg, *, axis: int, depth: float = LSE_DEPTH):
         r"""Log-sum-exp of :math:`\alpha_i + \beta_j - C_{ij}/\varepsilon` over ``axis``
         (0: over rows, one value per column; 1: over columns, one value per row), summed over
-        the terms within ``log n + 37`` of each largest term (see module doc)."""
+        the terms within ``log n + depth`` of each largest term (see module doc)."""
         alpha = np.asarray(alpha, dtype=np.float64)
         beta = np.asarray(beta, dtype=np.float64)
         own, w = (alpha, beta) if axis == 1 else (beta, alpha)
-        depth = np.log(len(w)) + LSE_DEPTH
-        thr = self._nearest_bound(axis, w, reg) - depth
+        thr = self._nearest_bound(axis, w, reg) - (np.log(len(w)) + depth)
 
         def near(qi, ti):
             return w[ti] - self.exact_cost(*self._pairs(axis, qi, ti)) / reg >= thr[qi]

@@ -10,9 +10,12 @@ where :math:`\alpha, \beta` are the dual potentials in log units (POT's
 point is the one of ``ot.sinkhorn(a, b, C, reg, method="sinkhorn_log")``; the stopping rule is
 POT's, :math:`\lVert P^\top \mathbf 1 - b\rVert_2 <` ``tol``. Three things make it fast:
 
-1. **Log-stable start.** The first iteration is the exact log-domain one
+1. **Log-stable start.** The first iteration is the log-domain one
    (:math:`\beta = \log b - \mathrm{LSE}_i(-C_{ij}/\varepsilon)`, then :math:`\alpha`), so the
-   remaining scalings are bounded whatever :math:`C/\varepsilon`.
+   remaining scalings are bounded whatever :math:`C/\varepsilon`. Its log-sum-exps leave out
+   the terms more than :math:`\log n +` ``START_DEPTH`` (5) below each largest one: a start
+   needs no more, and on a sparse plan the compiled passes then do exact work for far fewer
+   pairs (at n = 100,000 on 2 cores, the start took 10.3 s instead of 18.3 s).
 2. **Truncated kernel** (Schmitzer 2019). At the paper's :math:`\varepsilon = 0.05` almost all
    of :math:`P` is below :math:`e^{-40}` of its largest entries. Only the pairs with
    :math:`\log P_{ij} \ge \ell` are kept (a sparse kernel :math:`K`); the scalings :math:`u, v`
@@ -83,7 +86,7 @@ from scipy import sparse
 PAPER_REG = 0.05
 
 from ._blocked import DEFAULT_BLOCK, BlockedCost, DenseCost
-from ._held import iterate_held
+from ._held import iterate_held, rounding_slack
 from ._kernel_support import Candidates
 from ._newton import newton_step as _newton_step
 from ._tree_support import TooManyCandidates, TreeCost, tree_pays
@@ -94,6 +97,11 @@ __all__ = ["PAPER_REG", "LOG_BOUND", "MAX_COST_OVER_REG", "ConvergenceWarning",
            "needs_warning", "sinkhorn", "sinkhorn_online"]
 
 LOG_BOUND = np.log(1e4)          # B: scalings live in [1e-4, 1e4] between support rebuilds
+#: The start's log-sum-exps leave out the terms more than ``log n + START_DEPTH`` below each
+#: largest one: they change the start by less than e^-5 (0.7 %), which the next iterations
+#: correct, and the passes of the start run 2x faster on a sparse plan (the compiled passes
+#: do exact float64 work only for the terms they keep)
+START_DEPTH = 5.0
 #: The largest cost / reg the float64 log-domain can resolve (log-plan entries are differences of
 #: numbers of this size, so their rounding error is about 1e-16 * this (here 0.01 log units))
 MAX_COST_OVER_REG = 1e14
@@ -184,10 +192,12 @@ def _solve(cost: BlockedCost, a, b, reg, *, max_iter, tol, omega, max_nnz, newto
     B = LOG_BOUND
     level = _support_level(tol, nmax)
     tail = nmax ** 1.5 * np.exp(level + 2 * B)        # bound on the dropped mass (L2 norm)
-    # iteration 1, exactly in the log domain (POT's first iteration from zero potentials)
+    tail += rounding_slack(cost.max_cost, reg, a, b, B)    # and the rounding of the sums
+    # iteration 1 in the log domain (POT's first iteration from zero potentials), with the
+    # terms more than START_DEPTH below each largest one left out (a start needs no more)
     alpha = np.zeros(n1)
-    beta = log_b - cost.lse(alpha, np.zeros(n2), reg, axis=0)
-    alpha = log_a - cost.lse(alpha, beta, reg, axis=1)
+    beta = log_b - cost.lse(alpha, np.zeros(n2), reg, axis=0, depth=START_DEPTH)
+    alpha = log_a - cost.lse(alpha, beta, reg, axis=1, depth=START_DEPTH)
     it, err, converged, n_builds, support = 1, np.inf, False, 0, None
     w = 1.0 if omega is None else float(omega)
     steps = 0                     # Sinkhorn/Newton steps so far (Newton after n_plain)

@@ -241,3 +241,21 @@ def test_a_dense_plan_is_held_whole_and_absorbs_its_scalings_without_new_passes(
     G = _pot_converged(x, y, 0.1)
     M = ImplicitCoupling.from_result(x, y, res)
     np.testing.assert_allclose(as_dense(M), G * 200, atol=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["blocked", "tree"])
+def test_the_shallow_start_leaves_out_exactly_the_terms_below_its_depth(kind):
+    """The start's log-sum-exps (depth START_DEPTH) keep every term within log n + depth of
+    the largest and drop those below: one term at 0, the others just inside or just beyond."""
+    from propalign_lite._blocked import BlockedCost
+    from propalign_lite._tree_support import TreeCost
+    from propalign_lite.sinkhorn import START_DEPTH
+    n, reg = 200, 0.05
+    x = np.zeros((3, 1))
+    for beyond, expected in ((-0.01, 0.0), (0.01, np.exp(-START_DEPTH - 0.01) * (n - 1) / n)):
+        y = np.full((n, 1), reg * (np.log(n) + START_DEPTH + beyond))
+        y[0] = 0.0
+        cost = BlockedCost(x, y) if kind == "blocked" else TreeCost(x, y)
+        exact = cost.lse(np.zeros(3), np.zeros(n), reg, axis=1)
+        shallow = cost.lse(np.zeros(3), np.zeros(n), reg, axis=1, depth=START_DEPTH)
+        np.testing.assert_allclose(exact - shallow, np.log1p(expected), rtol=1e-6, atol=1e-12)
