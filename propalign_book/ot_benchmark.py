@@ -108,7 +108,8 @@ _CHILD = textwrap.dedent('''
         M = ImplicitCoupling.from_result(x, y, res)
         out.update(n_iter=res.n_iter, err=float(res.err), converged=bool(res.converged),
                    path=type(M).__name__, nnz_per_row=res.nnz / n, n_builds=res.n_builds,
-                   support_search=res.support_search)
+                   support_search=res.support_search,
+                   stages={k: round(v, 3) for k, v in (res.timings or {}).items()})
     elif solver.startswith("ours"):
         M, res = match(x, y, reg=reg, tol=tol, max_iter=max_iter, online=online,
                        return_result=True, warn=False)

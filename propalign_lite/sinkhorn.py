@@ -79,32 +79,20 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import sparse
 
 #: The paper's entropic regularisation :math:`\varepsilon` (Xi et al. 2024; the official code's
 #: ``reg``): the default of every solver and matcher of the package.
 PAPER_REG = 0.05
 
 from ._blocked import DEFAULT_BLOCK, BlockedCost, DenseCost
-from ._held import iterate_held, rounding_slack
-from ._kernel_support import Candidates
-from ._newton import newton_step as _newton_step
+from ._truncated import (LOG_BOUND, MAX_COST_OVER_REG, START_DEPTH,  # noqa: F401
+                         check_cost_scale, solve_truncated, support_level)
 from ._tree_support import TooManyCandidates, TreeCost, tree_pays
 from ._validation import check_array
 
 __all__ = ["PAPER_REG", "LOG_BOUND", "MAX_COST_OVER_REG", "ConvergenceWarning",
            "SinkhornResult", "check_solver_params", "check_cost_scale", "WARN_ERR",
            "needs_warning", "sinkhorn", "sinkhorn_online"]
-
-LOG_BOUND = np.log(1e4)          # B: scalings live in [1e-4, 1e4] between support rebuilds
-#: The start's log-sum-exps leave out the terms more than ``log n + START_DEPTH`` below each
-#: largest one: they change the start by less than e^-5 (0.7 %), which the next iterations
-#: correct, and the passes of the start run 2x faster on a sparse plan (the compiled passes
-#: do exact float64 work only for the terms they keep)
-START_DEPTH = 5.0
-#: The largest cost / reg the float64 log-domain can resolve (log-plan entries are differences of
-#: numbers of this size, so their rounding error is about 1e-16 * this (here 0.01 log units))
-MAX_COST_OVER_REG = 1e14
 
 
 class ConvergenceWarning(UserWarning):
@@ -121,7 +109,10 @@ class SinkhornResult:
     the bound on the dropped mass); ``n_iter`` the number of Sinkhorn iterations; ``nnz`` the
     size of the last truncated support and ``n_builds`` how often it was built;
     ``support_search`` how the online path found the support (``"blocked"`` passes, k-d
-    ``"tree"`` queries, or ``"tree->blocked"`` when the trees found too many candidates).
+    ``"tree"`` queries, or ``"tree->blocked"`` when the trees found too many candidates);
+    ``timings`` the wall seconds of each stage of the solve (``start``, ``passes``,
+    ``repairs``, ``support``, ``iterations``, and ``held`` or ``fallback`` where they ran; see
+    ``propalign_lite._truncated.solve_truncated``).
     """
 
     plan: np.ndarray | None
@@ -135,6 +126,7 @@ class SinkhornResult:
     n_builds: int = 0
     support: tuple | None = field(default=None, repr=False)
     support_search: str | None = None
+    timings: dict | None = field(default=None, repr=False)
 
 
 def check_solver_params(reg, max_iter, tol) -> None:
@@ -145,21 +137,6 @@ def check_solver_params(reg, max_iter, tol) -> None:
     check_number(reg, "reg", low=0.0, low_open=True)
     check_int(max_iter, "max_iter", min_value=1)
     check_number(tol, "tol", low=0.0, low_open=True)
-
-
-def check_cost_scale(max_cost: float, reg: float) -> None:
-    r"""Refuse costs so large against ``reg`` that float64 cannot resolve the plan.
-
-    The plan's log-entries :math:`\alpha_i + \beta_j - C_{ij}/\varepsilon` are differences
-    of numbers as large as :math:`\max C/\varepsilon`; beyond ``MAX_COST_OVER_REG`` their
-    rounding error exceeds 0.01 in log units and the scalings overflow.
-    """
-    ratio = float(max_cost) / float(reg)
-    if not ratio <= MAX_COST_OVER_REG:
-        raise ValueError(
-            f"cost / reg reaches {ratio:.3g} (largest cost {float(max_cost):.3g}, reg {reg:g}), "
-            f"beyond the {MAX_COST_OVER_REG:.0e} that float64 can resolve in the entropic plan; "
-            "rescale the embeddings (e.g. standardise them) or raise reg")
 
 
 def _marginals(a, b, n1, n2):
@@ -174,113 +151,6 @@ def _marginals(a, b, n1, n2):
         raise ValueError(f"marginals must have the same mass, got {a.sum():.6g} and "
                          f"{b.sum():.6g}")
     return a, b
-
-
-def _support_level(tol, nmax):
-    """The truncation level: kept pairs have log P >= it (dropped mass <= tol / 100)."""
-    return max(np.log(0.01 * tol) - 1.5 * np.log(nmax) - 2 * LOG_BOUND, -700.0)
-
-
-def _solve(cost: BlockedCost, a, b, reg, *, max_iter, tol, omega, max_nnz, newton=True,
-           n_plain=10):
-    """Truncated Sinkhorn with Newton steps (over-relaxed only with a given ``omega``);
-    returns (alpha, beta, n_iter, err, converged, ...)."""
-    n1, n2 = cost.n1, cost.n2
-    check_cost_scale(cost.max_cost, reg)
-    log_a, log_b = np.log(a), np.log(b)
-    nmax = max(n1, n2)
-    B = LOG_BOUND
-    level = _support_level(tol, nmax)
-    tail = nmax ** 1.5 * np.exp(level + 2 * B)        # bound on the dropped mass (L2 norm)
-    tail += rounding_slack(cost.max_cost, reg, a, b, B)    # and the rounding of the sums
-    # iteration 1 in the log domain (POT's first iteration from zero potentials), with the
-    # terms more than START_DEPTH below each largest one left out (a start needs no more)
-    alpha = np.zeros(n1)
-    beta = log_b - cost.lse(alpha, np.zeros(n2), reg, axis=0, depth=START_DEPTH)
-    alpha = log_a - cost.lse(alpha, beta, reg, axis=1, depth=START_DEPTH)
-    it, err, converged, n_builds, support = 1, np.inf, False, 0, None
-    w = 1.0 if omega is None else float(omega)
-    steps = 0                     # Sinkhorn/Newton steps so far (Newton after n_plain)
-    cand = None                   # the pairs of the last pass over all pairs (see Candidates)
-    deeper = 3 * B                # how far below the level they reach (when few enough)
-    while it < max_iter and not converged:
-        if cand is None or not (cand.holds(alpha, beta)
-                                or cand.repair(cost, alpha, beta, reg, level)):
-            cand = Candidates(cost, alpha, beta, reg, level, deeper=deeper)
-            n_builds += 1
-            if cand.depth == 0.0 and deeper > B / 2:
-                deeper /= 2           # too many pairs that deep: take half as deep next time
-        rows, cols, logp = cand.support(alpha, beta, level)
-        if rows.size > max_nnz:
-            warnings.warn(f"the truncated kernel holds {rows.size} entries (> max_nnz="
-                          f"{max_nnz}); continuing with exact block log-sum-exp iterations, "
-                          "which are much slower (increase max_nnz or reg)",
-                          RuntimeWarning, stacklevel=3)
-            return _solve_lse(cost.as_float64(), alpha, beta, log_a, log_b, b, reg, it,
-                              max_iter, tol)
-        # a dense support is replaced by the whole kernel, in float32 (less memory than the
-        # dense support's own kernel): no more support passes, the scalings are absorbed in
-        # place, and the result is checked by exact passes (propalign_lite._held)
-        if rows.size > 0.3 * n1 * n2:
-            rows = cols = logp = cand = None        # free the support before the kernel
-            out = iterate_held(cost.as_float64(), alpha, beta, a, b, reg, level=level, it=it,
-                               max_iter=max_iter, tol=tol, omega=omega, log_bound=B)
-            return (out.alpha, out.beta, out.it, out.err, out.converged,
-                    n_builds + out.kernels - 1, out.support)
-        K = sparse.csr_matrix((np.exp(logp), (rows, cols)), shape=(n1, n2))
-        KT = K.T.tocsr()
-        # Newton steps pay off on a sparse support; on a dense one their linear solves cost
-        # O(n^3), so plain Sinkhorn iterations are used there, as POT does
-        use_newton = newton and rows.size <= 16 * (n1 + n2)
-        u, v = np.ones(n1), np.ones(n2)
-        Kv = K @ v
-        rows_exact = False
-        while it < max_iter:
-            Ktu = KT @ u
-            col_err = float(np.linalg.norm(v * Ktu - b))
-            row_err = 0.0 if rows_exact else float(np.linalg.norm(u * Kv - a))
-            err = max(col_err, row_err) + tail
-            if err < tol:
-                converged = True
-                break
-            it += 1
-            steps += 1
-            step = (_newton_step(K, u, v, a, b, max_log_step=B)
-                    if use_newton and steps > n_plain else None)
-            if step is not None:
-                u, v = step
-                Kv = K @ v
-                rows_exact = False
-            else:
-                v_new = b / Ktu
-                v = v_new if w == 1.0 else v * (v_new / v) ** w
-                Kv = K @ v
-                u_new = a / Kv
-                u = u_new if w == 1.0 else u * (u_new / u) ** w
-                rows_exact = w == 1.0
-            if not (np.isfinite(u).all() and np.isfinite(v).all()):
-                raise FloatingPointError("Sinkhorn produced non-finite scalings; increase reg")
-            if np.abs(np.log(u)).max() > B or np.abs(np.log(v)).max() > B:
-                break                                      # absorb and rebuild the support
-        alpha = alpha + np.log(u)
-        beta = beta + np.log(v)
-        support = (rows, cols, logp + np.log(u)[rows] + np.log(v)[cols])
-    return alpha, beta, it, err, converged, n_builds, support
-
-
-def _solve_lse(cost, alpha, beta, log_a, log_b, b, reg, it, max_iter, tol):
-    """Plain log-domain Sinkhorn with block log-sum-exp passes (no truncation): the fallback."""
-    err, converged = np.inf, False
-    while it < max_iter:
-        lse_col = cost.lse(alpha, beta, reg, axis=0)          # log column sums now
-        err = float(np.linalg.norm(np.exp(lse_col) - b))
-        if err < tol:
-            converged = True
-            break
-        it += 1
-        beta = beta + log_b - lse_col
-        alpha = alpha + log_a - cost.lse(alpha, beta, reg, axis=1)
-    return alpha, beta, it, err, converged, 0, None
 
 
 #: an unconverged plan is reported when its marginal error is above this (or above ``tol``):
@@ -333,8 +203,10 @@ def sinkhorn(cost, reg: float = PAPER_REG, *, a=None, b=None, max_iter: int = 10
     if omega is not None and not 0 < omega < 2:
         raise ValueError(f"omega must lie in (0, 2), got {omega!r}")
     a, b = _marginals(a, b, *C.shape)
-    alpha, beta, it, err, conv, nb, _ = _solve(DenseCost(C), a, b, reg, max_iter=max_iter,
-                                               tol=tol, omega=omega, max_nnz=max_nnz)
+    timings = {}
+    alpha, beta, it, err, conv, nb, _ = solve_truncated(
+        DenseCost(C), a, b, reg, max_iter=max_iter, tol=tol, omega=omega, max_nnz=max_nnz,
+        timings=timings)
     with np.errstate(under="ignore"):
         plan = C * (-1.0 / reg)
         plan += alpha[:, None]
@@ -345,7 +217,7 @@ def sinkhorn(cost, reg: float = PAPER_REG, *, a=None, b=None, max_iter: int = 10
     err = float(np.linalg.norm(plan.sum(0) - b))
     conv = conv or err < tol
     res = SinkhornResult(plan=plan, n_iter=it, err=err, converged=conv, alpha=alpha,
-                         beta=beta, reg=reg, n_builds=nb)
+                         beta=beta, reg=reg, n_builds=nb, timings=timings)
     if warn and needs_warning(res):
         _warn_unconverged(res)
     return res
@@ -389,14 +261,15 @@ def sinkhorn_online(x, y, reg: float = PAPER_REG, *, a=None, b=None, max_iter: i
     if support == "tree" and not on_cpu:
         raise ValueError("support='tree' runs on the CPU (numpy) only; use support='blocked' "
                          f"with device={device!r}")
-    depth = -_support_level(tol, max(len(x), len(y))) - np.log(max(len(x), len(y)))
+    depth = -support_level(tol, max(len(x), len(y))) - np.log(max(len(x), len(y)))
     use_tree = support == "tree" or (support == "auto" and on_cpu
                                      and tree_pays(x, y, reg, depth, max_pairs=max_nnz))
     search, out = "blocked", None
-    kwargs = dict(max_iter=max_iter, tol=tol, omega=omega, max_nnz=max_nnz)
+    timings = {}
+    kwargs = dict(max_iter=max_iter, tol=tol, omega=omega, max_nnz=max_nnz, timings=timings)
     if use_tree:
         try:
-            out = _solve(TreeCost(x, y, max_pairs=max_nnz), a, b, reg, **kwargs)
+            out = solve_truncated(TreeCost(x, y, max_pairs=max_nnz), a, b, reg, **kwargs)
             search = "tree"
         except TooManyCandidates as exc:
             warnings.warn(f"{exc}; solving with block passes over all pairs instead",
@@ -404,7 +277,7 @@ def sinkhorn_online(x, y, reg: float = PAPER_REG, *, a=None, b=None, max_iter: i
             search = "tree->blocked"
     if out is None:
         cost = BlockedCost(x, y, device=device, block_size=block_size, backend=backend)
-        out = _solve(cost, a, b, reg, **kwargs)
+        out = solve_truncated(cost, a, b, reg, **kwargs)
     alpha, beta, it, err, conv, nb, kept = out
     if verify:
         exact = BlockedCost(x, y, dtype=np.float64, device=device, block_size=block_size,
@@ -413,7 +286,7 @@ def sinkhorn_online(x, y, reg: float = PAPER_REG, *, a=None, b=None, max_iter: i
         conv = err < tol
     res = SinkhornResult(plan=None, n_iter=it, err=err, converged=conv, alpha=alpha,
                          beta=beta, reg=reg, nnz=0 if kept is None else kept[0].size,
-                         n_builds=nb, support=kept, support_search=search)
+                         n_builds=nb, support=kept, support_search=search, timings=timings)
     if warn and needs_warning(res):
         _warn_unconverged(res, "sinkhorn_online")
     return res

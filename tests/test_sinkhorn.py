@@ -146,7 +146,7 @@ def test_inexact_newton_for_large_groups_reaches_the_same_plan(monkeypatch):
     """Above ``direct_max`` unknowns the Newton step uses conjugate gradients instead of
     sparse LU (whose fill-in took minutes and gigabytes at n = 100,000); forcing that path on
     a small group must give the same converged plan."""
-    import propalign_lite.sinkhorn as S
+    import propalign_lite._truncated as S
 
     x, y = _logits_like(300, seed=4, noise=1.5)      # needs Newton steps (40 iterations)
     ref = sinkhorn_online(x, y, 0.05, tol=1e-9, max_iter=5000)
@@ -259,3 +259,19 @@ def test_the_shallow_start_leaves_out_exactly_the_terms_below_its_depth(kind):
         exact = cost.lse(np.zeros(3), np.zeros(n), reg, axis=1)
         shallow = cost.lse(np.zeros(3), np.zeros(n), reg, axis=1, depth=START_DEPTH)
         np.testing.assert_allclose(exact - shallow, np.log1p(expected), rtol=1e-6, atol=1e-12)
+
+
+def test_the_result_says_where_the_time_went():
+    import time
+    rng = np.random.default_rng(4)
+    z = 3.0 * rng.normal(size=(1500, 6))
+    x, y = z + 0.5 * rng.normal(size=z.shape), z + 0.5 * rng.normal(size=z.shape)
+    t0 = time.perf_counter()
+    res = sinkhorn_online(x, y, 0.05, tol=1e-6, support="blocked")
+    wall = time.perf_counter() - t0
+    assert res.converged
+    assert {"start", "passes", "support", "iterations"} <= set(res.timings)
+    assert all(v >= 0 for v in res.timings.values())
+    assert 0.5 * wall < sum(res.timings.values()) <= wall
+    dense = sinkhorn(euclidean_cost(x[:300], y[:300]), 0.05, tol=1e-6)
+    assert {"start", "passes", "iterations"} <= set(dense.timings)

@@ -1,0 +1,184 @@
+r"""The truncated-kernel Sinkhorn loop behind :mod:`propalign_lite.sinkhorn` (its module doc
+describes the method: the start, the truncated kernel and its candidates, the Newton steps).
+
+:func:`solve_truncated` runs it on any cost that offers ``lse``, ``support``, ``exact_cost``,
+``as_float64`` and ``max_cost`` (:class:`~propalign_lite._blocked.BlockedCost`,
+:class:`~propalign_lite._blocked.DenseCost`, :class:`~propalign_lite._tree_support.TreeCost`)
+and returns ``(alpha, beta, n_iter, err, converged, n_builds, support)``.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+from scipy import sparse
+
+from ._held import iterate_held, rounding_slack
+from ._kernel_support import Candidates
+from ._newton import newton_step as _newton_step
+
+#: B: the scalings live in [1e-4, 1e4] between support rebuilds
+LOG_BOUND = np.log(1e4)
+#: The start's log-sum-exps leave out the terms more than ``log n + START_DEPTH`` below each
+#: largest one: they change the start by less than e^-5 (0.7 %), which the next iterations
+#: correct, and the passes of the start run 2x faster on a sparse plan (the compiled passes
+#: do exact float64 work only for the terms they keep)
+START_DEPTH = 5.0
+#: The largest cost / reg the float64 log-domain can resolve (log-plan entries are differences of
+#: numbers of this size, so their rounding error is about 1e-16 * this (here 0.01 log units))
+MAX_COST_OVER_REG = 1e14
+
+
+def check_cost_scale(max_cost: float, reg: float) -> None:
+    r"""Refuse costs so large against ``reg`` that float64 cannot resolve the plan.
+
+    The plan's log-entries :math:`\alpha_i + \beta_j - C_{ij}/\varepsilon` are differences
+    of numbers as large as :math:`\max C/\varepsilon`; beyond ``MAX_COST_OVER_REG`` their
+    rounding error exceeds 0.01 in log units and the scalings overflow.
+    """
+    ratio = float(max_cost) / float(reg)
+    if not ratio <= MAX_COST_OVER_REG:
+        raise ValueError(
+            f"cost / reg reaches {ratio:.3g} (largest cost {float(max_cost):.3g}, reg {reg:g}), "
+            f"beyond the {MAX_COST_OVER_REG:.0e} that float64 can resolve in the entropic plan; "
+            "rescale the embeddings (e.g. standardise them) or raise reg")
+
+
+def support_level(tol, nmax):
+    """The truncation level: kept pairs have log P >= it (dropped mass <= tol / 100)."""
+    return max(np.log(0.01 * tol) - 1.5 * np.log(nmax) - 2 * LOG_BOUND, -700.0)
+
+
+class StageClock:
+    """Wall seconds by stage: :meth:`lap` adds the time since the last lap to ``name``.
+
+    >>> clock = StageClock({})
+    >>> clock.lap("start"); sorted(clock.seconds)
+    ['start']
+    """
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = self.seconds.get(name, 0.0) + now - self._last
+        self._last = now
+
+
+def solve_truncated(cost, a, b, reg, *, max_iter, tol, omega, max_nnz, newton=True,
+                    n_plain=10, timings=None):
+    """Truncated Sinkhorn with Newton steps (over-relaxed only with a given ``omega``);
+    returns (alpha, beta, n_iter, err, converged, n_builds, support). A ``timings`` dict
+    receives the wall seconds of each stage: ``start`` (the first iteration's two passes),
+    ``passes`` (support passes over all pairs), ``repairs`` (checks and rescans of the
+    candidates), ``support`` (filtering the kept pairs), ``iterations`` (Sinkhorn and Newton
+    steps on them), ``held`` (a dense plan's whole kernel), ``fallback``."""
+    clock = StageClock({} if timings is None else timings)
+    n1, n2 = cost.n1, cost.n2
+    check_cost_scale(cost.max_cost, reg)
+    log_a, log_b = np.log(a), np.log(b)
+    nmax = max(n1, n2)
+    B = LOG_BOUND
+    level = support_level(tol, nmax)
+    tail = nmax ** 1.5 * np.exp(level + 2 * B)        # bound on the dropped mass (L2 norm)
+    tail += rounding_slack(cost.max_cost, reg, a, b, B)    # and the rounding of the sums
+    # iteration 1 in the log domain (POT's first iteration from zero potentials), with the
+    # terms more than START_DEPTH below each largest one left out (a start needs no more)
+    alpha = np.zeros(n1)
+    beta = log_b - cost.lse(alpha, np.zeros(n2), reg, axis=0, depth=START_DEPTH)
+    alpha = log_a - cost.lse(alpha, beta, reg, axis=1, depth=START_DEPTH)
+    clock.lap("start")
+    it, err, converged, n_builds, support = 1, np.inf, False, 0, None
+    w = 1.0 if omega is None else float(omega)
+    steps = 0                     # Sinkhorn/Newton steps so far (Newton after n_plain)
+    cand = None                   # the pairs of the last pass over all pairs (see Candidates)
+    deeper = 3 * B                # how far below the level they reach (when few enough)
+    while it < max_iter and not converged:
+        if cand is None or not (cand.holds(alpha, beta)
+                                or cand.repair(cost, alpha, beta, reg, level)):
+            clock.lap("repairs")
+            cand = Candidates(cost, alpha, beta, reg, level, deeper=deeper)
+            n_builds += 1
+            if cand.depth == 0.0 and deeper > B / 2:
+                deeper /= 2           # too many pairs that deep: take half as deep next time
+            clock.lap("passes")
+        clock.lap("repairs")
+        rows, cols, logp = cand.support(alpha, beta, level)
+        if rows.size > max_nnz:
+            warnings.warn(f"the truncated kernel holds {rows.size} entries (> max_nnz="
+                          f"{max_nnz}); continuing with exact block log-sum-exp iterations, "
+                          "which are much slower (increase max_nnz or reg)",
+                          RuntimeWarning, stacklevel=3)
+            out = _solve_lse(cost.as_float64(), alpha, beta, log_a, log_b, b, reg, it,
+                             max_iter, tol)
+            clock.lap("fallback")
+            return out
+        # a dense support is replaced by the whole kernel, in float32 (less memory than the
+        # dense support's own kernel): no more support passes, the scalings are absorbed in
+        # place, and the result is checked by exact passes (propalign_lite._held)
+        if rows.size > 0.3 * n1 * n2:
+            rows = cols = logp = cand = None        # free the support before the kernel
+            out = iterate_held(cost.as_float64(), alpha, beta, a, b, reg, level=level, it=it,
+                               max_iter=max_iter, tol=tol, omega=omega, log_bound=B)
+            clock.lap("held")
+            return (out.alpha, out.beta, out.it, out.err, out.converged,
+                    n_builds + out.kernels - 1, out.support)
+        K = sparse.csr_matrix((np.exp(logp), (rows, cols)), shape=(n1, n2))
+        KT = K.T.tocsr()
+        # Newton steps pay off on a sparse support; on a dense one their linear solves cost
+        # O(n^3), so plain Sinkhorn iterations are used there, as POT does
+        use_newton = newton and rows.size <= 16 * (n1 + n2)
+        clock.lap("support")
+        u, v = np.ones(n1), np.ones(n2)
+        Kv = K @ v
+        rows_exact = False
+        while it < max_iter:
+            Ktu = KT @ u
+            col_err = float(np.linalg.norm(v * Ktu - b))
+            row_err = 0.0 if rows_exact else float(np.linalg.norm(u * Kv - a))
+            err = max(col_err, row_err) + tail
+            if err < tol:
+                converged = True
+                break
+            it += 1
+            steps += 1
+            step = (_newton_step(K, u, v, a, b, max_log_step=B)
+                    if use_newton and steps > n_plain else None)
+            if step is not None:
+                u, v = step
+                Kv = K @ v
+                rows_exact = False
+            else:
+                v_new = b / Ktu
+                v = v_new if w == 1.0 else v * (v_new / v) ** w
+                Kv = K @ v
+                u_new = a / Kv
+                u = u_new if w == 1.0 else u * (u_new / u) ** w
+                rows_exact = w == 1.0
+            if not (np.isfinite(u).all() and np.isfinite(v).all()):
+                raise FloatingPointError("Sinkhorn produced non-finite scalings; increase reg")
+            if np.abs(np.log(u)).max() > B or np.abs(np.log(v)).max() > B:
+                break                                      # absorb and rebuild the support
+        alpha = alpha + np.log(u)
+        beta = beta + np.log(v)
+        support = (rows, cols, logp + np.log(u)[rows] + np.log(v)[cols])
+        clock.lap("iterations")
+    return alpha, beta, it, err, converged, n_builds, support
+
+
+def _solve_lse(cost, alpha, beta, log_a, log_b, b, reg, it, max_iter, tol):
+    """Plain log-domain Sinkhorn with block log-sum-exp passes (no truncation): the fallback."""
+    err, converged = np.inf, False
+    while it < max_iter:
+        lse_col = cost.lse(alpha, beta, reg, axis=0)          # log column sums now
+        err = float(np.linalg.norm(np.exp(lse_col) - b))
+        if err < tol:
+            converged = True
+            break
+        it += 1
+        beta = beta + log_b - lse_col
+        alpha = alpha + log_a - cost.lse(alpha, beta, reg, axis=1)
+    return alpha, beta, it, err, converged, 0, None
