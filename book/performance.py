@@ -25,8 +25,13 @@
 #
 # How the solver works ({py:mod}`propalign_lite.sinkhorn`):
 #
-# 1. **A log-domain first step.** The first iteration is the exact log-sum-exp update, so the
-#    scalings that follow stay bounded even when $C/\varepsilon$ is in the hundreds.
+# 1. **A log-domain first step.** The first iteration is the log-sum-exp update, so the
+#    scalings that follow stay bounded even when $C/\varepsilon$ is in the hundreds. Its
+#    sums leave out the terms more than $\log n + 5$ below each largest one: that moves
+#    the start by less than 0.7 %, which the next iterations correct, and the two passes
+#    of the start then do exact float64 work for far fewer pairs (at $n = 10^5$ they took
+#    10.3 s instead of 18.3 s in one profiled run; `SinkhornResult.timings` gives these
+#    stage times for every solve).
 # 2. **A truncated kernel** {cite:p}`schmitzer2019stabilized`. At $\varepsilon = 0.05$ almost every entry of
 #    the plan is below $e^{-40}$ of the largest entries. Only the pairs above a threshold are
 #    kept, and the iterations run on that sparse kernel. The threshold follows from the
@@ -275,16 +280,13 @@ else:
 
 # %% [markdown]
 # {numref}`fig-performance-recorded` draws the newest day of recorded runs: every solver and
-# commit of that day at every $n$ it finished, on the same machine. On 2026-12-03 these were
-# POT's default solver and ours at several commits, with the support found by block passes
-# (`ours_blocked`) and by k-d trees (`ours_tree`): in the morning, the compiled float64
-# passes (f1ebbe8) against the commit before them (57393df); in the afternoon, the
-# float32-screened passes (fda95f1, and 4c1ea4f with the same sparse-plan code at
-# $3\times 10^5$) against the commit before them (bfd1003); in the evening (16:04-16:55),
-# the inexact Newton steps and candidate repairs (908eef8, and 4089e50 with the adaptive
-# depth at $10^5$ and $3\times 10^5$) against the commit before them (3939b4d). The
-# machine ran about 20 % slower in the afternoon (bfd1003's solve at $10^5$: 125 s at
-# 11:45, 149 s at 13:04), so compare commits within one part of the day.
+# commit of that day at every $n$ it finished, on the same machine. On 2026-12-04 these were
+# POT's default solver ($10^3$ to $2\times 10^4$) and ours at one commit (b909abb, block
+# passes with the shallower start of item 1) from $10^3$ to $10^6$, one run after the
+# other (19:27-UNTIL UTC). The earlier days' runs are in the table above: on 2026-12-03
+# evening, the commits before the shallower start took 24.9 s and 39.9 s at $10^5$ (the
+# same code, ten minutes apart: that is how much this machine's timings vary) and 453 s
+# at $3\times 10^5$.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "The newest day of recorded benchmark runs (log-log, 12-d data, reg 0.05, marginal error 1e-6): seconds (left) and peak resident memory (right) against n, one line per solver and commit (POT dashed, k-d trees dotted).", "name": "fig-performance-recorded"}, "image": {"alt": "Two log-log line charts of the recorded runs against n: seconds on the left and peak gigabytes on the right, with lines for POT, ours with block passes, ours with trees and the previous commit."}}
 if big is not None:
@@ -305,6 +307,23 @@ if big is not None:
     ax[0].legend(fontsize=7)
     plt.tight_layout()
     plt.show()
+
+# %% [markdown]
+# Since 2026-12-04 every record of ours carries the solver's own stage times
+# (`SinkhornResult.timings`): the start's two passes, the support passes over all pairs,
+# the repairs (checks and rescans of the candidates), filtering the support, and the
+# Sinkhorn and Newton iterations on it.
+
+# %% tags=["hide-input"]
+if big is not None and "stages" in big:
+    staged = big[big["stages"].map(lambda v: isinstance(v, dict))]
+    stages = pd.DataFrame(list(staged["stages"]), index=staged.index).fillna(0.0)
+    stage_table = pd.concat([staged[["when", "commit", "n", "device", "seconds", "n_builds",
+                                     "mem_gb"]], stages], axis=1)
+    stage_table["when"] = stage_table["when"].str[:16]
+    display(stage_table.rename(columns={"mem_gb": "peak GB", "n_builds": "builds"})
+            .style.format({c: "{:.3g}" for c in ["seconds", "peak GB", *stages.columns]})
+            .hide(axis="index"))
 
 # %% [markdown]
 # **On a GPU.** The rows with device `cuda` ran once, on 2026-12-04, on a lent machine with
@@ -408,20 +427,18 @@ else:
 # - The first iteration and every support pass visit all $n_1 n_2$ pairs, so the time grows
 #   as $n^2$. What this solver does about it is to make each pass cheap (compiled, in cache,
 #   screened in float32, nothing but the result written) and to make few of them (the
-#   candidates, their repairs). In the evening runs of 2026-12-03
-#   ({numref}`fig-performance-recorded`), one group of $n = 10^5$ took 24.9 s and 1.0 GB
-#   (908eef8; the same code took 39.9 s ten minutes later, which is how much this machine's
-#   timings vary) against 72.1 s and 1.15 GB for the commit before the inexact Newton steps
-#   and the repairs (3939b4d). That is three passes over all pairs (the two log-sum-exp
-#   passes of the first iteration and one support pass, 7-13 s each in profiled runs) and
-#   the Newton steps on the support (5.8 s, item 3). At $2\times 10^4$ it took 1.9 s and 0.43 GB against POT's
-#   165 s and 15.3 GB, in the same run. At $3\times 10^5$ it took 453 s and 2.19 GB with two
-#   support passes (4089e50), against 784 s and 1.45 GB with seven (908eef8): there the
-#   pairs down to the candidates' depth were more than 64 a row, so every build used to
-#   keep no candidates and every rebuild was a pass; a build now reaches half as deep after
-#   such a build, and the candidates it keeps cost the extra memory. The goal that issue 22 set, $10^5$ in 20 s and $10^6$ in 5 min on 2
-#   cores, is not reached: one pass over the $10^{12}$ pairs of a $10^6$ group would take
-#   15-23 minutes, and the first iteration alone makes two.
+#   candidates, their repairs, the shallow start). The stage table above shows where the
+#   time goes in the runs of 2026-12-04 (commit b909abb): one group of $10^5$ took 21.4 s
+#   and 1.0 GB, of which 10.1 s for the start's two passes, 7.0 s for one support pass,
+#   0.9 s for the repairs and 2.4 s for the Newton steps; $3\times 10^5$ took 252 s and
+#   2.24 GB (88 s start, two support passes of 51 s each, 47 s of iterations), against
+#   453 s on 2026-12-03 (4089e50). ONE_E6_TEXT
+#   At $2\times 10^4$ POT's default took 147 s and 15.3 GB in the same run (156x). The
+#   start's two passes are now about half of every solve, and each pass runs near the speed
+#   of its float32 screen (at $3\times 10^4$ the screen alone, without any exact work, took
+#   0.27-0.33 s, and one pass of the start 0.41 s). The goal that issue 22 set, $10^5$ in 20 s
+#   and $10^6$ in 5 min on 2 cores, is not reached: $10^5$ took 21.4 s, and at $10^6$ one
+#   pass over the $10^{12}$ pairs alone takes longer than 5 minutes.
 # - No index removes pairs here without giving up the certificate. On the 12-d data of this
 #   page, the support of a row reaches about 2.3 distance units beyond its nearest
 #   neighbour (2.4 units away at $n = 10^5$), while groups of 256 points formed by k-means

@@ -110,8 +110,8 @@ def rounding_slack(max_cost, reg, a, b, log_bound=np.log(1e4)) -> float:
     Added to every reported error, so that it bounds the error any other exact summation
     finds (about 1e-14 at n = 300, reg 0.05)."""
     n = max(len(a), len(b))
-    return 4 * np.finfo(np.float64).eps * (max_cost / reg + np.log(n) + 4 * log_bound) * max(
-        float(np.linalg.norm(a)), float(np.linalg.norm(b)))
+    return float(4 * np.finfo(np.float64).eps * (max_cost / reg + np.log(n) + 4 * log_bound)
+                 * max(np.linalg.norm(a), np.linalg.norm(b)))
 
 
 def exact_error(cost, alpha, beta, a, b, reg) -> float:
