@@ -60,6 +60,22 @@ class Candidates:
         self.starts = self.segment = None   # row segments, when a filter first needs them
         self.rescanned = 0                  # rows and columns rescanned by repairs so far
 
+    @classmethod
+    def from_pairs(cls, rows, cols, logp, alpha, beta, *, depth):
+        """Candidates found otherwise than by ``cost.support`` (``propalign_lite._column_start``):
+        ``rows, cols`` sorted by row, then column, with at least one pair in every row and
+        column, their ``logp`` at the reference potentials ``alpha, beta``, and every other
+        pair below ``level - depth`` there."""
+        self = cls.__new__(cls)
+        self.depth = float(depth)
+        self.rows, self.cols, self.logp0 = rows, cols, logp
+        self.alpha0, self.beta0 = alpha.copy(), beta.copy()
+        self.n1, self.n2 = alpha.size, beta.size
+        self.sigma, self.tau = np.zeros(self.n1), np.zeros(self.n2)
+        self.starts = self.segment = None
+        self.rescanned = 0
+        return self
+
     def _slacks(self, alpha, beta):
         return (self.sigma + np.maximum(alpha - self.alpha0, 0.0),
                 self.tau + np.maximum(beta - self.beta0, 0.0))

@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 from scipy import sparse
 
+from ._column_start import column_pass_start
 from ._held import iterate_held, rounding_slack
 from ._kernel_support import Candidates
 from ._newton import newton_step as _newton_step
@@ -85,17 +86,27 @@ def solve_truncated(cost, a, b, reg, *, max_iter, tol, omega, max_nnz, newton=Tr
     level = support_level(tol, nmax)
     tail = nmax ** 1.5 * np.exp(level + 2 * B)        # bound on the dropped mass (L2 norm)
     tail += rounding_slack(cost.max_cost, reg, a, b, B)    # and the rounding of the sums
-    # iteration 1 in the log domain (POT's first iteration from zero potentials), with the
-    # terms more than START_DEPTH below each largest one left out (a start needs no more)
-    alpha = np.zeros(n1)
-    beta = log_b - cost.lse(alpha, np.zeros(n2), reg, axis=0, depth=START_DEPTH)
-    alpha = log_a - cost.lse(alpha, beta, reg, axis=1, depth=START_DEPTH)
-    clock.lap("start")
     it, err, converged, n_builds, support = 1, np.inf, False, 0, None
     w = 1.0 if omega is None else float(omega)
     steps = 0                     # Sinkhorn/Newton steps so far (Newton after n_plain)
-    cand = None                   # the pairs of the last pass over all pairs (see Candidates)
-    deeper = 3 * B                # how far below the level they reach (when few enough)
+    deeper = 3 * B                # how far below the level the candidates reach (when few)
+    # iteration 1 in the log domain (POT's first iteration from zero potentials), with the
+    # terms more than START_DEPTH below each largest one left out (a start needs no more):
+    # with the compiled passes, from one pass that also finds the first candidates
+    # (propalign_lite._column_start), else from two log-sum-exp passes
+    started = column_pass_start(cost, a, b, reg, level, deeper, start_depth=START_DEPTH)
+    if started is not None:
+        alpha, beta, cand = started   # cand: the pairs of the last pass over all pairs
+        if cand is None:
+            deeper /= 2               # too many pairs that deep (as after a build below)
+        else:
+            n_builds = 1
+    else:
+        alpha = np.zeros(n1)
+        beta = log_b - cost.lse(alpha, np.zeros(n2), reg, axis=0, depth=START_DEPTH)
+        alpha = log_a - cost.lse(alpha, beta, reg, axis=1, depth=START_DEPTH)
+        cand = None
+    clock.lap("start")
     while it < max_iter and not converged:
         if cand is None or not (cand.holds(alpha, beta)
                                 or cand.repair(cost, alpha, beta, reg, level)):

@@ -15,7 +15,11 @@ POT's, :math:`\lVert P^\top \mathbf 1 - b\rVert_2 <` ``tol``. Three things make 
    remaining scalings are bounded whatever :math:`C/\varepsilon`. Its log-sum-exps leave out
    the terms more than :math:`\log n +` ``START_DEPTH`` (5) below each largest one: a start
    needs no more, and on a sparse plan the compiled passes then do exact work for far fewer
-   pairs (at n = 100,000 on 2 cores, the start took 10.3 s instead of 18.3 s).
+   pairs (at n = 100,000 on 2 cores, the start took 10.3 s instead of 18.3 s). With the
+   compiled passes, one pass over all pairs (columns against rows, from a k-d tree's near
+   row of each column) gives both the start and the first candidates
+   (``propalign_lite._column_start``), where the plain start makes two passes and the
+   first support build a third.
 2. **Truncated kernel** (Schmitzer 2019). At the paper's :math:`\varepsilon = 0.05` almost all
    of :math:`P` is below :math:`e^{-40}` of its largest entries. Only the pairs with
    :math:`\log P_{ij} \ge \ell` are kept (a sparse kernel :math:`K`); the scalings :math:`u, v`
