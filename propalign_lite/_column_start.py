@@ -95,7 +95,8 @@ def column_pass_start(cost, a, b, reg, level, deeper, *, start_depth=5.0):
     # 2. one pass, columns against rows, at alpha = 0
     theta = m + (level - cost._margin(reg)) - log_b
     pts, tiles = cost._fused_side(0)
-    j, i, depth = support_rows(pts, tiles, theta, np.zeros(n1), inv_reg, deeper=deeper)
+    j, i, depth = support_rows(pts, tiles, theta, np.zeros(n1), inv_reg, cap=cost._cap,
+                               deeper=deeper)
     term = -pair_distances(x, y, i, j) * inv_reg                 # -C_ij / reg, exact
     # 3. the start's potentials: columns (the pass returns them sorted by column), then rows
     lse_col, top_col = _segment_lse(term, j, n2)
