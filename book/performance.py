@@ -289,12 +289,13 @@ else:
 # %% [markdown]
 # {numref}`fig-performance-recorded` draws the newest day of recorded runs: every solver and
 # commit of that day at every $n$ it finished, on the same machine. On 2026-12-04 these were
-# POT's default solver ($10^3$ to $2\times 10^4$) and ours at one commit (b909abb, block
-# passes with the shallower start of item 1) from $10^3$ to $10^6$, one run after the
-# other (19:27-UNTIL UTC). The earlier days' runs are in the table above: on 2026-12-03
-# evening, the commits before the shallower start took 24.9 s and 39.9 s at $10^5$ (the
-# same code, ten minutes apart: that is how much this machine's timings vary) and 453 s
-# at $3\times 10^5$.
+# POT's default solver ($10^3$ to $2\times 10^4$) and ours at two commits, each run after
+# the other: b909abb (19:27-19:36 UTC), with the shallower start of item 1 and its two
+# log-sum-exp passes, and 0ffdda4 (from 19:52 UTC), with the one-pass start. Its run at
+# $10^6$ is the last point. The earlier days' runs are in the table above: on the evening
+# of 2026-12-03, the commits before the shallower start took 24.9 s and 39.9 s at $10^5$
+# (the same code, ten minutes apart: that is how much this machine's timings vary) and
+# 453 s at $3\times 10^5$.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "The newest day of recorded benchmark runs (log-log, 12-d data, reg 0.05, marginal error 1e-6): seconds (left) and peak resident memory (right) against n, one line per solver and commit (POT dashed, k-d trees dotted).", "name": "fig-performance-recorded"}, "image": {"alt": "Two log-log line charts of the recorded runs against n: seconds on the left and peak gigabytes on the right, with lines for POT, ours with block passes, ours with trees and the previous commit."}}
 if big is not None:
@@ -435,18 +436,16 @@ else:
 # - The first iteration and every support pass visit all $n_1 n_2$ pairs, so the time grows
 #   as $n^2$. What this solver does about it is to make each pass cheap (compiled, in cache,
 #   screened in float32, nothing but the result written) and to make few of them (the
-#   candidates, their repairs, the shallow start). The stage table above shows where the
-#   time goes in the runs of 2026-12-04 (commit b909abb): one group of $10^5$ took 21.4 s
-#   and 1.0 GB, of which 10.1 s for the start's two passes, 7.0 s for one support pass,
-#   0.9 s for the repairs and 2.4 s for the Newton steps; $3\times 10^5$ took 252 s and
-#   2.24 GB (88 s start, two support passes of 51 s each, 47 s of iterations), against
-#   453 s on 2026-12-03 (4089e50). ONE_E6_TEXT
-#   At $2\times 10^4$ POT's default took 147 s and 15.3 GB in the same run (156x). The
-#   start's two passes are now about half of every solve, and each pass runs near the speed
-#   of its float32 screen (at $3\times 10^4$ the screen alone, without any exact work, took
-#   0.27-0.33 s, and one pass of the start 0.41 s). The goal that issue 22 set, $10^5$ in 20 s
-#   and $10^6$ in 5 min on 2 cores, is not reached: $10^5$ took 21.4 s, and at $10^6$ one
-#   pass over the $10^{12}$ pairs alone takes longer than 5 minutes.
+#   candidates, their repairs, the start's single pass). The stage table above shows where
+#   the time goes. In the runs of 2026-12-04, one group of $10^5$ took 13.2 s and 0.99 GB
+#   with the one-pass start (0ffdda4: 8.2 s for the start, which is the k-d tree and the
+#   one pass, 1.5 s for the repairs, 2.5 s for the Newton steps, and no other pass),
+#   against 21.4 s with the two log-sum-exp passes and a support pass (b909abb: start
+#   10.1 s, pass 7.0 s) and 24.9-39.9 s on 2026-12-03. $3\times 10^5$ took 181 s and 2.3 GB
+#   (start 60 s; its pairs down to the candidates' depth were more than 64 a row, so one
+#   more pass, at half the depth, 49 s; 51 s of iterations), against 252 s for b909abb and
+#   453 s on 2026-12-03. At $2\times 10^4$ POT's default took 142 s and 15.3 GB in the same
+#   run, ours 0.63 s and 0.43 GB. ONE_E6_TEXT
 # - No index removes pairs here without giving up the certificate. On the 12-d data of this
 #   page, the support of a row reaches about 2.3 distance units beyond its nearest
 #   neighbour (2.4 units away at $n = 10^5$), while groups of 256 points formed by k-means

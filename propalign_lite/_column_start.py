@@ -7,8 +7,10 @@ candidates (:class:`~propalign_lite._kernel_support.Candidates`). On a sparse pl
 three visit every pair to keep a few per row. Here one pass does the work of the three:
 
 1. **A lower bound of every column's largest term.** A k-d tree on the rows gives each
-   column :math:`j` a near row :math:`i_0(j)` (approximate, ``NN_EPS``); the term
-   :math:`m_j = -C_{i_0 j}/\varepsilon` is at most the column's largest.
+   column :math:`j` a near row :math:`i_0(j)` (approximate, ``NN_EPS``; above
+   ``AUTO_MAX_DIM`` dimensions, where trees stop pruning, the nearest row by one compiled
+   argmax pass, so the start makes two passes there); the term :math:`m_j =
+   -C_{i_0 j}/\varepsilon` is at most the column's largest.
 2. **One pass, columns against rows** (``support_rows`` with the roles swapped): the pairs
    with :math:`-C_{ij}/\varepsilon \ge \theta_j - D`, :math:`\theta_j = m_j + \ell - \log b_j`
    (:math:`\ell` the truncation level less the passes' rounding margin, :math:`D` the
@@ -54,7 +56,8 @@ from scipy.spatial import cKDTree
 
 from ._fused import pair_distances
 from ._kernel_support import Candidates
-from ._screened import lse_rows, support_rows
+from ._screened import argmax_rows, lse_rows, support_rows
+from ._tree_support import AUTO_MAX_DIM
 
 #: the k-d tree's approximation: the row it returns is at most (1 + NN_EPS) times as far as
 #: the nearest (scipy's ``eps``); only the width of the pass's window depends on it
@@ -88,13 +91,18 @@ def column_pass_start(cost, a, b, reg, level, deeper, *, start_depth=5.0):
     n1, n2 = len(x), len(y)
     log_a, log_b = np.log(a), np.log(b)
     inv_reg = 1.0 / reg
-    # 1. a near row of every column: its term bounds the column's largest from below
-    _, near = cKDTree(x).query(y, k=1, eps=NN_EPS, workers=-1)
+    pts, tiles = cost._fused_side(0)                  # the columns, and the rows as tiles
+    # 1. a near row of every column: its term bounds the column's largest from below (a
+    #    k-d tree in low dimension; above AUTO_MAX_DIM, where trees stop pruning, the
+    #    nearest row by one compiled pass)
+    if x.shape[1] <= AUTO_MAX_DIM:
+        near = cKDTree(x).query(y, k=1, eps=NN_EPS, workers=-1)[1]
+    else:
+        near = argmax_rows(pts, tiles, np.zeros(n1), inv_reg)
     near = np.asarray(near, dtype=np.int64)
     m = -pair_distances(x, y, near, np.arange(n2)) * inv_reg
     # 2. one pass, columns against rows, at alpha = 0
     theta = m + (level - cost._margin(reg)) - log_b
-    pts, tiles = cost._fused_side(0)
     j, i, depth = support_rows(pts, tiles, theta, np.zeros(n1), inv_reg, cap=cost._cap,
                                deeper=deeper)
     term = -pair_distances(x, y, i, j) * inv_reg                 # -C_ij / reg, exact

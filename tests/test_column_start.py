@@ -107,3 +107,12 @@ def test_the_plan_is_the_one_of_the_plain_start_and_of_the_dense_solver(monkeypa
         plan = np.exp(r.alpha[:, None] + r.beta[None, :] - euclidean_cost(x, y) / REG)
         np.testing.assert_allclose(plan, dense.plan, rtol=0, atol=1e-9)
     assert "passes" not in res.timings and "passes" in plain.timings
+
+
+def test_above_the_trees_dimension_the_near_rows_come_from_a_compiled_pass(monkeypatch):
+    x, y, a = _problem(n=200, d=20)
+
+    def no_tree(*args):
+        raise AssertionError("k-d trees do not prune in 20 dimensions")
+    monkeypatch.setattr(CS, "cKDTree", no_tree)
+    _check(x, y, a)
