@@ -332,7 +332,8 @@ if big is not None and "stages" in big:
                                      "mem_gb"]], stages], axis=1)
     stage_table["when"] = stage_table["when"].str[:16]
     display(stage_table.rename(columns={"mem_gb": "peak GB", "n_builds": "builds"})
-            .style.format({c: "{:.3g}" for c in ["seconds", "peak GB", *stages.columns]})
+            .style.format({"builds": "{:.0f}",
+                           **{c: "{:.3g}" for c in ["seconds", "peak GB", *stages.columns]}})
             .hide(axis="index"))
 
 # %% [markdown]
