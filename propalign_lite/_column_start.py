@@ -54,7 +54,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
-from ._fused import pair_distances
+from ._fused import pair_distances, segment_logsumexp
 from ._kernel_support import Candidates
 from ._screened import argmax_rows, lse_rows, support_rows
 from ._tree_support import AUTO_MAX_DIM
@@ -62,23 +62,6 @@ from ._tree_support import AUTO_MAX_DIM
 #: the k-d tree's approximation: the row it returns is at most (1 + NN_EPS) times as far as
 #: the nearest (scipy's ``eps``); only the width of the pass's window depends on it
 NN_EPS = 1.0
-
-
-def _segment_lse(values, segment, n):
-    """Log-sum-exp of ``values`` by ``segment`` (sorted ids in ``[0, n)``; -inf where a
-    segment is empty) and the largest value of each segment."""
-    lse, top = np.full(n, -np.inf), np.full(n, -np.inf)
-    if values.size == 0:
-        return lse, top
-    starts = np.flatnonzero(np.r_[True, segment[1:] != segment[:-1]])
-    ids = segment[starts]
-    seg_top = np.maximum.reduceat(values, starts)
-    total = np.add.reduceat(np.exp(values - np.repeat(seg_top, np.diff(np.r_[starts,
-                                                                             values.size]))),
-                            starts)
-    top[ids] = seg_top
-    lse[ids] = seg_top + np.log(total)
-    return lse, top
 
 
 def column_pass_start(cost, a, b, reg, level, deeper, *, start_depth=5.0):
@@ -107,7 +90,7 @@ def column_pass_start(cost, a, b, reg, level, deeper, *, start_depth=5.0):
                                deeper=deeper)
     term = -pair_distances(x, y, i, j) * inv_reg                 # -C_ij / reg, exact
     # 3. the start's potentials: columns (the pass returns them sorted by column), then rows
-    lse_col, top_col = _segment_lse(term, j, n2)
+    lse_col, top_col = segment_logsumexp(term, j, n2)
     short = np.flatnonzero(theta - depth > top_col - (np.log(n1) + start_depth))
     if short.size:
         lse_col[short] = lse_rows(pts[short], tiles, np.zeros(n1), inv_reg,
@@ -116,7 +99,7 @@ def column_pass_start(cost, a, b, reg, level, deeper, *, start_depth=5.0):
     logp0 = beta[j] + term                                        # log P at (0, beta)
     order = np.lexsort((j, i))
     i, j, logp0 = i[order], j[order], logp0[order]
-    lse_row, top_row = _segment_lse(logp0, i, n1)
+    lse_row, top_row = segment_logsumexp(logp0, i, n1)
     outside = float(np.max(theta - depth + beta))                 # bound of the pairs left out
     short = np.flatnonzero(top_row < outside + np.log(n2) + start_depth)
     if short.size:
@@ -124,6 +107,8 @@ def column_pass_start(cost, a, b, reg, level, deeper, *, start_depth=5.0):
         lse_row[short] = lse_rows(rows_pts[short], row_tiles, beta, inv_reg,
                                   np.log(n2) + start_depth)
     alpha = log_a - lse_row
+    if depth == 0.0:      # no candidates below the level: the solver makes its own pass
+        return alpha, beta, None
     # 4. the candidates at (0, beta), sorted by row, then column; a row without a pair
     #    takes its largest entry (every row and column must hold one)
     lonely = np.flatnonzero(np.bincount(i, minlength=n1) == 0)
@@ -133,6 +118,4 @@ def column_pass_start(cost, a, b, reg, level, deeper, *, start_depth=5.0):
         logp0 = np.r_[logp0, beta[partner] - pair_distances(x, y, lonely, partner) * inv_reg]
         order = np.lexsort((j, i))
         i, j, logp0 = i[order], j[order], logp0[order]
-    if depth == 0.0:      # no candidates below the level: the solver makes its own pass
-        return alpha, beta, None
     return alpha, beta, Candidates.from_pairs(i, j, logp0, np.zeros(n1), beta, depth=depth)

@@ -197,6 +197,17 @@ def _merge_pairs(ra, ca, rb, cb):
     return rows[:k], cols[:k]
 
 
+def segment_logsumexp(values, seg, n):
+    """Log-sum-exp of ``values`` grouped by the segment ids ``seg`` (in ``[0, n)``), and the
+    largest value of each group; both -inf for an empty group."""
+    top = np.full(n, -np.inf)
+    np.maximum.at(top, seg, values)
+    total = np.zeros(n)
+    np.add.at(total, seg, np.exp(values - top[seg]))
+    with np.errstate(divide="ignore"):
+        return top + np.log(total), top
+
+
 def merge_pairs(ra, ca, rb, cb):
     """``(rows, cols)`` of the union of two pair lists sorted by row, then column (the
     result sorted the same way, duplicates dropped); compiled, linear time.

@@ -51,14 +51,7 @@ class Candidates:
 
     def __init__(self, cost, alpha, beta, reg, level, *, deeper):
         rows, cols, logp = cost.support(alpha, beta, reg, level, deeper=deeper)
-        self.depth = float(getattr(cost, "last_depth", 0.0))
-        self.rows, self.cols = rows, cols
-        self.logp0 = logp               # log P at the pass (updated by the potentials' changes)
-        self.alpha0, self.beta0 = alpha.copy(), beta.copy()
-        self.n1, self.n2 = cost.n1, cost.n2
-        self.sigma, self.tau = np.zeros(self.n1), np.zeros(self.n2)
-        self.starts = self.segment = None   # row segments, when a filter first needs them
-        self.rescanned = 0                  # rows and columns rescanned by repairs so far
+        self._hold(rows, cols, logp, alpha, beta, getattr(cost, "last_depth", 0.0))
 
     @classmethod
     def from_pairs(cls, rows, cols, logp, alpha, beta, *, depth):
@@ -67,14 +60,18 @@ class Candidates:
         column, their ``logp`` at the reference potentials ``alpha, beta``, and every other
         pair below ``level - depth`` there."""
         self = cls.__new__(cls)
+        self._hold(rows, cols, logp, alpha, beta, depth)
+        return self
+
+    def _hold(self, rows, cols, logp, alpha, beta, depth):
         self.depth = float(depth)
-        self.rows, self.cols, self.logp0 = rows, cols, logp
+        self.rows, self.cols = rows, cols
+        self.logp0 = logp               # log P at the pass (updated by the potentials' changes)
         self.alpha0, self.beta0 = alpha.copy(), beta.copy()
         self.n1, self.n2 = alpha.size, beta.size
         self.sigma, self.tau = np.zeros(self.n1), np.zeros(self.n2)
-        self.starts = self.segment = None
-        self.rescanned = 0
-        return self
+        self.starts = self.segment = None   # row segments, when a filter first needs them
+        self.rescanned = 0                  # rows and columns rescanned by repairs so far
 
     def _slacks(self, alpha, beta):
         return (self.sigma + np.maximum(alpha - self.alpha0, 0.0),

@@ -60,6 +60,7 @@ import numpy as np
 from scipy import sparse
 
 from ._blocked import DEFAULT_BLOCK, BlockedCost, euclidean_cost  # same arithmetic as the dense metrics
+from ._fused import segment_logsumexp
 from ._sampling import RowSampler
 from ._validation import check_array, check_coupling, check_random_state
 
@@ -114,7 +115,7 @@ class ImplicitCoupling:
                 order = np.lexsort((self._cols, self._rows))   # the solvers return it sorted
                 self._rows, self._cols, logp = self._rows[order], self._cols[order], logp[order]
             # log row sums from the support (the dropped tail is below the solver's tolerance)
-            self.log_row_sum = _segment_logsumexp(logp, self._rows, self.shape[0])
+            self.log_row_sum = segment_logsumexp(logp, self._rows, self.shape[0])[0]
             self._vals = np.exp(logp - self.log_row_sum[self._rows])
         else:
             self._rows = None
@@ -251,16 +252,6 @@ def _columns_by_matmul(M, cols) -> np.ndarray:
     E = np.zeros((M.shape[1], len(cols)))
     E[cols, np.arange(len(cols))] = 1.0
     return M @ E
-
-
-def _segment_logsumexp(values, seg, n) -> np.ndarray:
-    """Log-sum-exp of ``values`` grouped by the sorted segment ids ``seg`` (length ``n``)."""
-    m = np.full(n, -np.inf)
-    np.maximum.at(m, seg, values)
-    s = np.zeros(n)
-    np.add.at(s, seg, np.exp(values - m[seg]))
-    with np.errstate(divide="ignore"):
-        return m + np.log(s)
 
 
 def foscttm_blocked(a, b, *, block_size: int = DEFAULT_BLOCK) -> float:
