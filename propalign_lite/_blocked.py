@@ -203,9 +203,10 @@ class BlockedCost:
         Returns ``(rows, cols, logp)``, sorted by row, then column; the computed cost's
         rounding error is covered by a margin, and the kept values are recomputed exactly from
         the embeddings. With ``deeper`` :math:`= D > 0` the compiled pass may return the pairs
-        down to ``level - D`` instead (when they are at most 64 a row on average; see
-        ``propalign_lite._screened.support_rows``), and so may the torch blocks (with the same
-        rule, :meth:`_blocked_support`); ``last_depth`` says which depth the last call used
+        down to ``level - D``, or to the deepest of ``level - D/2, D/4, D/8`` instead (the
+        deepest whose pairs are at most 64 a row on average; see
+        ``propalign_lite._screened.support_rows``), and so may the torch blocks (``D`` or 0,
+        :meth:`_blocked_support`); ``last_depth`` says which depth the last call used
         (always 0 for the numpy blocks of a dense cost).
         """
         self.last_depth = 0.0

@@ -14,7 +14,8 @@ three visit every pair to keep a few per row. Here one pass does the work of the
 2. **One pass, columns against rows** (``support_rows`` with the roles swapped): the pairs
    with :math:`-C_{ij}/\varepsilon \ge \theta_j - D`, :math:`\theta_j = m_j + \ell - \log b_j`
    (:math:`\ell` the truncation level less the passes' rounding margin, :math:`D` the
-   candidates' extra depth, or 0 when those pairs would be more than 64 a row).
+   candidates' extra depth, or the deepest of its bands :math:`D/2, D/4, D/8` whose pairs
+   are at most 64 a row, or 0 when none is).
 3. **The start's potentials from those pairs.** :math:`\beta_j = \log b_j -
    \mathrm{LSE}_i` over the column's pairs, exact to the start's depth wherever the pass
    reached :math:`\log n_1 +` ``START_DEPTH`` below the column's largest term (which it

@@ -18,8 +18,9 @@ class Candidates:
 
     The pass (``cost.support(..., deeper=D)``) returns the pairs with :math:`\alpha^0_i +
     \beta^0_j - C_{ij}/\varepsilon \ge \ell - D'` at the potentials :math:`\alpha^0,
-    \beta^0` of that moment, where :math:`D'` is ``D`` or 0 (``cost.last_depth``). With
-    :math:`D'` = 0 every rebuild is a new pass.
+    \beta^0` of that moment, where :math:`D'` is ``D``, the deepest of ``D/2, D/4, D/8``
+    whose pairs are few enough, or 0 (``cost.last_depth``). With :math:`D'` = 0 every
+    rebuild is a new pass.
 
     **What the candidates certify.** Every pair outside them has
 

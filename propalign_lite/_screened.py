@@ -68,6 +68,10 @@ ROWS = 8
 #: the most pairs a row, on average, that a support pass keeps below its level for later
 #: rebuilds (``support_rows``'s ``max_per_row``; the torch blocks of ``_blocked`` use it too)
 DEEP_PAIRS_PER_ROW = 64
+#: the depths, as shares of ``deeper``, at which one support pass counts the deeper pairs:
+#: it keeps the deepest set that fits (at n = 300,000 on the 12-d benchmark the pairs 27.6
+#: below the level were more than 64 a row, and the whole set was dropped)
+DEPTH_BANDS = np.array([1.0, 0.5, 0.25, 0.125])
 _UP, _DOWN = 1.0 + 2.0 ** -20, 1.0 - 2.0 ** -20
 #: columns of a tile row whose screen is counted together (the exact work visits only the
 #: chunks with a passing column)
@@ -213,17 +217,51 @@ def _argmax_screened(x32, x64, t32, y64, n2, beta, b_out, inv_reg, reg, slack):
     return best
 
 
+@njit(cache=True)
+def _heap_push(keys, cols, size, key, col):
+    """Keep the ``len(keys)`` largest keys seen in a min-heap (``size`` held so far): a new
+    key enters while there is room, or replaces the smallest when it is strictly larger."""
+    if size < keys.shape[0]:
+        k = size                                    # sift up from the new leaf
+        while k > 0:
+            parent = (k - 1) // 2
+            if keys[parent] <= key:
+                break
+            keys[k], cols[k] = keys[parent], cols[parent]
+            k = parent
+    elif key > keys[0]:
+        k, n = 0, keys.shape[0]                     # sift down from the root
+        while True:
+            child = 2 * k + 1
+            if child >= n:
+                break
+            if child + 1 < n and keys[child + 1] < keys[child]:
+                child += 1
+            if keys[child] >= key:
+                break
+            keys[k], cols[k] = keys[child], cols[child]
+            k = child
+    else:
+        return
+    keys[k], cols[k] = key, col
+
+
 @njit(parallel=True, cache=True)
 def _support_screened(x32, x64, t32, y64, n2, b_out, b_in, th_out, th_in, deep_out, deep_in,
-                      beta, inv_reg, theta, theta_deep, cap, cap_deep):
-    """For every row: the columns above ``theta`` (count, and the first ``cap`` of them) and
-    those in ``[theta_deep, theta)`` (count, and the first ``cap_deep``); ``*_out`` are the
-    screen's widened radii, ``*_in`` its narrowed ones (see the module doc)."""
+                      beta, inv_reg, theta, theta_deep, cap, cap_deep, band_keys):
+    r"""For every row: the columns above ``theta`` (count, and the first ``cap`` of them) and
+    those in ``[theta_deep, theta)`` (count, and the ``cap_deep`` of them with the largest
+    keys :math:`\approx \beta_j - C_{ij}/\varepsilon - \theta_i`, in a heap, with their
+    keys), and how many of those have a key at least each of ``band_keys``; ``*_out`` are
+    the screen's widened radii, ``*_in`` its narrowed ones (see the module doc)."""
     n1 = x64.shape[0]
+    n_bands = band_keys.shape[0]
     counts = np.zeros(n1, dtype=np.int64)
     counts_deep = np.zeros(n1, dtype=np.int64)
+    counts_band = np.zeros((n1, n_bands), dtype=np.int64)
     cols = np.empty((n1, cap), dtype=np.int32)
     cols_deep = np.empty((n1, cap_deep), dtype=np.int32)
+    keys_deep = np.empty((n1, cap_deep), dtype=np.float32)
     for g in prange(n1 // ROWS):
         acc = np.empty((ROWS, TILE), dtype=np.float32)
         hits = np.empty(TILE // CHUNK, dtype=np.int64)
@@ -247,8 +285,10 @@ def _support_screened(x32, x64, t32, y64, n2, b_out, b_in, th_out, th_in, deep_o
                         q_deep = b_in[col] - deep_in[i]
                         if d2 <= q_in * abs(q_in):
                             above, deep = True, False       # above theta, for certain
+                            v = 0.0
                         elif d2 > q_out * abs(q_out) and d2 <= q_deep * abs(q_deep):
                             above, deep = False, True       # in [theta_deep, theta), for certain
+                            v = beta[col] - np.sqrt(np.float64(d2)) * inv_reg   # its key's
                         else:                               # near a threshold: decide exactly
                             v = beta[col] - _exact(x64, i, y64, col) * inv_reg
                             above, deep = v >= theta[i], v >= theta_deep[i]
@@ -257,10 +297,15 @@ def _support_screened(x32, x64, t32, y64, n2, b_out, b_in, th_out, th_in, deep_o
                                 cols[i, counts[i]] = col
                             counts[i] += 1
                         elif deep:
-                            if counts_deep[i] < cap_deep:
-                                cols_deep[i, counts_deep[i]] = col
+                            key = np.float32(v - theta[i])
+                            if cap_deep > 0:
+                                _heap_push(keys_deep[i], cols_deep[i], counts_deep[i], key,
+                                           col)
                             counts_deep[i] += 1
-    return counts, counts_deep, cols, cols_deep
+                            for k in range(n_bands):
+                                if key >= band_keys[k]:
+                                    counts_band[i, k] += 1
+    return counts, counts_deep, counts_band, cols, cols_deep, keys_deep
 
 
 # -- the screen's inputs ------------------------------------------------------------------
@@ -325,18 +370,37 @@ def _stored(counts, cols):
     return np.nonzero(keep)[0], cols[keep].astype(np.int64)
 
 
-def _support_pass(x, tiles, theta, theta_deep, beta, inv_reg, cap, cap_deep):
+def _stored_deep(counts, cols, keys, floor):
+    """(rows, cols), sorted, of the heap entries with a key at least ``floor`` of the rows
+    with ``counts > 0`` (the caller zeroes the rows whose entries do not all fit)."""
+    held = np.minimum(counts, cols.shape[1])
+    keep = (np.arange(cols.shape[1])[None, :] < held[:, None]) & (keys >= floor)
+    rows, c = np.nonzero(keep)[0], cols[keep].astype(np.int64)
+    order = np.lexsort((c, rows))
+    return rows[order], c[order]
+
+
+def _support_pass(x, tiles, theta, theta_deep, beta, inv_reg, cap, cap_deep, bands=()):
+    """One compiled support pass; ``bands`` are depths below ``theta`` (each less than
+    ``theta - theta_deep``) at which the pairs in the deeper range are counted as well.
+    Returns the counts, the band counts and the band keys (float32, relative to ``theta``),
+    the buffers and the heap's keys."""
     bound = max(_finite_max(theta), _finite_max(theta_deep)) / inv_reg
     sc = _Screen(x, tiles, beta, inv_reg, lambda W, R: bound, theta, theta_deep)
     th, thd = sc.per_row
     th_out, th_in = sc.radii(th)
     deep_out, deep_in = sc.radii(thd)
+    # a pair's key comes from its float32 distance, within the screen's slack E of the exact
+    # one: a band counts every key above -depth - sigma, which holds every pair within depth
+    sigma = 2.0 * sc.slack * float(inv_reg) + 1e-3
+    band_keys = np.array([-d - sigma for d in bands], dtype=np.float32)
     start_threads_keeping_torch()
-    counts, counts_deep, cols, cols_deep = _support_screened(
+    counts, counts_deep, counts_band, cols, cols_deep, keys_deep = _support_screened(
         sc.x32, sc.x64, tiles.data32, tiles.points, tiles.n, sc.b_out, sc.b_in, th_out, th_in,
-        deep_out, deep_in, beta, float(inv_reg), th, thd, int(cap), int(cap_deep))
+        deep_out, deep_in, beta, float(inv_reg), th, thd, int(cap), int(cap_deep), band_keys)
     n1 = len(x)
-    return counts[:n1], counts_deep[:n1], cols[:n1], cols_deep[:n1]
+    return (counts[:n1], counts_deep[:n1], counts_band[:n1], band_keys, cols[:n1],
+            cols_deep[:n1], keys_deep[:n1])
 
 
 def support_rows(x, tiles: Tiles, theta, beta, inv_reg: float, cap: int = 16, *,
@@ -345,11 +409,16 @@ def support_rows(x, tiles: Tiles, theta, beta, inv_reg: float, cap: int = 16, *,
     \theta_i - D`, as ``(rows, cols, D)``: int64 arrays sorted by row, then column, and the
     depth :math:`D` they were taken at.
 
-    :math:`D` is ``deeper`` when that deeper set holds at most ``max_per_row`` pairs a row on
-    average (counted in the same pass as the set at :math:`\theta`), else 0: the deeper set
-    is for sparse plans, where it costs little memory. The pass keeps up to ``cap`` columns a
-    row above :math:`\theta` and up to ``2 * max_per_row`` more between the two thresholds;
-    rows with more than that are computed again with room for all of theirs.
+    :math:`D` is the deepest of ``deeper`` :math:`\times (1, \tfrac12, \tfrac14,
+    \tfrac18)` whose set holds at most ``max_per_row`` pairs a row on average (all four
+    counted in the one pass, with the set at :math:`\theta`), else 0: the deeper set is for
+    sparse plans, where it costs little memory. The pass keeps up to ``cap`` columns a row
+    above :math:`\theta` and the ``2 * max_per_row`` largest of the pairs between
+    :math:`\theta - ` ``deeper`` and :math:`\theta` (by their float32 values, within the
+    screen's slack; the bands count by the same values, widened by twice the slack, so a row
+    whose band fits the buffer holds all of its pairs); rows with more than that are computed
+    again with room for all of theirs. With :math:`D` below ``deeper``, a few pairs just
+    below :math:`\theta_i - D` (within the slack) may be returned too.
     """
     n1 = len(x)
     x = np.ascontiguousarray(x, dtype=np.float64)
@@ -357,23 +426,31 @@ def support_rows(x, tiles: Tiles, theta, beta, inv_reg: float, cap: int = 16, *,
     theta = np.asarray(theta, dtype=np.float64)
     deeper = float(deeper)
     cap_deep = int(2 * max_per_row) if deeper > 0 else 0
-    counts, counts_deep, cols, cols_deep = _support_pass(x, tiles, theta, theta - deeper, beta,
-                                                         inv_reg, cap, cap_deep)
-    total = counts + counts_deep
-    depth = deeper if deeper > 0 and total.sum() <= max_per_row * n1 else 0.0
+    bands = DEPTH_BANDS[1:] * deeper if deeper > 0 else np.zeros(0)
+    counts, counts_deep, counts_band, band_keys, cols, cols_deep, keys_deep = _support_pass(
+        x, tiles, theta, theta - deeper, beta, inv_reg, cap, cap_deep, bands)
+    # the deepest band that fits: the whole deeper range, then the narrower bands
+    ranges = [(deeper, counts_deep, -np.inf)] + [
+        (float(d), counts_band[:, k], band_keys[k]) for k, d in enumerate(bands)]
+    depth, below, floor = 0.0, None, None
+    if deeper > 0:
+        for d, in_range, key_floor in ranges:
+            if (counts + in_range).sum() <= max_per_row * n1:
+                depth, below, floor = d, in_range, key_floor
+                break
     rows_out, cols_out = _stored(counts, cols)
     over = counts > cap
     if depth:
-        over |= counts_deep > cap_deep
+        over |= below > cap_deep
         rows_out, cols_out = rows_out[~over[rows_out]], cols_out[~over[rows_out]]
-        r2, c2 = _stored(np.where(over, 0, counts_deep), cols_deep)
+        r2, c2 = _stored_deep(np.where(over, 0, counts_deep), cols_deep, keys_deep, floor)
         rows_out, cols_out = merge_pairs(rows_out, cols_out, r2, c2)
     over = np.flatnonzero(over)
     if over.size:                  # rows that did not fit: once more, with room for all
-        need = (total if depth else counts)[over]
+        need = (counts + below if depth else counts)[over]
         low = theta[over] - depth
-        c_over, _, cols_over, _ = _support_pass(x[over], tiles, low, low, beta, inv_reg,
-                                                int(need.max()), 0)
+        c_over, _, _, _, cols_over, _, _ = _support_pass(x[over], tiles, low, low, beta,
+                                                         inv_reg, int(need.max()), 0)
         r3, c3 = _stored(c_over, cols_over)
         rows_out, cols_out = merge_pairs(rows_out, cols_out, over[r3], c3)
     return rows_out, cols_out, depth

@@ -98,7 +98,7 @@ def solve_truncated(cost, a, b, reg, *, max_iter, tol, omega, max_nnz, newton=Tr
     if started is not None:
         alpha, beta, cand = started   # cand: the pairs of the last pass over all pairs
         if cand is None:
-            deeper /= 2               # too many pairs that deep (as after a build below)
+            deeper /= 2               # too many pairs even in the narrowest band (as below)
         else:
             n_builds = 1
     else:
@@ -114,7 +114,7 @@ def solve_truncated(cost, a, b, reg, *, max_iter, tol, omega, max_nnz, newton=Tr
             cand = Candidates(cost, alpha, beta, reg, level, deeper=deeper)
             n_builds += 1
             if cand.depth == 0.0 and deeper > B / 2:
-                deeper /= 2           # too many pairs that deep: take half as deep next time
+                deeper /= 2           # too many pairs in every band: half as deep next time
             clock.lap("passes")
         clock.lap("repairs")
         rows, cols, logp = cand.support(alpha, beta, level)
