@@ -57,6 +57,7 @@ True
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -78,16 +79,39 @@ _UP, _DOWN = 1.0 + 2.0 ** -20, 1.0 - 2.0 ** -20
 CHUNK = 32
 #: a group of rows whose screened pairs pass more often than this goes on without a screen
 DENSE_SHARE = 0.25
+#: tiles (of TILE columns) that a support pass takes in turn against several groups of rows:
+#: 32 tiles of 12-d points are 400 kB of float32, which stay in cache; going through all the
+#: tiles for every 8 rows instead read them from memory each time, and at 10^6 columns
+#: (48 MB) the pass ran at 0.46 ns a pair against 0.32 ns (measured, 2 cores, 16 groups)
+TILES_A_BLOCK = 32
+#: groups of ROWS rows that meet each block of tiles together (fewer when the rows are few,
+#: so that every thread still has groups to work on)
+GROUPS_A_BLOCK = 16
 
 
 @njit(fastmath=True, cache=True)
 def _squared_tile32(x8, yt, acc):
-    """``acc[r, j] = ||x8[r] - yt[:, j]||^2`` in float32 for 8 rows and one tile."""
+    """``acc[r, j] = ||x8[r] - yt[:, j]||^2`` in float32 for 8 rows and one tile.
+
+    Four coordinates are added to the accumulator at a time: it then goes through memory a
+    quarter as often (measured 25 % faster on 12-d and 45-d points, 2 cores, AVX-512); any
+    order of adding the squares keeps the rounding within the screen's bound."""
+    d = x8.shape[1]
     for r in range(ROWS):
         a = acc[r]
         for j in range(TILE):
             a[j] = 0.0
-    for k in range(x8.shape[1]):
+    k = 0
+    while k + 4 <= d:
+        y0, y1, y2, y3 = yt[k], yt[k + 1], yt[k + 2], yt[k + 3]
+        for r in range(ROWS):
+            x0, x1, x2, x3 = x8[r, k], x8[r, k + 1], x8[r, k + 2], x8[r, k + 3]
+            a = acc[r]
+            for j in range(TILE):
+                t0, t1, t2, t3 = x0 - y0[j], x1 - y1[j], x2 - y2[j], x3 - y3[j]
+                a[j] += (t0 * t0 + t1 * t1) + (t2 * t2 + t3 * t3)
+        k += 4
+    while k < d:
         yk = yt[k]
         for r in range(ROWS):
             xr = x8[r, k]
@@ -95,6 +119,7 @@ def _squared_tile32(x8, yt, acc):
             for j in range(TILE):
                 t = xr - yk[j]
                 a[j] += t * t
+        k += 1
 
 
 @njit(fastmath=True, cache=True)
@@ -246,9 +271,48 @@ def _heap_push(keys, cols, size, key, col):
     keys[k], cols[k] = key, col
 
 
+@njit(cache=True)
+def _support_row(d2s, hits, i, c0, n2, x64, y64, b_out, b_in, th_out, th_in, deep_out, deep_in,
+                 beta, inv_reg, theta, theta_deep, cap, cap_deep, band_keys, counts, cols,
+                 counts_deep, cols_deep, keys_deep, counts_band):
+    """The support pass's work for row ``i`` and the tile at column ``c0``, whose screened
+    squared distances ``d2s`` passed in the chunks ``hits`` (see ``_support_screened``)."""
+    for c in range(TILE // CHUNK):
+        if hits[c] == 0:
+            continue
+        for j in range(c * CHUNK, min(c * CHUNK + CHUNK, min(TILE, n2 - c0))):
+            d2, col = d2s[j], c0 + j
+            q = b_out[col] - deep_out[i]
+            if d2 > q * abs(q):
+                continue                        # below theta_deep, for certain
+            q_in, q_out = b_in[col] - th_in[i], b_out[col] - th_out[i]
+            q_deep = b_in[col] - deep_in[i]
+            if d2 <= q_in * abs(q_in):
+                above, deep = True, False       # above theta, for certain
+                v = 0.0
+            elif d2 > q_out * abs(q_out) and d2 <= q_deep * abs(q_deep):
+                above, deep = False, True       # in [theta_deep, theta), for certain
+                v = beta[col] - np.sqrt(np.float64(d2)) * inv_reg   # for its key
+            else:                               # near a threshold: decide exactly
+                v = beta[col] - _exact(x64, i, y64, col) * inv_reg
+                above, deep = v >= theta[i], v >= theta_deep[i]
+            if above:
+                if counts[i] < cap:
+                    cols[i, counts[i]] = col
+                counts[i] += 1
+            elif deep:
+                key = np.float32(v - theta[i])
+                if cap_deep > 0:
+                    _heap_push(keys_deep[i], cols_deep[i], counts_deep[i], key, col)
+                counts_deep[i] += 1
+                for k in range(band_keys.shape[0]):
+                    if key >= band_keys[k]:
+                        counts_band[i, k] += 1
+
+
 @njit(parallel=True, cache=True)
 def _support_screened(x32, x64, t32, y64, n2, b_out, b_in, th_out, th_in, deep_out, deep_in,
-                      beta, inv_reg, theta, theta_deep, cap, cap_deep, band_keys):
+                      beta, inv_reg, theta, theta_deep, cap, cap_deep, band_keys, groups):
     r"""For every row: the columns above ``theta`` (count, and the first ``cap`` of them) and
     those in ``[theta_deep, theta)`` (count, and the ``cap_deep`` of them with the largest
     keys :math:`\approx \beta_j - C_{ij}/\varepsilon - \theta_i`, in a heap, with their
@@ -262,49 +326,26 @@ def _support_screened(x32, x64, t32, y64, n2, b_out, b_in, th_out, th_in, deep_o
     cols = np.empty((n1, cap), dtype=np.int32)
     cols_deep = np.empty((n1, cap_deep), dtype=np.int32)
     keys_deep = np.empty((n1, cap_deep), dtype=np.float32)
-    for g in prange(n1 // ROWS):
+    n_groups, n_tiles = n1 // ROWS, t32.shape[0]
+    # ``groups`` groups of rows meet a block of TILES_A_BLOCK tiles before the next block:
+    # the block is read from memory once for all of them (see TILES_A_BLOCK)
+    for sg in prange(-(-n_groups // groups)):
         acc = np.empty((ROWS, TILE), dtype=np.float32)
         hits = np.empty(TILE // CHUNK, dtype=np.int64)
-        lo = ROWS * g
-        for t in range(t32.shape[0]):
-            c0 = t * TILE
-            _squared_tile32(x32[lo:lo + ROWS], t32[t], acc)
-            for r in range(ROWS):
-                i = lo + r
-                if _passing(acc[r], b_out[c0:c0 + TILE], deep_out[i], hits) == 0:
-                    continue
-                for c in range(TILE // CHUNK):
-                    if hits[c] == 0:
-                        continue
-                    for j in range(c * CHUNK, min(c * CHUNK + CHUNK, min(TILE, n2 - c0))):
-                        d2, col = acc[r, j], c0 + j
-                        q = b_out[col] - deep_out[i]
-                        if d2 > q * abs(q):
-                            continue                        # below theta_deep, for certain
-                        q_in, q_out = b_in[col] - th_in[i], b_out[col] - th_out[i]
-                        q_deep = b_in[col] - deep_in[i]
-                        if d2 <= q_in * abs(q_in):
-                            above, deep = True, False       # above theta, for certain
-                            v = 0.0
-                        elif d2 > q_out * abs(q_out) and d2 <= q_deep * abs(q_deep):
-                            above, deep = False, True       # in [theta_deep, theta), for certain
-                            v = beta[col] - np.sqrt(np.float64(d2)) * inv_reg   # its key's
-                        else:                               # near a threshold: decide exactly
-                            v = beta[col] - _exact(x64, i, y64, col) * inv_reg
-                            above, deep = v >= theta[i], v >= theta_deep[i]
-                        if above:
-                            if counts[i] < cap:
-                                cols[i, counts[i]] = col
-                            counts[i] += 1
-                        elif deep:
-                            key = np.float32(v - theta[i])
-                            if cap_deep > 0:
-                                _heap_push(keys_deep[i], cols_deep[i], counts_deep[i], key,
-                                           col)
-                            counts_deep[i] += 1
-                            for k in range(n_bands):
-                                if key >= band_keys[k]:
-                                    counts_band[i, k] += 1
+        for tb in range(0, n_tiles, TILES_A_BLOCK):
+            for g in range(sg * groups, min(sg * groups + groups, n_groups)):
+                lo = ROWS * g
+                for t in range(tb, min(tb + TILES_A_BLOCK, n_tiles)):
+                    c0 = t * TILE
+                    _squared_tile32(x32[lo:lo + ROWS], t32[t], acc)
+                    for r in range(ROWS):
+                        i = lo + r
+                        if _passing(acc[r], b_out[c0:c0 + TILE], deep_out[i], hits) == 0:
+                            continue
+                        _support_row(acc[r], hits, i, c0, n2, x64, y64, b_out, b_in, th_out,
+                                     th_in, deep_out, deep_in, beta, inv_reg, theta,
+                                     theta_deep, cap, cap_deep, band_keys, counts, cols,
+                                     counts_deep, cols_deep, keys_deep, counts_band)
     return counts, counts_deep, counts_band, cols, cols_deep, keys_deep
 
 
@@ -363,21 +404,57 @@ def lse_rows(x, tiles: Tiles, beta, inv_reg: float, depth: float) -> np.ndarray:
                          beta, sc.b_out, float(inv_reg), sc.reg, depth, sc.slack)[:len(x)]
 
 
-def _stored(counts, cols):
-    """(rows, cols) of the stored columns of the rows whose columns all fit (count <= cap)."""
-    counts = np.where(counts <= cols.shape[1], counts, 0)
-    keep = np.arange(cols.shape[1])[None, :] < counts[:, None]
-    return np.nonzero(keep)[0], cols[keep].astype(np.int64)
+@njit(parallel=True, cache=True)
+def _gather(counts, cols, held, cols_deep, keys_deep, floor, skip):
+    """``(rows, cols)`` sorted by row, then column: every row not in ``skip`` with its
+    ``counts`` stored columns and its first ``held`` heap entries with a key at least
+    ``floor``."""
+    n1 = counts.shape[0]
+    sizes = np.zeros(n1, dtype=np.int64)
+    for i in prange(n1):
+        if not skip[i]:
+            m = counts[i]
+            for k in range(held[i]):
+                if keys_deep[i, k] >= floor:
+                    m += 1
+            sizes[i] = m
+    starts = np.zeros(n1 + 1, dtype=np.int64)
+    starts[1:] = np.cumsum(sizes)
+    rows_out = np.empty(starts[n1], dtype=np.int64)
+    cols_out = np.empty(starts[n1], dtype=np.int64)
+    for i in prange(n1):
+        if skip[i]:
+            continue
+        s = starts[i]
+        for k in range(counts[i]):
+            cols_out[s + k] = cols[i, k]
+        m = s + counts[i]
+        for k in range(held[i]):
+            if keys_deep[i, k] >= floor:
+                cols_out[m] = cols_deep[i, k]
+                m += 1
+        cols_out[s:m] = np.sort(cols_out[s:m])
+        rows_out[s:m] = i
+    return rows_out, cols_out
 
 
-def _stored_deep(counts, cols, keys, floor):
-    """(rows, cols), sorted, of the heap entries with a key at least ``floor`` of the rows
-    with ``counts > 0`` (the caller zeroes the rows whose entries do not all fit)."""
-    held = np.minimum(counts, cols.shape[1])
-    keep = (np.arange(cols.shape[1])[None, :] < held[:, None]) & (keys >= floor)
-    rows, c = np.nonzero(keep)[0], cols[keep].astype(np.int64)
-    order = np.lexsort((c, rows))
-    return rows[order], c[order]
+def _stored(counts, cols, held=None, cols_deep=None, keys_deep=None, floor=-np.inf,
+            skip=None):
+    """(rows, cols) of the stored columns (and of the heap entries with a key at least
+    ``floor``) of the rows not in ``skip`` (by default: the rows whose columns all fit)."""
+    if skip is None:
+        skip = counts > cols.shape[1]
+    if held is None:
+        held = np.zeros_like(counts)
+        cols_deep, keys_deep = np.zeros((len(counts), 0), np.int32), np.zeros((len(counts), 0),
+                                                                              np.float32)
+    return _gather(counts, cols, held, cols_deep, keys_deep, np.float32(floor), skip)
+
+
+def _groups_a_block(n_groups: int) -> int:
+    """Groups of rows a thread takes together: GROUPS_A_BLOCK, or fewer so that each thread
+    gets at least 4 such blocks of groups."""
+    return int(min(GROUPS_A_BLOCK, max(1, n_groups // (4 * numba.get_num_threads()))))
 
 
 def _support_pass(x, tiles, theta, theta_deep, beta, inv_reg, cap, cap_deep, bands=()):
@@ -397,7 +474,8 @@ def _support_pass(x, tiles, theta, theta_deep, beta, inv_reg, cap, cap_deep, ban
     start_threads_keeping_torch()
     counts, counts_deep, counts_band, cols, cols_deep, keys_deep = _support_screened(
         sc.x32, sc.x64, tiles.data32, tiles.points, tiles.n, sc.b_out, sc.b_in, th_out, th_in,
-        deep_out, deep_in, beta, float(inv_reg), th, thd, int(cap), int(cap_deep), band_keys)
+        deep_out, deep_in, beta, float(inv_reg), th, thd, int(cap), int(cap_deep), band_keys,
+        _groups_a_block(len(sc.x64) // ROWS))
     n1 = len(x)
     return (counts[:n1], counts_deep[:n1], counts_band[:n1], band_keys, cols[:n1],
             cols_deep[:n1], keys_deep[:n1])
@@ -438,13 +516,13 @@ def support_rows(x, tiles: Tiles, theta, beta, inv_reg: float, cap: int = 16, *,
             if (counts + in_range).sum() <= max_per_row * n1:
                 depth, below, floor = d, in_range, key_floor
                 break
-    rows_out, cols_out = _stored(counts, cols)
     over = counts > cap
     if depth:
         over |= below > cap_deep
-        rows_out, cols_out = rows_out[~over[rows_out]], cols_out[~over[rows_out]]
-        r2, c2 = _stored_deep(np.where(over, 0, counts_deep), cols_deep, keys_deep, floor)
-        rows_out, cols_out = merge_pairs(rows_out, cols_out, r2, c2)
+        rows_out, cols_out = _stored(counts, cols, np.minimum(counts_deep, cap_deep), cols_deep,
+                                     keys_deep, floor, over)
+    else:
+        rows_out, cols_out = _stored(counts, cols)
     over = np.flatnonzero(over)
     if over.size:                  # rows that did not fit: once more, with room for all
         need = (counts + below if depth else counts)[over]

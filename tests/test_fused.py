@@ -74,6 +74,27 @@ def test_support_rows_returns_exactly_the_pairs_above_threshold(d, n1, n2, cap):
     assert depth == 0.0
 
 
+def test_support_rows_is_exact_across_blocks_of_tiles_and_groups_of_rows():
+    """The pass takes several groups of rows against each block of TILES_A_BLOCK tiles (to
+    read the columns from memory once for all of them): with more columns than a block and
+    more rows than a group, partial ones at both ends, every pair must still be found once."""
+    import numba
+    from propalign_lite._screened import TILES_A_BLOCK, _groups_a_block
+
+    n1, n2 = 8 * 41 + 3, (TILES_A_BLOCK + 1) * TILE + 5
+    assert _groups_a_block(n1 // 8) > 1 or numba.get_num_threads() > 4
+    x, y, beta = _points(3, n1, n2, seed=21)
+    V = _dense_values(x, y, beta)
+    theta = _between(V, 0.999)
+    rows, cols, depth = support_rows(x, Tiles(y), theta, beta, 1 / REG, cap=8,
+                                     deeper=float(np.median(theta - _between(V, 0.995))),
+                                     max_per_row=1000.0)
+    wr, wc = np.nonzero(V >= (theta - depth)[:, None])
+    assert depth > 0
+    np.testing.assert_array_equal(rows, wr)
+    np.testing.assert_array_equal(cols, wc)
+
+
 @pytest.mark.parametrize("cap", [1, 64])
 @pytest.mark.parametrize("max_per_row", [80.0, 40.0, 12.0, 3.0, 0.5])
 def test_support_rows_returns_the_deepest_band_that_is_small(cap, max_per_row, monkeypatch):
