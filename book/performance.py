@@ -58,16 +58,25 @@
 # 4. **Online mode.** For large groups the cost is never stored. The passes over all pairs
 #    (the first log-sum-exp step and the search for the support) compute each distance from
 #    the embeddings and reduce it at once. On the CPU they are compiled loops
-#    (`propalign_lite._screened`, numba) over tiles of 8 rows by 256 columns that stay in
-#    the cache. Each tile is first screened in float32: squared distances against
+#    (`propalign_lite._screened`, numba) over tiles of 8 rows by 256 columns. A support
+#    pass takes 16 groups of 8 rows against a block of 32 tiles before the next block, so
+#    the columns are read from memory once a block rather than once every 8 rows: with
+#    $10^6$ columns (48 MB of float32) the compiled loop ran at 0.46 ns a pair the old
+#    way and 0.32 ns the new, as fast as on columns that fit in the cache (a timed kernel
+#    on 4,096 rows, 2 cores). Each tile is first screened in float32: squared distances against
 #    thresholds widened by a bound on every float32 rounding, so a pair the screen rejects
 #    is below its threshold for certain. Only the pairs the screen cannot decide, and the
 #    terms a log-sum-exp adds, are computed again in float64. The answers are those of a
 #    float64 pass, at about a third of its time. On a GPU the passes are torch blocks.
 #    Every kept entry is recomputed exactly. {py:func}`~propalign_lite.matchers.match` returns an {py:class}`~propalign_lite.coupling.ImplicitCoupling` (potentials plus
 #    embeddings) that the metrics and the trainer use directly.
-# 5. **Fewer passes.** The support pass also collects the pairs down to $3B$ deeper than the
-#    truncation level (when they are at most 64 a row). While the potentials have risen by
+# 5. **Fewer passes.** The support pass also collects the pairs down to $D = 3B$ deeper
+#    than the truncation level, or, when those are more than 64 a row on average, down to
+#    the deepest of $D/2$, $D/4$, $D/8$ that fits: the pass counts all four at once and
+#    keeps, for every row, the 128 largest of its deeper pairs (a heap), so a row whose
+#    band fits holds all of it. (Before the bands, a deeper set that was too large was
+#    dropped whole, and at $3\times 10^5$ and $10^6$ the next build had to make another
+#    pass, half as deep.) While the potentials have risen by
 #    less than that depth, a rebuilt support is filtered from these candidates instead of
 #    another pass over all pairs. This is exact: no pair outside the candidates can have
 #    climbed above the level. When some potentials have risen further, they are usually a

@@ -108,9 +108,14 @@ def solve_truncated(cost, a, b, reg, *, max_iter, tol, omega, max_nnz, newton=Tr
         cand = None
     clock.lap("start")
     while it < max_iter and not converged:
+        # free the last round's support and kernels before the next (at 10^6, 45 pairs a
+        # row, they are about 2.6 GB; they were held during the passes, whose own buffers
+        # came on top)
+        K = KT = rows = cols = logp = support = None
         if cand is None or not (cand.holds(alpha, beta)
                                 or cand.repair(cost, alpha, beta, reg, level)):
             clock.lap("repairs")
+            cand = None               # free the old candidates before the pass
             cand = Candidates(cost, alpha, beta, reg, level, deeper=deeper)
             n_builds += 1
             if cand.depth == 0.0 and deeper > B / 2:

@@ -197,6 +197,57 @@ def test_candidates_keep_the_deepest_band_that_fits_when_the_whole_depth_is_too_
     np.testing.assert_allclose(as_dense(P), as_dense(Q), atol=2e-3)   # rows sum to 1 (tol 1e-6)
 
 
+def test_a_rebuild_holds_neither_the_old_candidates_nor_the_old_kernels(monkeypatch):
+    """A pass over all pairs needs memory of its own: at 10^6 the run peaked at 10.8 GB
+    while the old candidates, support and sparse kernels (about 4 GB) were still held
+    during it. When a new pass starts, none of them may be alive."""
+    import gc
+    import weakref
+
+    from scipy import sparse
+
+    import propalign_lite._truncated as TR
+
+    x, y = _logits_like(800, seed=5, noise=1.5)
+    made, seen = [], []
+    real = TR.Candidates.__init__
+
+    def watched(self, cost, *args, **kw):
+        gc.collect()
+        seen.append((sum(c() is not None for c in made),
+                     sum(isinstance(o, sparse.csr_matrix) and o.shape == (800, 800)
+                         for o in gc.get_objects())))
+        real(self, cost, *args, **kw)
+        made.append(weakref.ref(self))
+
+    monkeypatch.setattr(TR.Candidates, "__init__", watched)
+    # force rebuilds: candidates with no depth (every rebuild is a pass)
+    monkeypatch.setattr(TR.Candidates, "repair", lambda *a, **k: False)
+    res = sinkhorn_online(x, y, 0.05, tol=1e-8, max_iter=1000, support="blocked")
+    assert res.converged and len(seen) >= 2
+    assert seen == [(0, 0)] * len(seen)
+
+
+def test_the_conjugate_gradient_newton_step_solves_the_same_system_as_lu():
+    """Above ``direct_max`` the step is solved by Jacobi-preconditioned CG (without the
+    last potential, which is held fixed). Solved tightly, its step must be LU's."""
+    import propalign_lite._newton as N
+    from scipy import sparse
+
+    rng = np.random.default_rng(3)
+    n1, n2 = 40, 30
+    rows = np.r_[np.arange(n1), rng.integers(0, n1, 150)]
+    cols = np.r_[np.arange(n1) % n2, rng.integers(0, n2, 150)]
+    K = sparse.csr_matrix((np.exp(-rng.random(rows.size)), (rows, cols)), shape=(n1, n2))
+    u, v = np.exp(rng.normal(size=n1)), np.exp(rng.normal(size=n2))
+    a, b = np.full(n1, 1 / n1), np.full(n2, 1 / n2)
+    lu = N.newton_step(K, u, v, a, b, max_log_step=50.0)
+    by_cg = N.newton_step(K, u, v, a, b, max_log_step=50.0, direct_max=0, cg_rtol=1e-13,
+                          cg_iter=10_000)
+    for p, q in zip(lu, by_cg):
+        np.testing.assert_allclose(q, p, rtol=1e-6)
+
+
 def test_newton_step_takes_conjugate_gradients_above_30000_unknowns(monkeypatch):
     """Sparse LU's fill-in on the support's giant component grows fast: at n = 30,000 a
     step took 4-5 s by LU against 0.4 s by CG (same iteration count), so a support of
