@@ -82,7 +82,7 @@ DENSE_SHARE = 0.25
 #: tiles (of TILE columns) that a support pass takes in turn against several groups of rows:
 #: 32 tiles of 12-d points are 400 kB of float32, which stay in cache; going through all the
 #: tiles for every 8 rows instead read them from memory each time, and at 10^6 columns
-#: (48 MB) the pass ran at 0.46 ns a pair against 0.32 ns (measured, 2 cores, 16 groups)
+#: (48 MB) the screen ran at 0.46 ns a pair against 0.32 ns (timed on 4,096 rows, 2 cores)
 TILES_A_BLOCK = 32
 #: groups of ROWS rows that meet each block of tiles together (fewer when the rows are few,
 #: so that every thread still has groups to work on)
@@ -94,7 +94,7 @@ def _squared_tile32(x8, yt, acc):
     """``acc[r, j] = ||x8[r] - yt[:, j]||^2`` in float32 for 8 rows and one tile.
 
     Four coordinates are added to the accumulator at a time: it then goes through memory a
-    quarter as often (measured 25 % faster on 12-d and 45-d points, 2 cores, AVX-512); any
+    quarter as often (measured 22-25 % faster on 12-d and 45-d points, 2 cores, AVX-512); any
     order of adding the squares keeps the rounding within the screen's bound."""
     d = x8.shape[1]
     for r in range(ROWS):

@@ -12,7 +12,8 @@ kernel with its :math:`s = n \times` (entries per row) pairs, so its peak memory
 with the work space :math:`W` of one block pass (``DEFAULT_BLOCK`` float32 entries and their
 temporaries) or of one chunk of tree queries, plus, for the compiled passes of
 ``propalign_lite._screened``, their column buffer (4 bytes times about twice the entries of a
-row, per row) and, on sparse plans (at most 64 entries a row), the solver's candidate pairs
+row, per row) and their buffer of deeper pairs (a column and a float32 value, 8 bytes, for
+twice 64 pairs a row) and, on sparse plans (at most 64 entries a row), the solver's candidate pairs
 (24 bytes each, at most 64 a row). :math:`c_{\mathrm{pair}}` depends on the regime:
 on a sparse support (at most 16 entries per row on average) the solver takes Newton steps,
 which hold the support (COO, 24 bytes a pair), the kernel and its transpose (CSR, 12 each),
@@ -29,9 +30,8 @@ showed, ``result.nnz / n``).
 
 Example
 -------
->>> gb = estimate_memory(10 ** 6, 10 ** 6, 12, nnz_per_row=16) / 2 ** 30
->>> 2 < gb < 6
-True
+>>> round(estimate_memory(10 ** 6, 10 ** 6, 12, nnz_per_row=16) / 2 ** 30, 1)
+6.8
 """
 from __future__ import annotations
 
@@ -81,6 +81,7 @@ def estimate_memory(n1: int, n2: int, d: int, *, nnz_per_row: float = 16.0) -> i
     regime = "newton" if pairs <= 16 * n else "sinkhorn"       # as the solver chooses
     rows = max(n1, n2)
     buffer = 4 * min(2 * nnz_per_row + 8, min(n1, n2) + 8) * rows   # the pass's column buffer
+    buffer += 8 * 2 * _CANDIDATES_PER_ROW * rows                    # and its deeper pairs' heap
     candidates = (_BYTES_PER_CANDIDATE * _CANDIDATES_PER_ROW * rows
                   if nnz_per_row <= _CANDIDATES_PER_ROW else 0)
     return int(_COPIES_OF_EMBEDDINGS * n * d * 8 + _VECTORS * n * 8

@@ -29,10 +29,11 @@ POT's, :math:`\lVert P^\top \mathbf 1 - b\rVert_2 <` ``tol``. Three things make 
    scaling leaves :math:`[e^{-B}, e^B]` it is absorbed into the potentials and the support is
    rebuilt: from the candidate pairs of the last pass over all pairs when the potentials have
    risen by less than the candidates' extra depth (``propalign_lite._kernel_support``: pairs
-   down to :math:`\ell - 3B`, kept when at most 64 a row, else half as deep at the next
-   build), after rescanning only the few rows and columns that rose further (a repair), else
-   by a new pass over the cost (on the CPU, the compiled loops of
-   ``propalign_lite._screened``: float32 screens, float64 decisions).
+   down to :math:`\ell - 3B`, or to :math:`\ell - 3B/2^k` for the smallest :math:`k \le 3`
+   whose pairs are at most 64 a row, all counted in the one pass), after rescanning only the
+   few rows and columns that rose further (a repair), else by a new pass over the cost (on
+   the CPU, the compiled loops of ``propalign_lite._screened``: float32 screens, float64
+   decisions).
 3. **Newton steps on the support.** After ten plain iterations on a sparse support (at most
    16 entries a row), each step is a damped Newton step on the dual restricted to the kept
    pairs (``propalign_lite._newton``: sparse LU, or inexact conjugate gradients on large
