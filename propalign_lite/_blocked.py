@@ -17,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._fused import LSE_DEPTH, Tiles, distance_matrix, merge_pairs, pair_distances
-from ._screened import DEEP_PAIRS_PER_ROW, argmax_rows, lse_rows, support_rows
+from ._screened import argmax_rows, lse_rows
+from ._support_pass import DEEP_PAIRS_PER_ROW, support_rows
 
 DEFAULT_BLOCK = 2 ** 20          # cost entries per block (4 MiB in float32)
 #: cost entries per block on a GPU when the default is asked for (256 MiB in float32): with
@@ -205,7 +206,7 @@ class BlockedCost:
         the embeddings. With ``deeper`` :math:`= D > 0` the compiled pass may return the pairs
         down to ``level - D``, or to the deepest of ``level - D/2, D/4, D/8`` instead (the
         deepest whose pairs are at most 64 a row on average; see
-        ``propalign_lite._screened.support_rows``), and so may the torch blocks (``D`` or 0,
+        ``propalign_lite._support_pass.support_rows``), and so may the torch blocks (``D`` or 0,
         :meth:`_blocked_support`); ``last_depth`` says which depth the last call used
         (always 0 for the numpy blocks of a dense cost).
         """

@@ -57,7 +57,8 @@ from scipy.spatial import cKDTree
 
 from ._fused import pair_distances, segment_logsumexp
 from ._kernel_support import Candidates
-from ._screened import argmax_rows, lse_rows, support_rows
+from ._screened import argmax_rows, lse_rows
+from ._support_pass import support_rows
 from ._tree_support import AUTO_MAX_DIM
 
 #: the k-d tree's approximation: the row it returns is at most (1 + NN_EPS) times as far as

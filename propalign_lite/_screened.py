@@ -31,10 +31,9 @@ results are those of a float64 pass, at the cost of a float32 one.
   than a quarter of a group of rows' screened pairs pass (a dense plan), that group goes on
   with whole float64 tiles, as without a screen.
 * :func:`argmax_rows`: the largest term of every row.
-* :func:`support_rows`: the columns :math:`j` with :math:`\beta_j - C_{ij}/\varepsilon \ge
-  \theta_i` of every row, into a buffer of ``cap`` columns a row (the counts are exact; rows
-  with more are run again with a larger buffer), and the pairs down to :math:`\theta_i - D`
-  (the solver's candidate set, see :mod:`propalign_lite.sinkhorn`).
+* the support pass, :func:`propalign_lite._support_pass.support_rows`, with the same screen:
+  the columns :math:`j` with :math:`\beta_j - C_{ij}/\varepsilon \ge \theta_i` of every row,
+  and the deeper candidate pairs.
 
 Measured on this project's 2-core machine (AVX-512), 12-d points, :math:`n_1 = n_2 =
 20{,}000`, the solver's converged potentials, against the float64 passes these replaced
@@ -57,36 +56,19 @@ True
 """
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numba import njit, prange
 
-from ._fused import (TILE, Tiles, _squared_tile, merge_pairs, pad_rows,
-                     start_threads_keeping_torch)
+from ._fused import TILE, Tiles, _squared_tile, pad_rows, start_threads_keeping_torch
 
 #: rows screened together (each float32 column vector of a tile is used by all of them)
 ROWS = 8
-#: the most pairs a row, on average, that a support pass keeps below its level for later
-#: rebuilds (``support_rows``'s ``max_per_row``; the torch blocks of ``_blocked`` use it too)
-DEEP_PAIRS_PER_ROW = 64
-#: the depths, as shares of ``deeper``, at which one support pass counts the deeper pairs:
-#: it keeps the deepest set that fits (at n = 300,000 on the 12-d benchmark the pairs 27.6
-#: below the level were more than 64 a row, and the whole set was dropped)
-DEPTH_BANDS = np.array([1.0, 0.5, 0.25, 0.125])
 _UP, _DOWN = 1.0 + 2.0 ** -20, 1.0 - 2.0 ** -20
 #: columns of a tile row whose screen is counted together (the exact work visits only the
 #: chunks with a passing column)
 CHUNK = 32
 #: a group of rows whose screened pairs pass more often than this goes on without a screen
 DENSE_SHARE = 0.25
-#: tiles (of TILE columns) that a support pass takes in turn against several groups of rows:
-#: 32 tiles of 12-d points are 400 kB of float32, which stay in cache; going through all the
-#: tiles for every 8 rows instead read them from memory each time, and at 10^6 columns
-#: (48 MB) the screen ran at 0.46 ns a pair against 0.32 ns (timed on 4,096 rows, 2 cores)
-TILES_A_BLOCK = 32
-#: groups of ROWS rows that meet each block of tiles together (fewer when the rows are few,
-#: so that every thread still has groups to work on)
-GROUPS_A_BLOCK = 16
 
 
 @njit(fastmath=True, cache=True)
@@ -242,113 +224,6 @@ def _argmax_screened(x32, x64, t32, y64, n2, beta, b_out, inv_reg, reg, slack):
     return best
 
 
-@njit(cache=True)
-def _heap_push(keys, cols, size, key, col):
-    """Keep the ``len(keys)`` largest keys seen in a min-heap (``size`` held so far): a new
-    key enters while there is room, or replaces the smallest when it is strictly larger."""
-    if size < keys.shape[0]:
-        k = size                                    # sift up from the new leaf
-        while k > 0:
-            parent = (k - 1) // 2
-            if keys[parent] <= key:
-                break
-            keys[k], cols[k] = keys[parent], cols[parent]
-            k = parent
-    elif key > keys[0]:
-        k, n = 0, keys.shape[0]                     # sift down from the root
-        while True:
-            child = 2 * k + 1
-            if child >= n:
-                break
-            if child + 1 < n and keys[child + 1] < keys[child]:
-                child += 1
-            if keys[child] >= key:
-                break
-            keys[k], cols[k] = keys[child], cols[child]
-            k = child
-    else:
-        return
-    keys[k], cols[k] = key, col
-
-
-@njit(cache=True)
-def _support_row(d2s, hits, i, c0, n2, x64, y64, b_out, b_in, th_out, th_in, deep_out, deep_in,
-                 beta, inv_reg, theta, theta_deep, cap, cap_deep, band_keys, counts, cols,
-                 counts_deep, cols_deep, keys_deep, counts_band):
-    """The support pass's work for row ``i`` and the tile at column ``c0``, whose screened
-    squared distances ``d2s`` passed in the chunks ``hits`` (see ``_support_screened``)."""
-    for c in range(TILE // CHUNK):
-        if hits[c] == 0:
-            continue
-        for j in range(c * CHUNK, min(c * CHUNK + CHUNK, min(TILE, n2 - c0))):
-            d2, col = d2s[j], c0 + j
-            q = b_out[col] - deep_out[i]
-            if d2 > q * abs(q):
-                continue                        # below theta_deep, for certain
-            q_in, q_out = b_in[col] - th_in[i], b_out[col] - th_out[i]
-            q_deep = b_in[col] - deep_in[i]
-            if d2 <= q_in * abs(q_in):
-                above, deep = True, False       # above theta, for certain
-                v = 0.0
-            elif d2 > q_out * abs(q_out) and d2 <= q_deep * abs(q_deep):
-                above, deep = False, True       # in [theta_deep, theta), for certain
-                v = beta[col] - np.sqrt(np.float64(d2)) * inv_reg   # for its key
-            else:                               # near a threshold: decide exactly
-                v = beta[col] - _exact(x64, i, y64, col) * inv_reg
-                above, deep = v >= theta[i], v >= theta_deep[i]
-            if above:
-                if counts[i] < cap:
-                    cols[i, counts[i]] = col
-                counts[i] += 1
-            elif deep:
-                key = np.float32(v - theta[i])
-                if cap_deep > 0:
-                    _heap_push(keys_deep[i], cols_deep[i], counts_deep[i], key, col)
-                counts_deep[i] += 1
-                for k in range(band_keys.shape[0]):
-                    if key >= band_keys[k]:
-                        counts_band[i, k] += 1
-
-
-@njit(parallel=True, cache=True)
-def _support_screened(x32, x64, t32, y64, n2, b_out, b_in, th_out, th_in, deep_out, deep_in,
-                      beta, inv_reg, theta, theta_deep, cap, cap_deep, band_keys, groups):
-    r"""For every row: the columns above ``theta`` (count, and the first ``cap`` of them) and
-    those in ``[theta_deep, theta)`` (count, and the ``cap_deep`` of them with the largest
-    keys :math:`\approx \beta_j - C_{ij}/\varepsilon - \theta_i`, in a heap, with their
-    keys), and how many of those have a key at least each of ``band_keys``; ``*_out`` are
-    the screen's widened radii, ``*_in`` its narrowed ones (see the module doc)."""
-    n1 = x64.shape[0]
-    n_bands = band_keys.shape[0]
-    counts = np.zeros(n1, dtype=np.int64)
-    counts_deep = np.zeros(n1, dtype=np.int64)
-    counts_band = np.zeros((n1, n_bands), dtype=np.int64)
-    cols = np.empty((n1, cap), dtype=np.int32)
-    cols_deep = np.empty((n1, cap_deep), dtype=np.int32)
-    keys_deep = np.empty((n1, cap_deep), dtype=np.float32)
-    n_groups, n_tiles = n1 // ROWS, t32.shape[0]
-    # ``groups`` groups of rows meet a block of TILES_A_BLOCK tiles before the next block:
-    # the block is read from memory once for all of them (see TILES_A_BLOCK)
-    for sg in prange(-(-n_groups // groups)):
-        acc = np.empty((ROWS, TILE), dtype=np.float32)
-        hits = np.empty(TILE // CHUNK, dtype=np.int64)
-        for tb in range(0, n_tiles, TILES_A_BLOCK):
-            for g in range(sg * groups, min(sg * groups + groups, n_groups)):
-                lo = ROWS * g
-                for t in range(tb, min(tb + TILES_A_BLOCK, n_tiles)):
-                    c0 = t * TILE
-                    _squared_tile32(x32[lo:lo + ROWS], t32[t], acc)
-                    for r in range(ROWS):
-                        i = lo + r
-                        if _passing(acc[r], b_out[c0:c0 + TILE], deep_out[i], hits) == 0:
-                            continue
-                        _support_row(acc[r], hits, i, c0, n2, x64, y64, b_out, b_in, th_out,
-                                     th_in, deep_out, deep_in, beta, inv_reg, theta,
-                                     theta_deep, cap, cap_deep, band_keys, counts, cols,
-                                     counts_deep, cols_deep, keys_deep, counts_band)
-    return counts, counts_deep, counts_band, cols, cols_deep, keys_deep
-
-
 # -- the screen's inputs ------------------------------------------------------------------
 def _finite_max(v) -> float:
     v = np.abs(np.asarray(v, dtype=np.float64))
@@ -402,133 +277,3 @@ def lse_rows(x, tiles: Tiles, beta, inv_reg: float, depth: float) -> np.ndarray:
     start_threads_keeping_torch()
     return _lse_screened(sc.x32, sc.x64, tiles.data32, tiles.data, tiles.points, tiles.n,
                          beta, sc.b_out, float(inv_reg), sc.reg, depth, sc.slack)[:len(x)]
-
-
-@njit(parallel=True, cache=True)
-def _gather(counts, cols, held, cols_deep, keys_deep, floor, skip):
-    """``(rows, cols)`` sorted by row, then column: every row not in ``skip`` with its
-    ``counts`` stored columns and its first ``held`` heap entries with a key at least
-    ``floor``."""
-    n1 = counts.shape[0]
-    sizes = np.zeros(n1, dtype=np.int64)
-    for i in prange(n1):
-        if not skip[i]:
-            m = counts[i]
-            for k in range(held[i]):
-                if keys_deep[i, k] >= floor:
-                    m += 1
-            sizes[i] = m
-    starts = np.zeros(n1 + 1, dtype=np.int64)
-    starts[1:] = np.cumsum(sizes)
-    rows_out = np.empty(starts[n1], dtype=np.int64)
-    cols_out = np.empty(starts[n1], dtype=np.int64)
-    for i in prange(n1):
-        if skip[i]:
-            continue
-        s = starts[i]
-        for k in range(counts[i]):
-            cols_out[s + k] = cols[i, k]
-        m = s + counts[i]
-        for k in range(held[i]):
-            if keys_deep[i, k] >= floor:
-                cols_out[m] = cols_deep[i, k]
-                m += 1
-        cols_out[s:m] = np.sort(cols_out[s:m])
-        rows_out[s:m] = i
-    return rows_out, cols_out
-
-
-def _stored(counts, cols, held=None, cols_deep=None, keys_deep=None, floor=-np.inf,
-            skip=None):
-    """(rows, cols) of the stored columns (and of the heap entries with a key at least
-    ``floor``) of the rows not in ``skip`` (by default: the rows whose columns all fit)."""
-    if skip is None:
-        skip = counts > cols.shape[1]
-    if held is None:
-        held = np.zeros_like(counts)
-        cols_deep, keys_deep = np.zeros((len(counts), 0), np.int32), np.zeros((len(counts), 0),
-                                                                              np.float32)
-    return _gather(counts, cols, held, cols_deep, keys_deep, np.float32(floor), skip)
-
-
-def _groups_a_block(n_groups: int) -> int:
-    """Groups of rows a thread takes together: GROUPS_A_BLOCK, or fewer so that each thread
-    gets at least 4 such blocks of groups."""
-    return int(min(GROUPS_A_BLOCK, max(1, n_groups // (4 * numba.get_num_threads()))))
-
-
-def _support_pass(x, tiles, theta, theta_deep, beta, inv_reg, cap, cap_deep, bands=()):
-    """One compiled support pass; ``bands`` are depths below ``theta`` (each less than
-    ``theta - theta_deep``) at which the pairs in the deeper range are counted as well.
-    Returns the counts, the band counts and the band keys (float32, relative to ``theta``),
-    the buffers and the heap's keys."""
-    bound = max(_finite_max(theta), _finite_max(theta_deep)) / inv_reg
-    sc = _Screen(x, tiles, beta, inv_reg, lambda W, R: bound, theta, theta_deep)
-    th, thd = sc.per_row
-    th_out, th_in = sc.radii(th)
-    deep_out, deep_in = sc.radii(thd)
-    # a pair's key comes from its float32 distance, within the screen's slack E of the exact
-    # one: a band counts every key above -depth - sigma, which holds every pair within depth
-    sigma = 2.0 * sc.slack * float(inv_reg) + 1e-3
-    band_keys = np.array([-d - sigma for d in bands], dtype=np.float32)
-    start_threads_keeping_torch()
-    counts, counts_deep, counts_band, cols, cols_deep, keys_deep = _support_screened(
-        sc.x32, sc.x64, tiles.data32, tiles.points, tiles.n, sc.b_out, sc.b_in, th_out, th_in,
-        deep_out, deep_in, beta, float(inv_reg), th, thd, int(cap), int(cap_deep), band_keys,
-        _groups_a_block(len(sc.x64) // ROWS))
-    n1 = len(x)
-    return (counts[:n1], counts_deep[:n1], counts_band[:n1], band_keys, cols[:n1],
-            cols_deep[:n1], keys_deep[:n1])
-
-
-def support_rows(x, tiles: Tiles, theta, beta, inv_reg: float, cap: int = 16, *,
-                 deeper: float = 0.0, max_per_row: float = DEEP_PAIRS_PER_ROW):
-    r"""The pairs :math:`(i, j)` with :math:`\beta_j - \lVert x_i - y_j\rVert/\varepsilon \ge
-    \theta_i - D`, as ``(rows, cols, D)``: int64 arrays sorted by row, then column, and the
-    depth :math:`D` they were taken at.
-
-    :math:`D` is the deepest of ``deeper`` :math:`\times (1, \tfrac12, \tfrac14,
-    \tfrac18)` whose set holds at most ``max_per_row`` pairs a row on average (all four
-    counted in the one pass, with the set at :math:`\theta`), else 0: the deeper set is for
-    sparse plans, where it costs little memory. The pass keeps up to ``cap`` columns a row
-    above :math:`\theta` and the ``2 * max_per_row`` largest of the pairs between
-    :math:`\theta - ` ``deeper`` and :math:`\theta` (by their float32 values, within the
-    screen's slack; the bands count by the same values, widened by twice the slack, so a row
-    whose band fits the buffer holds all of its pairs); rows with more than that are computed
-    again with room for all of theirs. With :math:`D` below ``deeper``, a few pairs just
-    below :math:`\theta_i - D` (within the slack) may be returned too.
-    """
-    n1 = len(x)
-    x = np.ascontiguousarray(x, dtype=np.float64)
-    beta = np.asarray(beta, dtype=np.float64)
-    theta = np.asarray(theta, dtype=np.float64)
-    deeper = float(deeper)
-    cap_deep = int(2 * max_per_row) if deeper > 0 else 0
-    bands = DEPTH_BANDS[1:] * deeper if deeper > 0 else np.zeros(0)
-    counts, counts_deep, counts_band, band_keys, cols, cols_deep, keys_deep = _support_pass(
-        x, tiles, theta, theta - deeper, beta, inv_reg, cap, cap_deep, bands)
-    # the deepest band that fits: the whole deeper range, then the narrower bands
-    ranges = [(deeper, counts_deep, -np.inf)] + [
-        (float(d), counts_band[:, k], band_keys[k]) for k, d in enumerate(bands)]
-    depth, below, floor = 0.0, None, None
-    if deeper > 0:
-        for d, in_range, key_floor in ranges:
-            if (counts + in_range).sum() <= max_per_row * n1:
-                depth, below, floor = d, in_range, key_floor
-                break
-    over = counts > cap
-    if depth:
-        over |= below > cap_deep
-        rows_out, cols_out = _stored(counts, cols, np.minimum(counts_deep, cap_deep), cols_deep,
-                                     keys_deep, floor, over)
-    else:
-        rows_out, cols_out = _stored(counts, cols)
-    over = np.flatnonzero(over)
-    if over.size:                  # rows that did not fit: once more, with room for all
-        need = (counts + below if depth else counts)[over]
-        low = theta[over] - depth
-        c_over, _, _, _, cols_over, _, _ = _support_pass(x[over], tiles, low, low, beta,
-                                                         inv_reg, int(need.max()), 0)
-        r3, c3 = _stored(c_over, cols_over)
-        rows_out, cols_out = merge_pairs(rows_out, cols_out, over[r3], c3)
-    return rows_out, cols_out, depth

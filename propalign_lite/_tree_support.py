@@ -76,7 +76,7 @@ def tree_pays(x, y, reg: float, depth: float, *, sample: int = 256, seed: int = 
     AUTO_MAX_DIM``. Otherwise a pilot on ``sample`` random rows: a ball query of radius
     (nearest-neighbour distance + ``reg * depth``), where ``depth`` is the log-range the support
     spans below each row's largest entry, is timed against the compiled support pass
-    (``propalign_lite._screened.support_rows``) of the same rows over all columns; trees are
+    (``propalign_lite._support_pass.support_rows``) of the same rows over all columns; trees are
     chosen when they are 4 times faster per row (the tree path queries per bucket of
     potentials, and twice more deeply at the start) and their hits stay below
     ``max_pairs / 2``. A timing, so the choice can differ between runs near the break-even.
@@ -88,7 +88,7 @@ def tree_pays(x, y, reg: float, depth: float, *, sample: int = 256, seed: int = 
     import time
 
     from ._fused import Tiles
-    from ._screened import support_rows
+    from ._support_pass import support_rows
 
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     n1, n2 = len(x), len(y)

@@ -32,7 +32,7 @@ POT's, :math:`\lVert P^\top \mathbf 1 - b\rVert_2 <` ``tol``. Three things make 
    down to :math:`\ell - 3B`, or to :math:`\ell - 3B/2^k` for the smallest :math:`k \le 3`
    whose pairs are at most 64 a row, all counted in the one pass), after rescanning only the
    few rows and columns that rose further (a repair), else by a new pass over the cost (on
-   the CPU, the compiled loops of ``propalign_lite._screened``: float32 screens, float64
+   the CPU, the compiled loops of ``propalign_lite._support_pass``: float32 screens, float64
    decisions).
 3. **Newton steps on the support.** After ten plain iterations on a sparse support (at most
    16 entries a row), each step is a damped Newton step on the dual restricted to the kept

@@ -5,7 +5,8 @@ from scipy.special import logsumexp
 
 from propalign_lite._blocked import BlockedCost, DenseCost, euclidean_cost, pair_distances
 from propalign_lite._fused import TILE, Tiles, distance_matrix, merge_pairs
-from propalign_lite._screened import argmax_rows, lse_rows, support_rows
+from propalign_lite._screened import argmax_rows, lse_rows
+from propalign_lite._support_pass import support_rows
 
 REG = 0.05
 
@@ -79,7 +80,7 @@ def test_support_rows_is_exact_across_blocks_of_tiles_and_groups_of_rows():
     read the columns from memory once for all of them): with more columns than a block and
     more rows than a group, partial ones at both ends, every pair must still be found once."""
     import numba
-    from propalign_lite._screened import TILES_A_BLOCK, _groups_a_block
+    from propalign_lite._support_pass import TILES_A_BLOCK, _groups_a_block
 
     n1, n2 = 8 * 41 + 3, (TILES_A_BLOCK + 1) * TILE + 5
     assert _groups_a_block(n1 // 8) > 1 or numba.get_num_threads() > 4
@@ -109,7 +110,7 @@ def test_support_rows_returns_the_deepest_band_that_is_small(cap, max_per_row, m
     # no distances beyond the pass's own: recomputing the stored pairs' values once made the
     # pass over a dense plan (thousands of pairs a row) several times slower
     import propalign_lite._fused as F
-    import propalign_lite._screened as S
+    import propalign_lite._support_pass as S
 
     def no_recompute(*args, **kw):
         raise AssertionError("pair values recomputed outside the pass")
@@ -145,7 +146,7 @@ def test_a_band_is_served_from_the_largest_deeper_pairs_not_the_first():
 
 
 def test_the_deeper_buffer_is_a_heap_of_the_largest_keys():
-    from propalign_lite._screened import _heap_push
+    from propalign_lite._support_pass import _heap_push
 
     rng = np.random.default_rng(0)
     keys, cols = np.empty(16, dtype=np.float32), np.empty(16, dtype=np.int32)
@@ -336,7 +337,7 @@ def test_a_band_counts_a_pair_at_its_edge_although_float32_misplaces_it():
     """The bands count by float32 values (off by ~2e-3 log units on these points): widened
     by the screen's slack, a band's count includes every pair 1e-7 inside its depth, so a
     row whose band fits the buffer really holds all of its pairs."""
-    from propalign_lite._screened import _support_pass
+    from propalign_lite._support_pass import _support_pass
 
     x, y = _far_points(18)
     rng = np.random.default_rng(19)
