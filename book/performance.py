@@ -58,7 +58,8 @@
 # 4. **Online mode.** For large groups the cost is never stored. The passes over all pairs
 #    (the first log-sum-exp step and the search for the support) compute each distance from
 #    the embeddings and reduce it at once. On the CPU they are compiled loops
-#    (`propalign_lite._screened`, numba) over tiles of 8 rows by 256 columns. A support
+#    (`propalign_lite._screened` and `propalign_lite._support_pass`, numba) over tiles of
+#    8 rows by 256 columns. A support
 #    pass takes 16 groups of 8 rows against a block of 32 tiles before the next block, so
 #    the columns are read from memory once a block rather than once every 8 rows: with
 #    $10^6$ columns (48 MB of float32) the compiled loop ran at 0.46 ns a pair the old
@@ -475,7 +476,8 @@ else:
 #   kernels were still held while a new pass ran. 84308c7 frees them first: it peaked at
 #   7.75 GB, in 1,993 s (its start took 603 s, against 503 s; about two minutes of test
 #   runs overlapped it). The goal that issue 22 set, $10^5$ in 20 s and 1 GB and $10^6$
-#   in 5 minutes and 4 GB on 2 cores, is reached at $10^5$ and not at $10^6$: one pass
+#   in 5 minutes and 4 GB on 2 cores, is reached at $10^5$ (13.9 s; the process peaked at
+#   1.01 GB with its imports, the solve's own share 0.65 GB) and not at $10^6$: one pass
 #   over the $10^{12}$ pairs takes about 7.5 minutes there, and these runs made three.
 # - No index removes pairs here without giving up the certificate. On the 12-d data of this
 #   page, the support of a row reaches about 2.3 distance units beyond its nearest
