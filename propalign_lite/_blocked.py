@@ -17,18 +17,15 @@ from __future__ import annotations
 import numpy as np
 
 from ._fused import LSE_DEPTH, Tiles, distance_matrix, merge_pairs, pair_distances
+from ._kernel_support import RESCAN_PAIRS
 from ._screened import argmax_rows, lse_rows
-from ._support_pass import DEEP_PAIRS_PER_ROW, support_rows
+from ._support_pass import DEEP_PAIRS_PER_ROW, pairs_above, support_rows
 
 DEFAULT_BLOCK = 2 ** 20          # cost entries per block (4 MiB in float32)
 #: cost entries per block on a GPU when the default is asked for (256 MiB in float32): with
 #: 2^20, a pass at n = 10^5 made 10,000 blocks of a few small kernels and a synchronising
 #: copy each, and one group of 10^5 took 32 s on an H200 (benchmarks/gpu_checks.sh)
 GPU_BLOCK = 2 ** 26
-
-
-#: pairs a rescan may hold between its two thresholds (its buffers: 8 bytes a pair)
-RESCAN_PAIRS = 2 ** 23
 
 
 def _block_entries(block_size: int, device: str) -> int:
@@ -229,15 +226,16 @@ class BlockedCost:
         logp = alpha[rows] + beta[cols] - self.exact_cost(rows, cols) / reg
         return rows, cols, logp
 
-    def rescan(self, alpha, beta, reg, level: float, deeper: float, rows, cols):
+    def rescan(self, alpha, beta, reg, level: float, deeper: float, rows, cols, *,
+               max_pairs: int = RESCAN_PAIRS):
         r"""The pairs with :math:`\alpha_i + \beta_j - C_{ij}/\varepsilon \ge` ``level -
         deeper`` of the given ``rows`` (against every column) and ``cols`` (against every
         row), plus the largest entry of each of them that has none, as ``(rows, cols, logp)``
         sorted by row, then column (the compiled passes over those rows and columns only).
 
-        Returns ``None`` where this cost has no compiled pass, or where the rows or columns
-        hold more than ``max(256, RESCAN_PAIRS / their number)`` such pairs on average (the
-        solver then makes a whole pass).
+        Returns ``None`` where this cost has no compiled pass, or where the rows, or the
+        columns, hold more than ``max_pairs`` such pairs (the solver then makes a whole
+        pass); they are counted before anything is gathered.
         """
         if not self.fused:
             return None
@@ -246,17 +244,18 @@ class BlockedCost:
         alpha = np.asarray(alpha, dtype=np.float64)
         beta = np.asarray(beta, dtype=np.float64)
         margin = self._margin(reg)
+        limit = int(max_pairs)
         found = []
         for sel, own, other, axis in ((rows, alpha, beta, 1), (cols, beta, alpha, 0)):
             if sel.size == 0:
                 found.append((np.zeros(0, dtype=np.int64),) * 2)
                 continue
             pts, tiles = self._fused_side(axis)
-            local, partner, depth = support_rows(
-                pts[sel], tiles, level - margin - own[sel], other, 1.0 / reg,
-                deeper=deeper, max_per_row=min(other.size, max(256, RESCAN_PAIRS // sel.size)))
-            if depth != deeper:
+            pairs = pairs_above(pts[sel], tiles, level - margin - deeper - own[sel], other,
+                                1.0 / reg, max_pairs=limit)
+            if pairs is None:
                 return None
+            local, partner = pairs
             lonely = np.flatnonzero(np.bincount(local, minlength=sel.size) == 0)
             if lonely.size:
                 local, partner = merge_pairs(local, partner, lonely,

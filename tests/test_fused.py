@@ -145,6 +145,29 @@ def test_a_band_is_served_from_the_largest_deeper_pairs_not_the_first():
     assert want <= set(zip(rows.tolist(), cols.tolist()))
 
 
+def test_pairs_above_returns_every_pair_however_many_a_row_in_batches(monkeypatch):
+    """``pairs_above`` (the repairs' rescans) returns every pair at or above each row's
+    threshold, whatever a row holds: rows over the first buffer run again in batches of at
+    most ``ROOM_ENTRIES`` entries (here several batches, one row with most of the columns);
+    beyond ``max_pairs`` it returns None."""
+    import propalign_lite._support_pass as S
+
+    x, y, beta = _points(4, 90, 700, seed=21)
+    V = _dense_values(x, y, beta)
+    low = np.quantile(V, 0.9, axis=1)
+    low[[3, 50]] = np.quantile(V[[3, 50]], [0.2, 0.5], axis=1).diagonal()   # 560 and 350
+    want = np.flatnonzero(V >= low[:, None])
+    monkeypatch.setattr(S, "ROOM_ENTRIES", 1000)
+    calls = []
+    pass_once = S._support_pass
+    monkeypatch.setattr(S, "_support_pass", lambda *a: calls.append(len(a[0])) or pass_once(*a))
+    rows, cols = S.pairs_above(x, Tiles(y), low, beta, 1 / REG, cap=20)
+    np.testing.assert_array_equal(rows * 700 + cols, want)
+    assert calls[0] == 90 and len(calls) >= 3                    # the first pass, then batches
+    assert S.pairs_above(x, Tiles(y), low, beta, 1 / REG, max_pairs=want.size) is not None
+    assert S.pairs_above(x, Tiles(y), low, beta, 1 / REG, max_pairs=want.size - 1) is None
+
+
 def test_the_deeper_buffer_is_a_heap_of_the_largest_keys():
     from propalign_lite._support_pass import _heap_push
 
@@ -203,6 +226,43 @@ def test_solver_candidates_give_a_fresh_passs_support_while_potentials_rise_less
     assert np.isin(np.arange(150), r).all() and np.isin(np.arange(170), c).all()
     assert not cand.holds(alpha + 0.6 * D, beta + 0.6 * D)
     assert not cand.holds(alpha, beta + 1.1 * D)
+
+
+def test_a_repair_rescans_rows_that_rose_into_hundreds_of_pairs(monkeypatch):
+    """Rows whose potentials rose far hold, at the moment, hundreds of pairs down to the
+    candidates' depth; the repair must keep all of them rather than give way to a whole
+    pass. At n = 10^6 the rescans asked for 256 pairs a row at most and returned None, and
+    both repairs of that run became passes over all 10^12 pairs (RESCAN_PAIRS is made
+    small here as the rows' share of it was there)."""
+    import propalign_lite._blocked as BL
+    import propalign_lite._kernel_support as KS
+    from propalign_lite._kernel_support import Candidates
+
+    monkeypatch.setattr(KS, "RESCAN_PAIRS", 64, raising=False)
+    monkeypatch.setattr(BL, "RESCAN_PAIRS", 64, raising=False)      # where it once lived
+    x, y, _ = _points(3, 150, 600, seed=8)
+    rng = np.random.default_rng(9)
+    alpha, beta = rng.normal(size=150), rng.normal(size=600)
+    L = alpha[:, None] + _dense_values(x, y, beta)
+    level, D = float(np.quantile(L, 0.98)), 4.0
+    cost = BlockedCost(x, y)
+    cand = Candidates(cost, alpha, beta, REG, level, deeper=D)
+    risen = np.array([7, 70, 140])
+    # each risen row now has 400 pairs above level - D / 2
+    alpha[risen] += level - D / 2 - np.sort(L[risen], axis=1)[:, -400]
+    L = alpha[:, None] + _dense_values(x, y, beta)
+    assert ((L[risen] >= level - D).sum(1) > 400).all() and not cand.holds(alpha, beta)
+    assert cand.repair(cost, alpha, beta, REG, level) and cand.holds(alpha, beta)
+    r, c, lp = cand.support(alpha, beta, level)
+    rf, cf, lpf = cost.support(alpha, beta, REG, level)
+    np.testing.assert_array_equal(r[lp >= level], rf[lpf >= level])
+    np.testing.assert_array_equal(c[lp >= level], cf[lpf >= level])
+    # a rescan that would return more than it may: None (the solver makes a whole pass)
+    empty = np.zeros(0, dtype=np.int64)
+    held = cost.rescan(alpha, beta, REG, level, D, risen, empty, max_pairs=10 ** 6)[0].size
+    assert held == (L[risen] >= level - D).sum() > 1200
+    assert cost.rescan(alpha, beta, REG, level, D, risen, empty, max_pairs=held) is not None
+    assert cost.rescan(alpha, beta, REG, level, D, risen, empty, max_pairs=held - 1) is None
 
 
 def test_repaired_candidates_give_a_fresh_passs_support_after_a_few_rows_and_columns_rise():
