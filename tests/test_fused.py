@@ -168,6 +168,22 @@ def test_pairs_above_returns_every_pair_however_many_a_row_in_batches(monkeypatc
     assert S.pairs_above(x, Tiles(y), low, beta, 1 / REG, max_pairs=want.size - 1) is None
 
 
+@pytest.mark.parametrize("d", [1, 3, 4, 5, 12, 45])
+def test_the_float32_tile_gives_each_row_its_own_squared_distances(d):
+    """The screen's float32 tile (8 rows, four coordinates at a time for all 8 rows, the
+    rest one at a time) against float64 squares: every row and column within the float32
+    rounding that the screen's slack assumes, relative (d + 2) 2^-24."""
+    from propalign_lite._screened import ROWS, _squared_tile32
+
+    rng = np.random.default_rng(d)
+    x8 = (3 * rng.normal(size=(ROWS, d))).astype(np.float32)
+    yt = (3 * rng.normal(size=(d, TILE))).astype(np.float32)
+    acc = np.full((ROWS, TILE), np.nan, dtype=np.float32)
+    _squared_tile32(x8, yt, acc)
+    want = ((x8[:, :, None].astype(np.float64) - yt[None].astype(np.float64)) ** 2).sum(1)
+    assert np.all(np.abs(acc - want) <= (d + 2) * 2.0 ** -24 * want)
+
+
 def test_the_deeper_buffer_is_a_heap_of_the_largest_keys():
     from propalign_lite._support_pass import _heap_push
 
