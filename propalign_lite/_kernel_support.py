@@ -9,8 +9,7 @@ which later supports are filtered while the potentials have risen by less than t
 from __future__ import annotations
 
 import numpy as np
-
-from ._fused import merge_pairs
+from numba import njit
 
 #: the most pairs a repair's rescan of the rows (or the columns) may return, unless the
 #: candidates hold more: a repair may then add as many as they hold (see ``repair``)
@@ -80,7 +79,6 @@ class Candidates:
         self.alpha0, self.beta0 = alpha.copy(), beta.copy()
         self.n1, self.n2 = alpha.size, beta.size
         self.sigma, self.tau = np.zeros(self.n1), np.zeros(self.n2)
-        self.starts = self.segment = None   # row segments, when a filter first needs them
         self.rescanned = 0                  # rows and columns rescanned by repairs so far
 
     def _slacks(self, alpha, beta):
@@ -126,22 +124,19 @@ class Candidates:
                             max_pairs=max(RESCAN_PAIRS, self.rows.size))
         if fresh is None:
             return False
-        logp = self.logp0 + (alpha - self.alpha0)[r] + (beta - self.beta0)[c]
-        r, c, logp = r[keep], c[keep], logp[keep]
         fr, fc, flogp = fresh
-        # every fresh pair is in a rescanned row or column, so none is a kept one
-        self.rows, self.cols = merge_pairs(r, c, fr, fc)
-        fresh_at = np.searchsorted(self.rows * self.n2 + self.cols, fr * self.n2 + fc)
-        kept_at = np.ones(self.rows.size, bool)
-        kept_at[fresh_at] = False
-        self.logp0 = np.empty(self.rows.size)
-        self.logp0[kept_at] = logp
-        self.logp0[fresh_at] = flogp
+        # every fresh pair is in a rescanned row or column, so none is a kept one; the kept
+        # pairs' values move with the potentials, in one compiled merge (no copies of the
+        # kept pairs: at 10^6 the candidates are 60-80 million pairs)
+        self.rows, self.cols, self.logp0 = _merge_repaired(
+            r, c, self.logp0, alpha - self.alpha0, beta - self.beta0, keep,
+            np.ascontiguousarray(fr, dtype=np.int64), np.ascontiguousarray(fc, dtype=np.int64),
+            np.ascontiguousarray(flogp, dtype=np.float64))
+        r = c = keep = None
         self.alpha0, self.beta0 = alpha.copy(), beta.copy()
         rho[rows] = 0.0
         kappa[cols] = 0.0
         self.sigma, self.tau = rho, kappa
-        self.starts = self.segment = None
         self.rescanned += rows.size + cols.size
         return True
 
@@ -150,19 +145,72 @@ class Candidates:
         r, c = self.rows, self.cols
         if self.depth == 0.0:           # the pass's own support (used right after the pass)
             return r, c, self.logp0
-        logp = self.logp0 + (alpha - self.alpha0)[r] + (beta - self.beta0)[c]
-        keep = logp >= level
-        if keep.all():
-            return r, c, logp
-        if self.starts is None:
-            self.starts = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
-            self.segment = np.repeat(np.arange(self.starts.size),
-                                     np.diff(np.r_[self.starts, r.size]))
-        row_max = np.maximum.reduceat(logp, self.starts)
-        lonely_r = np.bincount(r[keep], minlength=self.n1) == 0
-        col_max = np.full(self.n2, -np.inf)
-        np.maximum.at(col_max, c, logp)
-        lonely_c = np.bincount(c[keep], minlength=self.n2) == 0
-        keep |= lonely_r[r] & (logp == row_max[self.segment])
-        keep |= lonely_c[c] & (logp == col_max[c])
-        return r[keep], c[keep], logp[keep]
+        return _filter_support(r, c, self.logp0, alpha - self.alpha0, beta - self.beta0,
+                               float(level), self.n1, self.n2)
+
+
+@njit(cache=True)
+def _filter_support(r, c, logp0, d_alpha, d_beta, level, n1, n2):
+    """The pairs with ``logp0 + d_alpha[r] + d_beta[c] >= level``, plus every pair equal to
+    the largest of its row (column) in a row (column) with none, as ``(rows, cols, logp)``
+    in the candidates' order (one compiled sweep to find the largest, one to select)."""
+    m = r.size
+    logp = np.empty(m)
+    row_max, col_max = np.full(n1, -np.inf), np.full(n2, -np.inf)
+    row_kept, col_kept = np.zeros(n1, dtype=np.bool_), np.zeros(n2, dtype=np.bool_)
+    kept = 0
+    for k in range(m):
+        v = logp0[k] + d_alpha[r[k]] + d_beta[c[k]]
+        logp[k] = v
+        row_max[r[k]] = max(row_max[r[k]], v)
+        col_max[c[k]] = max(col_max[c[k]], v)
+        if v >= level:
+            row_kept[r[k]] = col_kept[c[k]] = True
+            kept += 1
+    if kept == m:
+        return r, c, logp
+    keep = np.empty(m, dtype=np.bool_)
+    count = 0
+    for k in range(m):
+        v = logp[k]
+        keep[k] = (v >= level or (not row_kept[r[k]] and v == row_max[r[k]])
+                   or (not col_kept[c[k]] and v == col_max[c[k]]))
+        count += keep[k]
+    rows, cols, vals = np.empty(count, r.dtype), np.empty(count, c.dtype), np.empty(count)
+    j = 0
+    for k in range(m):
+        if keep[k]:
+            rows[j], cols[j], vals[j] = r[k], c[k], logp[k]
+            j += 1
+    return rows, cols, vals
+
+
+@njit(cache=True)
+def _merge_repaired(r, c, logp0, d_alpha, d_beta, keep, fr, fc, fv):
+    """The kept candidates (``keep``; their values moved by ``d_alpha[r] + d_beta[c]``)
+    merged with the fresh pairs ``fr, fc, fv`` of a rescan, sorted by row, then column (a
+    fresh pair replaces a kept one with the same row and column)."""
+    n_keep = 0
+    for k in range(r.size):
+        n_keep += keep[k]
+    size = n_keep + fr.size
+    rows, cols, vals = np.empty(size, np.int64), np.empty(size, np.int64), np.empty(size)
+    i = j = m = 0
+    while True:
+        while i < r.size and not keep[i]:
+            i += 1
+        if i >= r.size and j >= fr.size:
+            break
+        take_fresh = i >= r.size or (j < fr.size and (fr[j] < r[i] or (fr[j] == r[i]
+                                                                          and fc[j] <= c[i])))
+        if take_fresh:
+            if i < r.size and fr[j] == r[i] and fc[j] == c[i]:
+                i += 1                               # the same pair: the fresh value wins
+            rows[m], cols[m], vals[m] = fr[j], fc[j], fv[j]
+            j += 1
+        else:
+            rows[m], cols[m] = r[i], c[i]
+            vals[m] = logp0[i] + d_alpha[r[i]] + d_beta[c[i]]
+            i += 1
+        m += 1
+    return rows[:m], cols[:m], vals[:m]

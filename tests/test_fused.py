@@ -281,6 +281,56 @@ def test_a_repair_rescans_rows_that_rose_into_hundreds_of_pairs(monkeypatch):
     assert cost.rescan(alpha, beta, REG, level, D, risen, empty, max_pairs=held - 1) is None
 
 
+def test_the_compiled_filter_keeps_the_level_and_the_largest_of_lonely_rows_and_columns():
+    """``_filter_support`` against numpy: pairs at or above the level, plus every pair equal
+    to its row's (column's) largest in rows (columns) with none, ties included, in order."""
+    from propalign_lite._kernel_support import _filter_support
+
+    rng = np.random.default_rng(3)
+    n1, n2 = 40, 30
+    keys = np.sort(rng.choice(n1 * n2, 500, replace=False))
+    r, c = keys // n2, keys % n2
+    logp0 = np.round(rng.normal(size=500), 1)            # ties within rows and columns
+    da, db = np.round(rng.normal(size=n1), 1), np.round(rng.normal(size=n2), 1)
+    for level in (1.5, 3.0, -10.0):
+        got = _filter_support(r, c, logp0, da, db, level, n1, n2)
+        v = logp0 + da[r] + db[c]
+        keep = v >= level
+        row_max, col_max = np.full(n1, -np.inf), np.full(n2, -np.inf)
+        np.maximum.at(row_max, r, v)
+        np.maximum.at(col_max, c, v)
+        lonely_r = np.bincount(r[keep], minlength=n1) == 0
+        lonely_c = np.bincount(c[keep], minlength=n2) == 0
+        keep |= lonely_r[r] & (v == row_max[r])
+        keep |= lonely_c[c] & (v == col_max[c])
+        for a, b in zip(got, (r[keep], c[keep], v[keep])):
+            np.testing.assert_array_equal(a, b)
+        assert level > 0 or keep.all()
+
+
+def test_the_compiled_repair_merge_moves_the_kept_values_and_takes_the_fresh_pairs():
+    """``_merge_repaired`` against numpy: the kept candidates, their values moved by the
+    potentials' changes, and the fresh pairs, sorted by row then column; a fresh pair
+    replaces a kept one at the same place."""
+    from propalign_lite._kernel_support import _merge_repaired
+
+    rng = np.random.default_rng(4)
+    n1, n2 = 50, 60
+    keys = np.sort(rng.choice(n1 * n2, 700, replace=False))
+    r, c, logp0 = keys // n2, keys % n2, rng.normal(size=700)
+    da, db = rng.normal(size=n1), rng.normal(size=n2)
+    keep = rng.random(700) < 0.7
+    fresh = np.sort(np.r_[rng.choice(n1 * n2, 200, replace=False), keys[keep][:5]])
+    fresh = np.unique(fresh)
+    fr, fc, fv = fresh // n2, fresh % n2, rng.normal(size=fresh.size)
+    rows, cols, vals = _merge_repaired(r, c, logp0, da, db, keep, fr, fc, fv)
+    want = dict(zip(keys[keep], (logp0 + da[r] + db[c])[keep]))
+    want.update(zip(fresh, fv))
+    order = np.array(sorted(want))
+    np.testing.assert_array_equal(rows * n2 + cols, order)
+    np.testing.assert_array_equal(vals, [want[k] for k in order])
+
+
 def test_repaired_candidates_give_a_fresh_passs_support_after_a_few_rows_and_columns_rise():
     """When a few rows and columns rise past the candidates' depth, ``repair`` rescans
     those alone; the support filtered afterwards is exactly a fresh pass's, round after round
