@@ -64,7 +64,11 @@
 #    the columns are read from memory once a block rather than once every 8 rows: with
 #    $10^6$ columns (48 MB of float32) the compiled loop ran at 0.46 ns a pair the old
 #    way and 0.32 ns the new, as fast as on columns that fit in the cache (a timed kernel
-#    on 4,096 rows, 2 cores). Each tile is first screened in float32: squared distances against
+#    on 4,096 rows, 2 cores). The float32 tile adds four coordinates at a time to all 8 rows
+#    in one sweep over the columns, so each column vector is loaded once for the 8 rows
+#    (96f11b1): one support pass of 40,000 rows against $10^6$ columns took 9.8 s instead
+#    of 13.6 s, and one of $3\times 10^5$ rows against as many columns 22 s instead of
+#    30-34 s (12-d, the two versions run in turn, twice). Each tile is first screened in float32: squared distances against
 #    thresholds widened by a bound on every float32 rounding, so a pair the screen rejects
 #    is below its threshold for certain. Only the pairs the screen cannot decide, and the
 #    terms a log-sum-exp adds, are computed again in float64. The answers are those of a
@@ -86,7 +90,13 @@
 #    those rows and columns are then scanned again (a few rows against all columns), and the
 #    others carry their rise as a slack into the next check
 #    (`propalign_lite._kernel_support`). At $n = 10^5$ this replaced the second pass over
-#    all pairs by two rescans of 9 and 59 rows and columns, 0.5 s each.
+#    all pairs by two rescans of 9 and 59 rows and columns, 0.5 s each. A rescan keeps every
+#    pair of its rows down to the depth, however many: rows whose potentials have just
+#    risen far hold hundreds there for a while. At $10^6$ the rescans asked for 256 a row
+#    at most, the 33,024 rows of the first repair held 257 on average, and both repairs of
+#    the run gave way to whole passes (450 s each); keeping them all (1c6e00d), the run
+#    made 6 repairs, each rescanning 3-12 % of all pairs (34-74 s), and no pass after the
+#    start; its candidates grew from 60 to 77 pairs a row.
 # 6. **Dense plans held whole, in float32.** When more than 30 % of the pairs are above the
 #    level (logits of one cell type often lie close together compared with $\varepsilon$),
 #    the whole kernel is computed once and the scalings are absorbed into it in place
@@ -475,15 +485,34 @@ else:
 #   takes Newton steps. That run peaked at 10.8 GB: the old candidates, support and
 #   kernels were still held while a new pass ran. 84308c7 frees them first: it peaked at
 #   7.75 GB, in 1,993 s (its start took 603 s, against 503 s; about two minutes of test
-#   runs overlapped it). The goal that issue 22 set, $10^5$ in 20 s and 1 GB and $10^6$
-#   in 5 minutes and 4 GB on 2 cores, is reached at $10^5$ (13.9 s; the process peaked at
-#   1.01 GB with its imports, the solve's own share 0.65 GB) and not at $10^6$: one pass
-#   over the $10^{12}$ pairs takes about 7.5 minutes there, and these runs made three.
+#   runs overlapped it). On 2026-12-05 the repairs kept every pair of the rows they
+#   rescan (1c6e00d, item 5): no pass after the start, 989 s (16.5 minutes) and 6.68 GB
+#   (start 497 s, 6 repairs 329 s, iterations 104 s); with the faster tile as well
+#   (96f11b1) 886 s and 6.67 GB (start 450 s, of which my test runs overlapped about a
+#   minute and a half; repairs 272 s; iterations 103 s). The goal that issue 22 set, $10^5$ in 20 s and 1 GB and $10^6$ in
+#   5 minutes and 4 GB on 2 cores, is reached at $10^5$ (14.4 s, 0.99 GB with the
+#   process's imports) and not at $10^6$: the start alone, one pass over the $10^{12}$
+#   pairs after the k-d tree, took 7.5 minutes with this kernel; the repairs and the
+#   iterations come on top.
 # - No index removes pairs here without giving up the certificate. On the 12-d data of this
 #   page, the support of a row reaches about 2.3 distance units beyond its nearest
 #   neighbour (2.4 units away at $n = 10^5$), while groups of 256 points formed by k-means
 #   have a median radius of 12 units: 92 % of such groups lie within reach of a sampled row,
-#   and 99 % of the groups cut from a k-d tree's leaf order. At $n = 10^5$, scipy's
+#   and 99 % of the groups cut from a k-d tree's leaf order. Smaller groups do not help
+#   enough: with the start's potentials at $n = 10^5$ and the triangle inequality
+#   (a group is skipped for a row when even its nearest possible member, given the group's
+#   centre and the members' distances to it, is below the row's threshold), groups of 16
+#   points from a k-d tree's leaves (median radius 8.5 units) left 67 % of the
+#   row-group pairs to compute, and k-means groups of 64 (radius 9.5 units) 78 % of the
+#   pairs, before counting the distances to the groups' centres. Nor does a coarse start:
+#   potentials from a converged solve of a 10 % subsample, extended to all points by
+#   c-transforms, were far from the final ones: at $n = 10^5$ (a subsample of $10^4$),
+#   99 % of the rows were within 84 log units of their final potential and of the
+#   columns within 39, against 3.3 and 3.5 for the one-pass start (in the gauge of the
+#   median row), and repairs would have had to rescan 22-31 % of the rows and columns at
+#   any of the candidates' depths, against 0.06-5 % from the one-pass start. At
+#   $\varepsilon = 0.05$ a point's partners in a subsample are not its partners in the
+#   whole. At $n = 10^5$, scipy's
 #   `cKDTree` took 9.8 s to find every row's nearest neighbour, and its radius queries
 #   that reach 2.7 units beyond it would take 123 s for all rows (timed on 5,000 rows),
 #   against 9-14 s for one screened pass over all pairs. `sinkhorn_online(...,
