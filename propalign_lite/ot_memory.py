@@ -14,7 +14,9 @@ temporaries) or of one chunk of tree queries, plus, for the compiled passes of
 ``propalign_lite._screened``, their column buffer (4 bytes times about twice the entries of a
 row, per row) and their buffer of deeper pairs (a column and a float32 value, 8 bytes, for
 twice 64 pairs a row) and, on sparse plans (at most 64 entries a row), the solver's candidate pairs
-(24 bytes each, at most 64 a row). :math:`c_{\mathrm{pair}}` depends on the regime:
+(24 bytes each, at most 64 a row after a pass; the model counts 64, although repairs add
+the pairs of the rows they rescan: 77 a row at the end of the 12-d benchmark at
+:math:`n = 10^6`). :math:`c_{\mathrm{pair}}` depends on the regime:
 on a sparse support (at most 16 entries per row on average) the solver takes Newton steps,
 which hold the support (COO, 24 bytes a pair), the kernel and its transpose (CSR, 12 each),
 the plan, the Hessian's CSC copies and the line-search arrays: about 180 bytes a pair, counted
