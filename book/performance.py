@@ -316,7 +316,10 @@ else:
 # start, up to $10^6$. Late in the evening (22:42-23:24 UTC), cbf2436 (the one-pass start)
 # and then 5020877 (the bands of item 5, the blocks of item 4) at $10^5$ and
 # $3\times 10^5$, and 5020877 at $10^6$; then 84308c7 (which frees the old candidates and
-# kernels before a pass) at $10^6$ alone. The earlier days' runs are in the table above:
+# kernels before a pass) at $10^6$ alone. On 2026-12-05 (02:19-03:27 UTC), one run after
+# the other: 1c6e00d (repairs that keep every pair) at $10^6$, then 1c6e00d and 96f11b1
+# (the faster tile) at $10^5$ and $3\times 10^5$, then 96f11b1 and e24ff40 (the compiled
+# filter and repair of the candidates) at $10^6$. The earlier days' runs are in the table above:
 # on the evening of 2026-12-03, the commits before the shallower start took 24.9 s and
 # 39.9 s at $10^5$ (the same code, ten minutes apart: that is how much this machine's
 # timings vary) and 453 s at $3\times 10^5$.
@@ -489,10 +492,12 @@ else:
 #   rescan (1c6e00d, item 5): no pass after the start, 989 s (16.5 minutes) and 6.68 GB
 #   (start 497 s, 6 repairs 329 s, iterations 104 s); with the faster tile as well
 #   (96f11b1) 886 s and 6.67 GB (start 450 s, of which my test runs overlapped about a
-#   minute and a half; repairs 272 s; iterations 103 s). The goal that issue 22 set, $10^5$ in 20 s and 1 GB and $10^6$ in
+#   minute and a half; repairs 272 s; iterations 103 s), and with the candidates filtered
+#   and repaired in compiled sweeps, without copies of their pairs (e24ff40), 799 s
+#   (13.3 minutes) and 5.89 GB (start 425 s, repairs 222 s, iterations 102 s). The goal that issue 22 set, $10^5$ in 20 s and 1 GB and $10^6$ in
 #   5 minutes and 4 GB on 2 cores, is reached at $10^5$ (14.4 s, 0.99 GB with the
 #   process's imports) and not at $10^6$: the start alone, one pass over the $10^{12}$
-#   pairs after the k-d tree, took 7.5 minutes with this kernel; the repairs and the
+#   pairs after the k-d tree, took 7 minutes with this kernel; the repairs and the
 #   iterations come on top.
 # - No index removes pairs here without giving up the certificate. On the 12-d data of this
 #   page, the support of a row reaches about 2.3 distance units beyond its nearest

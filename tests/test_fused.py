@@ -244,6 +244,21 @@ def test_solver_candidates_give_a_fresh_passs_support_while_potentials_rise_less
     assert not cand.holds(alpha, beta + 1.1 * D)
 
 
+def _candidates(n1, n2, seed):
+    """3-d points, random potentials, a level keeping 2 % of the pairs, and the candidates
+    of one pass down to D = 4 below it."""
+    from propalign_lite._kernel_support import Candidates
+
+    x, y, _ = _points(3, n1, n2, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    alpha, beta = rng.normal(size=n1), rng.normal(size=n2)
+    L = alpha[:, None] + _dense_values(x, y, beta)
+    level, D = float(np.quantile(L, 0.98)), 4.0
+    cost = BlockedCost(x, y)
+    return x, y, alpha, beta, L, level, D, cost, Candidates(cost, alpha, beta, REG, level,
+                                                             deeper=D)
+
+
 def test_a_repair_rescans_rows_that_rose_into_hundreds_of_pairs(monkeypatch):
     """Rows whose potentials rose far hold, at the moment, hundreds of pairs down to the
     candidates' depth; the repair must keep all of them rather than give way to a whole
@@ -252,17 +267,10 @@ def test_a_repair_rescans_rows_that_rose_into_hundreds_of_pairs(monkeypatch):
     small here as the rows' share of it was there)."""
     import propalign_lite._blocked as BL
     import propalign_lite._kernel_support as KS
-    from propalign_lite._kernel_support import Candidates
 
     monkeypatch.setattr(KS, "RESCAN_PAIRS", 64, raising=False)
     monkeypatch.setattr(BL, "RESCAN_PAIRS", 64, raising=False)      # where it once lived
-    x, y, _ = _points(3, 150, 600, seed=8)
-    rng = np.random.default_rng(9)
-    alpha, beta = rng.normal(size=150), rng.normal(size=600)
-    L = alpha[:, None] + _dense_values(x, y, beta)
-    level, D = float(np.quantile(L, 0.98)), 4.0
-    cost = BlockedCost(x, y)
-    cand = Candidates(cost, alpha, beta, REG, level, deeper=D)
+    x, y, alpha, beta, L, level, D, cost, cand = _candidates(150, 600, seed=8)
     risen = np.array([7, 70, 140])
     # each risen row now has 400 pairs above level - D / 2
     alpha[risen] += level - D / 2 - np.sort(L[risen], axis=1)[:, -400]
@@ -337,13 +345,8 @@ def test_repaired_candidates_give_a_fresh_passs_support_after_a_few_rows_and_col
     (the slacks of the rows and columns not rescanned add up across the rounds)."""
     from propalign_lite._kernel_support import Candidates
 
-    x, y, _ = _points(3, 150, 170, seed=5)
+    x, y, alpha, beta, L, level, D, cost, cand = _candidates(150, 170, seed=5)
     rng = np.random.default_rng(7)
-    alpha, beta = rng.normal(size=150), rng.normal(size=170)
-    L = alpha[:, None] + _dense_values(x, y, beta)
-    level, D = float(np.quantile(L, 0.98)), 4.0
-    cost = BlockedCost(x, y)
-    cand = Candidates(cost, alpha, beta, REG, level, deeper=D)
     repairs = passes = 0
     for _ in range(10):
         alpha = alpha + rng.uniform(-D / 20, D / 8, size=alpha.size)
