@@ -11,7 +11,7 @@ kernel with its :math:`s = n \times` (entries per row) pairs, so its peak memory
 
 with the work space :math:`W` of one block pass (``DEFAULT_BLOCK`` float32 entries and their
 temporaries) or of one chunk of tree queries, plus, for the compiled passes of
-``propalign_lite._screened``, their column buffer (4 bytes times about twice the entries of a
+``propalign_lite._support_pass``, their column buffer (4 bytes times about twice the entries of a
 row, per row) and their buffer of deeper pairs (a column and a float32 value, 8 bytes, for
 twice 64 pairs a row) and, on sparse plans (at most 64 entries a row), the solver's candidate pairs
 (24 bytes each, at most 64 a row after a pass; the model counts 64, although repairs add
