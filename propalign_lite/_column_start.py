@@ -55,7 +55,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
-from ._fused import pair_distances, segment_logsumexp
+from ._fused import pair_distances, segment_logsumexp, sort_pairs_by_row
 from ._kernel_support import Candidates
 from ._screened import argmax_rows, lse_rows
 from ._support_pass import support_rows
@@ -99,8 +99,7 @@ def column_pass_start(cost, a, b, reg, level, deeper, *, start_depth=5.0):
                                   np.log(n1) + start_depth)
     beta = log_b - lse_col
     logp0 = beta[j] + term                                        # log P at (0, beta)
-    order = np.lexsort((j, i))
-    i, j, logp0 = i[order], j[order], logp0[order]
+    term = None
     lse_row, top_row = segment_logsumexp(logp0, i, n1)
     outside = float(np.max(theta - depth + beta))                 # bound of the pairs left out
     short = np.flatnonzero(top_row < outside + np.log(n2) + start_depth)
@@ -111,13 +110,13 @@ def column_pass_start(cost, a, b, reg, level, deeper, *, start_depth=5.0):
     alpha = log_a - lse_row
     if depth == 0.0:      # no candidates below the level: the solver makes its own pass
         return alpha, beta, None
-    # 4. the candidates at (0, beta), sorted by row, then column; a row without a pair
-    #    takes its largest entry (every row and column must hold one)
+    # 4. the candidates at (0, beta), sorted by row, then column (the pass gave them sorted
+    #    by column: a counting sort); a row without a pair takes its largest entry (every
+    #    row and column must hold one; that row's only pair, so the order stays right)
     lonely = np.flatnonzero(np.bincount(i, minlength=n1) == 0)
     if lonely.size:
         partner = cost._largest(lonely, beta, reg, axis=1)
-        i, j = np.r_[i, lonely], np.r_[j, partner]
+        i, j = np.r_[i, lonely.astype(i.dtype)], np.r_[j, partner.astype(j.dtype)]
         logp0 = np.r_[logp0, beta[partner] - pair_distances(x, y, lonely, partner) * inv_reg]
-        order = np.lexsort((j, i))
-        i, j, logp0 = i[order], j[order], logp0[order]
+    i, j, logp0 = sort_pairs_by_row(i, j, logp0, n1)
     return alpha, beta, Candidates.from_pairs(i, j, logp0, np.zeros(n1), beta, depth=depth)

@@ -84,14 +84,31 @@ def _pair_distances(x, y, i, j, out):
         out[k] = np.sqrt(s)
 
 
+def as_index(v) -> np.ndarray:
+    """``v`` as a contiguous int32 or int64 array, copied only when it is neither (the
+    solver keeps its pairs' indices in int32, half the memory, below 2^31 points a side).
+
+    >>> as_index(np.array([1, 2], dtype=np.int32)).dtype, as_index([1, 2]).dtype
+    (dtype('int32'), dtype('int64'))
+    """
+    v = np.asarray(v)
+    if v.dtype not in (np.int32, np.int64):
+        v = v.astype(np.int64)
+    return np.ascontiguousarray(v)
+
+
+def index_dtype(*sizes):
+    """int32 where every index fits (below 2^31), else int64."""
+    return np.int32 if max(sizes, default=0) < 2 ** 31 else np.int64
+
+
 def pair_distances(x, y, i, j) -> np.ndarray:
     r"""Float64 distances :math:`\lVert x_{i_k} - y_{j_k}\rVert_2` of the given pairs, summed
     over the coordinates in order (compiled, all threads; memory: the output only)."""
     start_threads_keeping_torch()
     x = np.ascontiguousarray(x, dtype=np.float64)
     y = np.ascontiguousarray(y, dtype=np.float64)
-    i = np.ascontiguousarray(i, dtype=np.int64)
-    j = np.ascontiguousarray(j, dtype=np.int64)
+    i, j = as_index(i), as_index(j)
     out = np.empty(i.shape[0])
     if i.shape[0]:
         _pair_distances(x, y, i, j, out)
@@ -179,8 +196,8 @@ def _merge_pairs(ra, ca, rb, cb):
     """Merge two lists of pairs, each sorted by row then column, into one (pairs in both
     are kept once): linear time, where a sort of the concatenation costs n log n."""
     na, nb = ra.size, rb.size
-    rows = np.empty(na + nb, dtype=np.int64)
-    cols = np.empty(na + nb, dtype=np.int64)
+    rows = np.empty(na + nb, dtype=ra.dtype)
+    cols = np.empty(na + nb, dtype=ca.dtype)
     i = j = k = 0
     while i < na or j < nb:
         if j == nb or (i < na and (ra[i] < rb[j] or (ra[i] == rb[j] and ca[i] < cb[j]))):
@@ -195,6 +212,36 @@ def _merge_pairs(ra, ca, rb, cb):
             j += 1
         k += 1
     return rows[:k], cols[:k]
+
+
+def sort_pairs_by_row(rows, cols, values, n1):
+    """``(rows, cols, values)`` reordered by row, stably (pairs given sorted by column come
+    out sorted by row, then column): a compiled counting sort, linear time, the outputs in
+    the inputs' index types and no permutation array (a lexsort of the 60 million pairs of
+    the start at n = 10^6 took an int64 order and a copy of every array on top).
+
+    >>> sort_pairs_by_row(np.array([2, 0, 2]), np.array([0, 1, 1]), np.array([1.0, 2, 3]), 3)
+    (array([0, 2, 2]), array([1, 0, 1]), array([2., 1., 3.]))
+    """
+    rows, cols = as_index(rows), as_index(cols)
+    return _sort_pairs_by_row(rows, cols, np.ascontiguousarray(values, dtype=np.float64),
+                              int(n1))
+
+
+@njit(cache=True)
+def _sort_pairs_by_row(rows, cols, values, n1):
+    starts = np.zeros(n1 + 1, dtype=np.int64)
+    for k in range(rows.size):
+        starts[rows[k] + 1] += 1
+    for i in range(n1):
+        starts[i + 1] += starts[i]
+    r_out, c_out = np.empty_like(rows), np.empty_like(cols)
+    v_out = np.empty_like(values)
+    for k in range(rows.size):
+        at = starts[rows[k]]
+        r_out[at], c_out[at], v_out[at] = rows[k], cols[k], values[k]
+        starts[rows[k]] = at + 1
+    return r_out, c_out, v_out
 
 
 def segment_logsumexp(values, seg, n):
@@ -215,5 +262,8 @@ def merge_pairs(ra, ca, rb, cb):
     >>> merge_pairs(np.array([0, 2]), np.array([1, 0]), np.array([0, 0, 2]), np.array([0, 1, 3]))
     (array([0, 0, 2, 2]), array([0, 1, 0, 3]))
     """
-    as64 = [np.ascontiguousarray(v, dtype=np.int64) for v in (ra, ca, rb, cb)]
-    return _merge_pairs(*as64)
+    ra, ca, rb, cb = (as_index(v) for v in (ra, ca, rb, cb))
+    if rb.dtype != ra.dtype or cb.dtype != ca.dtype:        # the wider type for both lists
+        wide = np.promote_types(ra.dtype, rb.dtype)
+        ra, ca, rb, cb = (v.astype(wide, copy=False) for v in (ra, ca, rb, cb))
+    return _merge_pairs(ra, ca, rb, cb)

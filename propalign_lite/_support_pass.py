@@ -175,8 +175,8 @@ def _gather(counts, cols, held, cols_deep, keys_deep, floor, skip):
             sizes[i] = m
     starts = np.zeros(n1 + 1, dtype=np.int64)
     starts[1:] = np.cumsum(sizes)
-    rows_out = np.empty(starts[n1], dtype=np.int64)
-    cols_out = np.empty(starts[n1], dtype=np.int64)
+    rows_out = np.empty(starts[n1], dtype=np.int32)     # as the buffers: below 2^31
+    cols_out = np.empty(starts[n1], dtype=np.int32)
     for i in prange(n1):
         if skip[i]:
             continue
@@ -239,7 +239,7 @@ def _support_pass(x, tiles, theta, theta_deep, beta, inv_reg, cap, cap_deep, ban
 def support_rows(x, tiles: Tiles, theta, beta, inv_reg: float, cap: int = 16, *,
                  deeper: float = 0.0, max_per_row: float = DEEP_PAIRS_PER_ROW):
     r"""The pairs :math:`(i, j)` with :math:`\beta_j - \lVert x_i - y_j\rVert/\varepsilon \ge
-    \theta_i - D`, as ``(rows, cols, D)``: int64 arrays sorted by row, then column, and the
+    \theta_i - D`, as ``(rows, cols, D)``: int32 arrays sorted by row, then column, and the
     depth :math:`D` they were taken at.
 
     :math:`D` is the deepest of ``deeper`` :math:`\times (1, \tfrac12, \tfrac14,
@@ -305,7 +305,7 @@ def _rows_with_room(x, tiles, low, beta, inv_reg, rows, need):
         got, _, _, _, cols, _, _ = _support_pass(x[batch], tiles, low[batch], low[batch], beta,
                                                  inv_reg, width, 0)
         r, c = _stored(got, cols)
-        found_r.append(batch[r])
+        found_r.append(batch[r].astype(np.int32))     # as _stored's
         found_c.append(c)
         start = stop
     rows_out, cols_out = found_r[0], found_c[0]

@@ -15,6 +15,7 @@ import numpy as np
 from scipy import sparse
 
 from ._column_start import column_pass_start
+from ._fused import index_dtype
 from ._held import iterate_held, rounding_slack
 from ._kernel_support import Candidates
 from ._newton import newton_step as _newton_step
@@ -87,6 +88,7 @@ def solve_truncated(cost, a, b, reg, *, max_iter, tol, omega, max_nnz, newton=Tr
     tail = nmax ** 1.5 * np.exp(level + 2 * B)        # bound on the dropped mass (L2 norm)
     tail += rounding_slack(cost.max_cost, reg, a, b, B)    # and the rounding of the sums
     it, err, converged, n_builds, support = 1, np.inf, False, 0, None
+    logp = None                       # the last support's log-entries (in K's order)
     w = 1.0 if omega is None else float(omega)
     steps = 0                     # Sinkhorn/Newton steps so far (Newton after n_plain)
     deeper = 3 * B                # how far below the level the candidates reach (when few)
@@ -142,11 +144,12 @@ def solve_truncated(cost, a, b, reg, *, max_iter, tol, omega, max_nnz, newton=Tr
             clock.lap("held")
             return (out.alpha, out.beta, out.it, out.err, out.converged,
                     n_builds + out.kernels - 1, out.support)
-        K = sparse.csr_matrix((np.exp(logp), (rows, cols)), shape=(n1, n2))
+        K, logp = csr_kernel(rows, cols, logp, n1, n2)
         KT = K.T.tocsr()
+        rows = cols = None            # K holds them (at 10^6: 0.7 GB of int64 indices)
         # Newton steps pay off on a sparse support; on a dense one their linear solves cost
         # O(n^3), so plain Sinkhorn iterations are used there, as POT does
-        use_newton = newton and rows.size <= 16 * (n1 + n2)
+        use_newton = newton and K.nnz <= 16 * (n1 + n2)
         clock.lap("support")
         u, v = np.ones(n1), np.ones(n2)
         Kv = K @ v
@@ -161,7 +164,7 @@ def solve_truncated(cost, a, b, reg, *, max_iter, tol, omega, max_nnz, newton=Tr
                 break
             it += 1
             steps += 1
-            step = (_newton_step(K, u, v, a, b, max_log_step=B)
+            step = (_newton_step(K, u, v, a, b, max_log_step=B, KT=KT)
                     if use_newton and steps > n_plain else None)
             if step is not None:
                 u, v = step
@@ -180,8 +183,12 @@ def solve_truncated(cost, a, b, reg, *, max_iter, tol, omega, max_nnz, newton=Tr
                 break                                      # absorb and rebuild the support
         alpha = alpha + np.log(u)
         beta = beta + np.log(v)
-        support = (rows, cols, logp + np.log(u)[rows] + np.log(v)[cols])
         clock.lap("iterations")
+    if logp is not None:              # the last support, at the returned potentials
+        cand = KT = None
+        rows = np.repeat(np.arange(n1), np.diff(K.indptr))
+        cols = K.indices.astype(np.int64)
+        support = (rows, cols, logp + np.log(u)[rows] + np.log(v)[cols])
     return alpha, beta, it, err, converged, n_builds, support
 
 
@@ -198,3 +205,29 @@ def _solve_lse(cost, alpha, beta, log_a, log_b, b, reg, it, max_iter, tol):
         beta = beta + log_b - lse_col
         alpha = alpha + log_a - cost.lse(alpha, beta, reg, axis=1)
     return alpha, beta, it, err, converged, 0, None
+
+
+def csr_kernel(rows, cols, logp, n1, n2):
+    r"""The truncated kernel :math:`K_{ij} = e^{\log P_{ij}}` on the pairs ``rows, cols`` as a
+    canonical CSR matrix laid out directly (no COO copies of the indices), and ``logp`` in
+    its order: the pairs sorted by row, then column (where they were not: the candidates'
+    pairs already are). The pairs must be distinct.
+
+    >>> K, logp = csr_kernel(np.array([1, 0, 0]), np.array([1, 1, 0]), np.log([3.0, 1, 2]), 2, 2)
+    >>> K.toarray()
+    array([[2., 1.],
+           [0., 3.]])
+    >>> np.exp(logp)                  # the entries of K.data
+    array([2., 1., 3.])
+    """
+    r, c = rows, cols
+    if r.size and not ((r[1:] > r[:-1]) | ((r[1:] == r[:-1]) & (c[1:] > c[:-1]))).all():
+        order = np.lexsort((cols, rows))
+        rows, cols, logp = rows[order], cols[order], logp[order]
+    indptr = np.zeros(n1 + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n1), out=indptr[1:])
+    index = index_dtype(n1, n2, rows.size)
+    K = sparse.csr_matrix((np.exp(logp), cols.astype(index, copy=False), indptr.astype(index)),
+                          shape=(n1, n2))
+    K.has_sorted_indices = True       # and no duplicates: nothing may reorder K.data later
+    return K, logp
