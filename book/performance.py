@@ -54,7 +54,17 @@
 #    number of iterations, and at $n = 100{,}000$ one factorisation ran for minutes. The
 #    conjugate gradients stop at a relative residual of 0.1 (inexact Newton): at
 #    $n = 10^5$ the Newton steps then took 5.8 s against 16.3 s for a near-exact solve of
-#    each step, with the same number of steps (8).
+#    each step, with the same number of steps (8). The conjugate gradients never form the
+#    plan or its Hessian: a product with the Hessian is two products with the kernel and
+#    its transpose, and so is the line search (c7d208f; before, the plan, the Hessian and
+#    their COO copies came on top of the kernels: the memory model counted 180 bytes a kept
+#    pair with Newton steps against 60 without). At $3\times 10^5$ the iterations'
+#    peak fell from 1.2 to 0.9 GB above the process's start, and their time from 51 to
+#    45 s. A compiled product with the kernel, one row per thread, was no faster than
+#    scipy's one-thread product (5.0 against 6.3 ms at $3\times 10^5$, 14.6 pairs a row;
+#    102 against 69 ms at $10^6$, 45 a row) and, between the vector products of the
+#    conjugate gradients, three times slower (the threads of the two libraries take turns):
+#    at $3\times 10^5$ the iterations took 68 s instead of 34 s, so it was not kept.
 # 4. **Online mode.** For large groups the cost is never stored. The passes over all pairs
 #    (the first log-sum-exp step and the search for the support) compute each distance from
 #    the embeddings and reduce it at once. On the CPU they are compiled loops
@@ -319,7 +329,9 @@ else:
 # kernels before a pass) at $10^6$ alone. On 2026-12-05 (02:19-03:27 UTC), one run after
 # the other: 1c6e00d (repairs that keep every pair) at $10^6$, then 1c6e00d and 96f11b1
 # (the faster tile) at $10^5$ and $3\times 10^5$, then 96f11b1 and e24ff40 (the compiled
-# filter and repair of the candidates) at $10^6$. The earlier days' runs are in the table above:
+# filter and repair of the candidates) at $10^6$; then (04:45-05:05 UTC) c7d208f (int32
+# candidates, the kernel laid out in CSR) at $10^6$ and $3\times 10^5$. The earlier days'
+# runs are in the table above:
 # on the evening of 2026-12-03, the commits before the shallower start took 24.9 s and
 # 39.9 s at $10^5$ (the same code, ten minutes apart: that is how much this machine's
 # timings vary) and 453 s at $3\times 10^5$.
@@ -494,11 +506,24 @@ else:
 #   (96f11b1) 886 s and 6.67 GB (start 450 s, of which my test runs overlapped about a
 #   minute and a half; repairs 272 s; iterations 103 s), and with the candidates filtered
 #   and repaired in compiled sweeps, without copies of their pairs (e24ff40), 799 s
-#   (13.3 minutes) and 5.89 GB (start 425 s, repairs 222 s, iterations 102 s). The goal that issue 22 set, $10^5$ in 20 s and 1 GB and $10^6$ in
+#   (13.3 minutes) and 5.89 GB (start 425 s, repairs 222 s, iterations 102 s). With the
+#   candidates' indices in int32, the kernel laid out in CSR without the support's indices,
+#   the start's pairs sorted by a counting sort instead of a lexsort, and Newton steps that
+#   form no Hessian (c7d208f), 747 s (12.4 minutes) and 4.85 GB (start 393 s, repairs
+#   224 s, support 43 s, iterations 77 s). A second run of it, with the resident memory
+#   sampled by stage, rose 2.9 GB above its state before the solve in the start, at most
+#   3.1 GB in the repairs and 3.5 GB at the last support build, where the candidates (77 a
+#   row by then, 1.2 GB), the kernel, its transpose and the log-entries (1.5 GB) are alive
+#   together. At $3\times 10^5$ it took 92 s and 1.38 GB (e24ff40: about 116-121 s and
+#   2.0 GB). The goal that issue 22 set, $10^5$ in 20 s and 1 GB and $10^6$ in
 #   5 minutes and 4 GB on 2 cores, is reached at $10^5$ (14.4 s, 0.99 GB with the
-#   process's imports) and not at $10^6$: the start alone, one pass over the $10^{12}$
-#   pairs after the k-d tree, took 7 minutes with this kernel; the repairs and the
-#   iterations come on top.
+#   process's imports; 11.1 s and 0.85 GB with c7d208f) and not at $10^6$: the start
+#   alone, one pass over the $10^{12}$ pairs after the k-d tree, took 6.5 minutes with
+#   this kernel; the repairs and the iterations come on top, and the peak is 4.85 GB with
+#   the process's 0.6 GB of imports and inputs. A timed pass of 40,000 columns against
+#   $10^6$ rows took 12.2 s collecting pairs down to the band the start keeps (3.45 below
+#   the level) and 14.1 s counting every band down to 27.6 as the start does: choosing the
+#   band beforehand would save at most about 13 % of the start.
 # - No index removes pairs here without giving up the certificate. On the 12-d data of this
 #   page, the support of a row reaches about 2.3 distance units beyond its nearest
 #   neighbour (2.4 units away at $n = 10^5$), while groups of 256 points formed by k-means

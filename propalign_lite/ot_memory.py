@@ -14,15 +14,16 @@ temporaries) or of one chunk of tree queries, plus, for the compiled passes of
 ``propalign_lite._support_pass``, their column buffer (4 bytes times about twice the entries of a
 row, per row) and their buffer of deeper pairs (a column and a float32 value, 8 bytes, for
 twice 64 pairs a row) and, on sparse plans (at most 64 entries a row), the solver's candidate pairs
-(24 bytes each, at most 64 a row after a pass; the model counts 64, although repairs add
-the pairs of the rows they rescan: 77 a row at the end of the 12-d benchmark at
-:math:`n = 10^6`). :math:`c_{\mathrm{pair}}` depends on the regime:
-on a sparse support (at most 16 entries per row on average) the solver takes Newton steps,
-which hold the support (COO, 24 bytes a pair), the kernel and its transpose (CSR, 12 each),
-the plan, the Hessian's CSC copies and the line-search arrays: about 180 bytes a pair, counted
-from these array sizes; on denser supports it runs plain Sinkhorn steps, where 60 bytes a pair
-were measured (peak resident memory grew by 3.1 GB for :math:`5.5\cdot 10^7` pairs, ``n`` =
-10,000, ``reg`` 0.3, the coupling and ``M @ y`` included; measured before supports with more
+(16 bytes each: int32 row and column, float64 value; at most 64 a row after a pass; the
+model counts 64, although repairs add the pairs of the rows they rescan: 77 a row at the end
+of the 12-d benchmark at :math:`n = 10^6`). :math:`c_{\mathrm{pair}}` is 60 bytes a kept
+pair in both regimes: the kernel and its transpose (CSR, 12 bytes each), the log-entries
+(8), and at the end the returned support (24) with its temporaries (16); the Newton steps
+of a sparse support (at most 16 entries per row on average) form neither the plan nor its
+Hessian (``propalign_lite._newton``; when they did, the model counted 180 bytes a pair).
+Plain Sinkhorn steps measured 60 bytes a pair too (peak resident memory grew by 3.1 GB for
+:math:`5.5\cdot 10^7` pairs, ``n`` = 10,000, ``reg`` 0.3, the coupling and ``M @ y``
+included; measured before supports with more
 than 30 % of all pairs were replaced by the whole kernel, held in memory, which
 ``estimate_groups_memory(..., dense_plans=True)`` counts at ``BYTES_PER_HELD_ENTRY`` bytes an
 entry of :math:`n_1 n_2`). The number of entries per row is
@@ -30,10 +31,18 @@ not known before the solve: it grows as ``reg`` grows relative to the distances 
 neighbours (1-3 at the paper's ``reg`` on 12-d logit-like data; pass what a smaller run
 showed, ``result.nnz / n``).
 
+Measured at :math:`n = 10^6` on the 12-d benchmark (c7d208f, 45.5 kept pairs a row, 77
+candidates a row at the end): the resident memory rose by 4.2 GB during the solve, at most
+3.5 GB above the process's state before the cost was built in the solver's stages (the last
+support build), 2.9 GB in the start and 3.1 GB in a repair (4.85 GB peak resident, the
+imports and inputs included). This model says 6.4 GB
+(``estimate_memory(10 ** 6, 10 ** 6, 12, nnz_per_row=45.5)``): an upper bound, since it
+adds the pass's buffers, the candidates and the kernels, which are not all alive at once.
+
 Example
 -------
 >>> round(estimate_memory(10 ** 6, 10 ** 6, 12, nnz_per_row=16) / 2 ** 30, 1)
-6.8
+4.5
 """
 from __future__ import annotations
 
@@ -42,13 +51,14 @@ from ._validation import check_int, check_labels, check_number
 __all__ = ["estimate_memory", "estimate_groups_memory", "BYTES_PER_PAIR",
            "BYTES_PER_DENSE_ENTRY", "BYTES_PER_HELD_ENTRY"]
 
-#: Bytes per kept pair at the solver's peak, with Newton steps and with plain Sinkhorn steps.
-BYTES_PER_PAIR = {"newton": 180, "sinkhorn": 60}
+#: Bytes per kept pair at the solver's peak, with Newton steps and with plain Sinkhorn steps
+#: (the same since the Newton steps form neither the plan nor its Hessian).
+BYTES_PER_PAIR = {"newton": 60, "sinkhorn": 60}
 _COPIES_OF_EMBEDDINGS = 5       # input, centred float64, float32 blocks, the coupling's copies
 _VECTORS = 40                   # float64 vectors of length n1 + n2 alive at once
 _WORK = 96 * 2 ** 20            # one block pass / one chunk of tree queries, with temporaries
 _CANDIDATES_PER_ROW = 64        # the solver keeps its deeper candidate set up to this many a row
-_BYTES_PER_CANDIDATE = 24       # row, column (int64) and C / reg (float64)
+_BYTES_PER_CANDIDATE = 16       # row, column (int32) and log P at the pass (float64)
 #: Peak bytes per entry of a dense (``n1 * n2 <= dense_max``) match, for the cost, kernel,
 #: plan and temporaries. Measured with ``tracemalloc`` on 12-d data at ``reg`` 0.05, as 6.5
 #: float64 arrays of the group's size at n = 2,000 and 5.9 at n = 4,096.
