@@ -330,7 +330,8 @@ else:
 # the other: 1c6e00d (repairs that keep every pair) at $10^6$, then 1c6e00d and 96f11b1
 # (the faster tile) at $10^5$ and $3\times 10^5$, then 96f11b1 and e24ff40 (the compiled
 # filter and repair of the candidates) at $10^6$; then (04:45-05:05 UTC) c7d208f (int32
-# candidates, the kernel laid out in CSR) at $10^6$ and $3\times 10^5$. The earlier days'
+# candidates, the kernel laid out in CSR) at $10^6$ and $3\times 10^5$, and (06:33 UTC)
+# c677126 (the transposed kernel as a view) at $10^6$. The earlier days'
 # runs are in the table above:
 # on the evening of 2026-12-03, the commits before the shallower start took 24.9 s and
 # 39.9 s at $10^5$ (the same code, ten minutes apart: that is how much this machine's
@@ -514,7 +515,11 @@ else:
 #   sampled by stage, rose 2.9 GB above its state before the solve in the start, at most
 #   3.1 GB in the repairs and 3.5 GB at the last support build, where the candidates (77 a
 #   row by then, 1.2 GB), the kernel, its transpose and the log-entries (1.5 GB) are alive
-#   together. At $3\times 10^5$ it took 92 s and 1.38 GB (e24ff40: about 116-121 s and
+#   together. With $K^\top$ as a view of the kernel's arrays instead of a copy
+#   (c677126), 771 s and again 4.85 GB: the support builds took 29 s instead of 43 s and
+#   the iterations 92 s instead of 77 s (the transposed products are slower), and the peak
+#   did not move, so it lies after the solver's stages, where the returned support (int64
+#   indices) and the coupling are built. At $3\times 10^5$ c7d208f took 92 s and 1.38 GB (e24ff40: about 116-121 s and
 #   2.0 GB). The goal that issue 22 set, $10^5$ in 20 s and 1 GB and $10^6$ in
 #   5 minutes and 4 GB on 2 cores, is reached at $10^5$ (14.4 s, 0.99 GB with the
 #   process's imports; 11.1 s and 0.85 GB with c7d208f) and not at $10^6$: the start

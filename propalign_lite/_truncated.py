@@ -146,8 +146,9 @@ def solve_truncated(cost, a, b, reg, *, max_iter, tol, omega, max_nnz, newton=Tr
                     n_builds + out.kernels - 1, out.support)
         K, logp = csr_kernel(rows, cols, logp, n1, n2)
         rows = cols = None            # K holds the columns, and the rows as its indptr
-        # K^T as a CSC view of K's own arrays, not a CSR copy: at 10^6 (45.5 pairs a row)
-        # its product took 83 ms against 71 ms, but the copy took 3.9 s a build and 0.55 GB
+        # K^T as a CSC view of K's own arrays, not a CSR copy (0.55 GB at 10^6, 45.5 pairs
+        # a row): there the support builds took 29 s instead of 43 s, the iterations, whose
+        # transposed products are slower, 92 s instead of 77 s
         KT = K.T
         # Newton steps pay off on a sparse support; on a dense one their linear solves cost
         # O(n^3), so plain Sinkhorn iterations are used there, as POT does
