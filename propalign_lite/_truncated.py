@@ -110,10 +110,10 @@ def solve_truncated(cost, a, b, reg, *, max_iter, tol, omega, max_nnz, newton=Tr
         cand = None
     clock.lap("start")
     while it < max_iter and not converged:
-        # free the last round's kernels before the next (at 10^6, 45 pairs a row, K, K^T
-        # and the log-entries are 1.5 GB; they were once held during the passes, whose own
-        # buffers came on top)
-        K = KT = rows = cols = logp = support = None
+        # free the last round's kernel before the next (at 10^6, 45 pairs a row, K and the
+        # log-entries are 0.9 GB; they were once held during the passes, whose own buffers
+        # came on top)
+        K = KT = rows = cols = logp = None
         if cand is None or not (cand.holds(alpha, beta)
                                 or cand.repair(cost, alpha, beta, reg, level)):
             clock.lap("repairs")

@@ -7,6 +7,7 @@ import numpy as np
 from scipy import sparse
 
 from propalign_lite._fused import sort_pairs_by_row
+from test_sinkhorn import _logits_like
 
 
 def _random_support(n, per_row, seed):
@@ -98,9 +99,7 @@ def test_the_candidates_hold_int32_indices_through_the_start_the_repairs_and_the
     monkeypatch.setattr(KS.Candidates, "_hold", spy_hold)
     monkeypatch.setattr(KS.Candidates, "support", spy_support)
     monkeypatch.setattr(KS, "_merge_repaired", spy_merge)
-    rng = np.random.default_rng(4)
-    z = 3.0 * rng.normal(size=(1500, 12))
-    x, y = z + 1.5 * rng.normal(size=z.shape), z + 1.5 * rng.normal(size=z.shape)
+    x, y = _logits_like(1500, seed=4, noise=1.5)
     res = sinkhorn_online(x, y, 0.05, tol=1e-8, max_iter=2000, support="blocked")
     assert res.converged and held and supports
     int32 = (np.dtype(np.int32),) * 2
@@ -140,8 +139,6 @@ def test_the_transposed_kernel_is_a_view_of_the_kernel_not_a_copy(monkeypatch):
         return step(K, *args, KT=KT, **kw)
 
     monkeypatch.setattr(TR, "_newton_step", spy)
-    rng = np.random.default_rng(4)
-    z = 3.0 * rng.normal(size=(300, 12))
-    x, y = z + 1.5 * rng.normal(size=z.shape), z + 1.5 * rng.normal(size=z.shape)
+    x, y = _logits_like(300, seed=4, noise=1.5)
     assert sinkhorn_online(x, y, 0.05, tol=1e-9, max_iter=5000).converged
     assert seen and all(seen)
