@@ -16,7 +16,7 @@ from scipy import sparse
 
 from ._column_start import column_pass_start
 from ._fused import index_dtype
-from ._held import iterate_held, rounding_slack
+from ._held import iterate_held, relaxed_scaling, rounding_slack
 from ._kernel_support import Candidates
 from ._newton import newton_step as _newton_step
 
@@ -175,11 +175,11 @@ def solve_truncated(cost, a, b, reg, *, max_iter, tol, omega, max_nnz, newton=Tr
                 rows_exact = False
             else:
                 v_new = b / Ktu
-                v = v_new if w == 1.0 else v * (v_new / v) ** w
+                v = relaxed_scaling(v, v_new, w, B)
                 Kv = K @ v
                 u_new = a / Kv
-                u = u_new if w == 1.0 else u * (u_new / u) ** w
-                rows_exact = w == 1.0
+                u = relaxed_scaling(u, u_new, w, B)
+                rows_exact = u is u_new
             if not (np.isfinite(u).all() and np.isfinite(v).all()):
                 raise FloatingPointError("Sinkhorn produced non-finite scalings; increase reg")
             if np.abs(np.log(u)).max() > B or np.abs(np.log(v)).max() > B:

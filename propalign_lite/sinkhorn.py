@@ -48,7 +48,9 @@ Over-relaxation (Thibault et al. 2017; Lehmann et al. 2022),
 :math:`v \leftarrow v^{1-\omega}(b / K^\top u)^\omega` and the same for :math:`u`, is applied
 only with a fixed ``omega`` given by the caller; the default (``omega=None``) is plain
 scaling (:math:`\omega = 1`). No rate is measured and no :math:`\omega` is chosen
-automatically.
+automatically. A step whose over-relaxed scaling would leave :math:`[e^{-B}, e^B]` is taken
+plain (``propalign_lite._held.relaxed_scaling``): near :math:`\omega = 2` one step could
+otherwise overflow the float32 held kernel's products.
 
 :func:`sinkhorn` works on a cost matrix in memory and returns the plan;
 :func:`sinkhorn_online` works on the embeddings and never forms the :math:`n_1 \times n_2`
