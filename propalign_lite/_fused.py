@@ -267,3 +267,61 @@ def merge_pairs(ra, ca, rb, cb):
         wide = np.promote_types(ra.dtype, rb.dtype)
         ra, ca, rb, cb = (v.astype(wide, copy=False) for v in (ra, ca, rb, cb))
     return _merge_pairs(ra, ca, rb, cb)
+
+
+@njit(cache=True)
+def _pairs_sorted(rows, cols):
+    for k in range(1, rows.size):
+        if rows[k] < rows[k - 1] or (rows[k] == rows[k - 1] and cols[k] < cols[k - 1]):
+            return False
+    return True
+
+
+def pairs_sorted(rows, cols) -> bool:
+    """Whether the pairs are sorted by row, then column (repeats allowed): one compiled
+    pass, where the numpy comparison of shifted arrays made five temporaries as long as the
+    pairs (45 million pairs at n = 10^6: about 0.2 GB).
+
+    >>> pairs_sorted(np.array([0, 0, 1]), np.array([2, 3, 0])), pairs_sorted(np.array([1, 0]), np.array([0, 0]))
+    (True, False)
+    """
+    return bool(_pairs_sorted(np.asarray(rows), np.asarray(cols)))
+
+
+@njit(cache=True)
+def _row_normalised(logp, rows, log_row_sum, vals):
+    k, nnz = 0, logp.size
+    while k < nnz:
+        r, end, top = rows[k], k, -np.inf
+        while end < nnz and rows[end] == r:
+            top = max(top, logp[end])
+            end += 1
+        if top == -np.inf:                   # a row of zeros: no mass to normalise
+            for q in range(k, end):
+                vals[q] = 0.0
+        else:
+            total = 0.0
+            for q in range(k, end):
+                total += np.exp(logp[q] - top)
+            lse = top + np.log(total)
+            log_row_sum[r] = lse
+            for q in range(k, end):
+                vals[q] = np.exp(logp[q] - lse)
+        k = end
+
+
+def row_normalised(logp, rows, n1):
+    r"""``(vals, log_row_sum)`` of the entries :math:`e^{\log p}` of pairs sorted by row:
+    :math:`\log s_i = \mathrm{LSE}_{k \in \text{row } i} \log p_k` (``-inf`` for a row
+    without pairs) and :math:`v_k = e^{\log p_k - \log s_i}`, so each row sums to 1. One
+    compiled pass, no temporaries as long as the pairs (``segment_logsumexp`` and the
+    subtraction made four).
+
+    >>> vals, lrs = row_normalised(np.log([1.0, 3.0, 2.0]), np.array([0, 0, 2]), 3)
+    >>> vals, np.exp(lrs)
+    (array([0.25, 0.75, 1.  ]), array([4., 0., 2.]))
+    """
+    logp = np.ascontiguousarray(logp, dtype=np.float64)
+    vals, log_row_sum = np.empty_like(logp), np.full(int(n1), -np.inf)
+    _row_normalised(logp, np.asarray(rows), log_row_sum, vals)
+    return vals, log_row_sum

@@ -188,11 +188,29 @@ def solve_truncated(cost, a, b, reg, *, max_iter, tol, omega, max_nnz, newton=Tr
         beta = beta + np.log(v)
         clock.lap("iterations")
     if logp is not None:              # the last support, at the returned potentials
-        cand = KT = None
-        rows = np.repeat(np.arange(n1), np.diff(K.indptr))
-        cols = K.indices.astype(np.int64)
-        support = (rows, cols, logp + np.log(u)[rows] + np.log(v)[cols])
+        indptr, cols = K.indptr, K.indices
+        K = KT = cand = None          # the kernel's values and the candidates, freed first
+        support = _support_of(indptr, cols, logp, np.log(u), np.log(v))
     return alpha, beta, it, err, converged, n_builds, support
+
+
+def _support_of(indptr, cols, logp, log_u, log_v, chunk=1 << 20):
+    """The CSR kernel's pairs (``indptr``, ``cols``: its own arrays) as the returned support
+    ``(rows, cols, logp)`` at the potentials that absorb ``u, v``: ``rows`` is each entry's
+    row in the columns' index type, and ``logp`` is updated in place, a chunk at a time. At
+    n = 10^6 (45 pairs a row) int64 copies of the indices and two whole temporaries of the
+    update had made this the solve's peak.
+
+    >>> _support_of(np.array([0, 2, 3]), np.array([0, 1, 1], dtype=np.int32),
+    ...             np.zeros(3), np.log([1.0, 2.0]), np.log([3.0, 5.0]), chunk=2)
+    (array([0, 0, 1], dtype=int32), array([0, 1, 1], dtype=int32), array([1.09861229, 1.60943791, 2.30258509]))
+    """
+    rows = np.repeat(np.arange(len(indptr) - 1, dtype=cols.dtype), np.diff(indptr))
+    for s in range(0, logp.size, chunk):
+        e = min(s + chunk, logp.size)
+        logp[s:e] += log_u[rows[s:e]]
+        logp[s:e] += log_v[cols[s:e]]
+    return rows, cols, logp
 
 
 def _solve_lse(cost, alpha, beta, log_a, log_b, b, reg, it, max_iter, tol):

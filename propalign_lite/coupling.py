@@ -60,7 +60,7 @@ import numpy as np
 from scipy import sparse
 
 from ._blocked import DEFAULT_BLOCK, BlockedCost, euclidean_cost  # same arithmetic as the dense metrics
-from ._fused import segment_logsumexp
+from ._fused import pairs_sorted, row_normalised
 from ._sampling import RowSampler
 from ._validation import check_array, check_coupling, check_random_state
 
@@ -110,13 +110,12 @@ class ImplicitCoupling:
             rows, cols, logp = support
             self._rows, self._cols = np.asarray(rows), np.asarray(cols)
             logp = np.asarray(logp)
-            r, c = self._rows, self._cols
-            if not ((r[1:] > r[:-1]) | ((r[1:] == r[:-1]) & (c[1:] >= c[:-1]))).all():
-                order = np.lexsort((self._cols, self._rows))   # the solvers return it sorted
+            if not pairs_sorted(self._rows, self._cols):     # the solvers return it sorted
+                order = np.lexsort((self._cols, self._rows))
                 self._rows, self._cols, logp = self._rows[order], self._cols[order], logp[order]
-            # log row sums from the support (the dropped tail is below the solver's tolerance)
-            self.log_row_sum = segment_logsumexp(logp, self._rows, self.shape[0])[0]
-            self._vals = np.exp(logp - self.log_row_sum[self._rows])
+            # row-normalised entries and log row sums from the support, in one compiled pass
+            # (the dropped tail is below the solver's tolerance)
+            self._vals, self.log_row_sum = row_normalised(logp, self._rows, self.shape[0])
         else:
             self._rows = None
             self.log_row_sum = self._cost.lse(self.alpha, self.beta, self.reg, axis=1)

@@ -142,3 +142,50 @@ def test_the_transposed_kernel_is_a_view_of_the_kernel_not_a_copy(monkeypatch):
     x, y = _logits_like(300, seed=4, noise=1.5)
     assert sinkhorn_online(x, y, 0.05, tol=1e-9, max_iter=5000).converged
     assert seen and all(seen)
+
+
+def test_the_returned_support_keeps_the_kernels_index_type_and_its_log_entries_are_exact():
+    """The support the sparse solve returns is read from K's own arrays (int32 here, no
+    int64 copies: at n = 10^6 those and the update's temporaries made the solve's peak);
+    its log-entries must still be the plan's at the returned potentials."""
+    from propalign_lite._blocked import euclidean_cost
+    from propalign_lite.sinkhorn import sinkhorn_online
+
+    x, y = _logits_like(1500, seed=3)
+    res = sinkhorn_online(x, y, 0.05, tol=1e-8, support="blocked")
+    rows, cols, logp = res.support
+    assert res.converged and 0 < rows.size < 0.3 * len(x) * len(y)       # the sparse path
+    assert rows.dtype == np.int32 and cols.dtype == np.int32
+    C = euclidean_cost(x, y)
+    exact = res.alpha[rows] + res.beta[cols] - C[rows, cols] / 0.05
+    np.testing.assert_allclose(logp, exact, rtol=0, atol=1e-9)
+
+
+def test_the_coupling_normalises_its_support_without_temporaries_as_long_as_it():
+    """``ImplicitCoupling`` checks the order of its support and normalises its rows in
+    compiled passes: its construction allocates the row-normalised values and vectors as
+    long as the rows, not four more arrays as long as the support."""
+    from propalign_lite.coupling import ImplicitCoupling
+
+    rng = np.random.default_rng(4)
+    n, per_row = 2000, 100
+    rows = np.repeat(np.arange(n, dtype=np.int32), per_row)
+    cols = np.sort(rng.permuted(np.tile(np.arange(n, dtype=np.int32), (n, 1)), axis=1)
+                   [:, :per_row], axis=1).ravel()        # distinct columns, sorted in each row
+    logp = -rng.random(rows.size) * 30 - 2 * np.log(n)
+    x, y = rng.normal(size=(n, 3)), rng.normal(size=(n, 3))
+    zero = np.zeros(n)
+    ImplicitCoupling(x, y, zero, zero, 0.05, support=(rows[:10], cols[:10], logp[:10]))
+    tracemalloc.start()
+    try:
+        M = ImplicitCoupling(x, y, zero, zero, 0.05, support=(rows, cols, logp))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1.5 * logp.nbytes, (peak, logp.nbytes)
+    # the values: each row of the support, normalised to sum 1; the log row sums
+    ref = sparse.csr_matrix((np.exp(logp), (rows, cols)), shape=(n, n))
+    sums = np.asarray(ref.sum(1)).ravel()
+    np.testing.assert_allclose(M.to_sparse().toarray(), (sparse.diags(1 / sums) @ ref).toarray(),
+                               rtol=1e-12, atol=0)
+    np.testing.assert_allclose(M.log_row_sum, np.log(sums), rtol=1e-12)
