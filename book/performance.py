@@ -519,12 +519,15 @@ else:
 #   (c677126), 771 s and again 4.85 GB: the support builds took 29 s instead of 43 s and
 #   the iterations 92 s instead of 77 s (the transposed products are slower), and the peak
 #   did not move, so it lies after the solver's stages, where the returned support (int64
-#   indices) and the coupling are built. At $3\times 10^5$ c7d208f took 92 s and 1.38 GB (e24ff40: about 116-121 s and
+#   indices) and the coupling are built. Building both from the kernel's own int32 arrays,
+#   with the log-entries updated in place and the coupling's row normalisation in one
+#   compiled pass (a5cd9d8), brought the peak to 4.43 GB (3.82 GB above the state before
+#   the solve), in 723 s (start 395 s, repairs 222 s, support 19 s, iterations 83 s). At $3\times 10^5$ c7d208f took 92 s and 1.38 GB (e24ff40: about 116-121 s and
 #   2.0 GB). The goal that issue 22 set, $10^5$ in 20 s and 1 GB and $10^6$ in
 #   5 minutes and 4 GB on 2 cores, is reached at $10^5$ (14.4 s, 0.99 GB with the
 #   process's imports; 11.1 s and 0.85 GB with c7d208f) and not at $10^6$: the start
 #   alone, one pass over the $10^{12}$ pairs after the k-d tree, took 6.5 minutes with
-#   this kernel; the repairs and the iterations come on top, and the peak is 4.85 GB with
+#   this kernel; the repairs and the iterations come on top, and the peak is 4.43 GB with
 #   the process's 0.6 GB of imports and inputs. A timed pass of 40,000 columns against
 #   $10^6$ rows took 12.2 s collecting pairs down to the band the start keeps (3.45 below
 #   the level) and 14.1 s counting every band down to 27.6 as the start does: choosing the

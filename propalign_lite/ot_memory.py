@@ -36,7 +36,8 @@ Measured at :math:`n = 10^6` on the 12-d benchmark (c7d208f, 45.5 kept pairs a r
 candidates a row at the end): the resident memory rose by 4.2 GB during the solve, at most
 3.5 GB above the process's state before the cost was built in the solver's stages (the last
 support build), 2.9 GB in the start and 3.1 GB in a repair (4.85 GB peak resident, the
-imports and inputs included). This model says 6.4 GB
+imports and inputs included); with the returned support and the coupling built from the
+kernel's own int32 arrays (a5cd9d8) it rose by 3.8 GB (4.43 GB peak). This model says 6.4 GB
 (``estimate_memory(10 ** 6, 10 ** 6, 12, nnz_per_row=45.5)``): an upper bound, since it
 adds the pass's buffers, the candidates and the kernels, which are not all alive at once.
 
