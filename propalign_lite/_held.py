@@ -45,6 +45,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._fused import start_threads_keeping_torch
+from ._relaxation import relaxed_scaling
 
 #: the float32 error at which the exact check runs, as a fraction of ``tol``; it is divided
 #: by TIGHTEN after a failed check, at most CHECKS times
@@ -121,30 +122,6 @@ def exact_error(cost, alpha, beta, a, b, reg) -> float:
     rows = np.exp(cost.lse(alpha, beta, reg, axis=1))
     return (max(float(np.linalg.norm(cols - b)), float(np.linalg.norm(rows - a)))
             + rounding_slack(cost.max_cost, reg, a, b))
-
-
-def relaxed_scaling(old, new, w, log_bound):
-    r"""The over-relaxed scaling :math:`s^{1-\omega}\,s_{\text{new}}^{\omega}`, or the plain
-    one, ``new``, where the over-relaxed step leaves :math:`[e^{-B}, e^{B}]`.
-
-    An over-relaxed step moves a scaling by the plain step's factor raised to :math:`\omega`
-    (Thibault et al. 2017): far from the fixed point, at :math:`\omega` near 2, one step could
-    carry a scaling past float32's range (the held kernel's) before the bound on the scalings
-    was checked, and the next products held inf or 0. The plain step is the one the bound is
-    checked after, so it is taken for that step instead.
-
-    >>> old, new = np.array([1.0, 2.0]), np.array([4.0, 1e6])
-    >>> relaxed_scaling(old, new, 1.5, np.log(1e4))       # 2 * (5e5) ** 1.5 is past e^B
-    array([4.e+00, 1.e+06])
-    >>> relaxed_scaling(old, np.array([4.0, 8.0]), 1.5, np.log(1e4))
-    array([ 8., 16.])
-    """
-    if w == 1.0:
-        return new
-    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
-        out = old * (new / old) ** w
-        log_max = np.abs(np.log(out)).max() if out.size else 0.0
-    return out if np.isfinite(log_max) and log_max <= log_bound else new
 
 
 def iterate_held(cost, alpha, beta, a, b, reg, *, level, it, max_iter, tol, omega=None,

@@ -16,7 +16,8 @@ from scipy import sparse
 
 from ._column_start import column_pass_start
 from ._fused import index_dtype
-from ._held import iterate_held, relaxed_scaling, rounding_slack
+from ._held import iterate_held, rounding_slack
+from ._relaxation import relaxed_scaling
 from ._kernel_support import Candidates
 from ._newton import newton_step as _newton_step
 

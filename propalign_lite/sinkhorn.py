@@ -49,7 +49,8 @@ Over-relaxation (Thibault et al. 2017; Lehmann et al. 2022),
 only with a fixed ``omega`` given by the caller; the default (``omega=None``) is plain
 scaling (:math:`\omega = 1`). No rate is measured and no :math:`\omega` is chosen
 automatically. A step whose over-relaxed scaling would leave :math:`[e^{-B}, e^B]` is taken
-plain (``propalign_lite._held.relaxed_scaling``): near :math:`\omega = 2` one step could
+plain (``propalign_lite._relaxation.relaxed_scaling``, whose module doc says why no factor
+is chosen automatically): near :math:`\omega = 2` one step could
 otherwise overflow the float32 held kernel's products.
 
 :func:`sinkhorn` works on a cost matrix in memory and returns the plan;
@@ -95,6 +96,7 @@ from ._blocked import DEFAULT_BLOCK, BlockedCost, DenseCost
 from ._truncated import (LOG_BOUND, MAX_COST_OVER_REG, START_DEPTH,  # noqa: F401
                          check_cost_scale, solve_truncated, support_level)
 from ._tree_support import TooManyCandidates, TreeCost, tree_pays
+from ._relaxation import check_omega
 from ._validation import check_array
 
 __all__ = ["PAPER_REG", "LOG_BOUND", "MAX_COST_OVER_REG", "ConvergenceWarning",
@@ -207,8 +209,7 @@ def sinkhorn(cost, reg: float = PAPER_REG, *, a=None, b=None, max_iter: int = 10
     """
     C = check_array(cost, "cost")
     check_solver_params(reg, max_iter, tol)
-    if omega is not None and not 0 < omega < 2:
-        raise ValueError(f"omega must lie in (0, 2), got {omega!r}")
+    check_omega(omega)
     a, b = _marginals(a, b, *C.shape)
     timings = {}
     alpha, beta, it, err, conv, nb, _ = solve_truncated(
@@ -259,8 +260,7 @@ def sinkhorn_online(x, y, reg: float = PAPER_REG, *, a=None, b=None, max_iter: i
         raise ValueError(f"x and y must have the same dimension, got {x.shape[1]} and "
                          f"{y.shape[1]}")
     check_solver_params(reg, max_iter, tol)
-    if omega is not None and not 0 < omega < 2:
-        raise ValueError(f"omega must lie in (0, 2), got {omega!r}")
+    check_omega(omega)
     a, b = _marginals(a, b, len(x), len(y))
     if support not in ("auto", "tree", "blocked"):
         raise ValueError(f"support must be 'auto', 'tree' or 'blocked', got {support!r}")

@@ -104,7 +104,8 @@ def test_unconverged_warns_once_and_reports():
 
 @pytest.mark.parametrize("kw,msg", [({"max_iter": 0}, "max_iter"), ({"max_iter": -5}, "max_iter"),
                                     ({"reg": 0.0}, "reg"), ({"tol": 0}, "tol"),
-                                    ({"omega": 2.5}, "omega")])
+                                    ({"omega": 2.5}, "omega"), ({"omega": "auto"}, "omega"),
+                                    ({"omega": True}, "omega")])
 def test_bad_parameters(kw, msg):
     x, y = _logits_like(20)
     with pytest.raises(ValueError, match=msg):
