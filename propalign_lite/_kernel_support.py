@@ -158,34 +158,41 @@ class Candidates:
 def _filter_support(r, c, logp0, d_alpha, d_beta, level, n1, n2):
     """The pairs with ``logp0 + d_alpha[r] + d_beta[c] >= level``, plus every pair equal to
     the largest of its row (column) in a row (column) with none, as ``(rows, cols, logp)``
-    in the candidates' order (one compiled sweep to find the largest, one to select)."""
+    in the candidates' order: three compiled sweeps (the largest of each row and column, a
+    count, the selection) that recompute each value instead of holding the values and a
+    mask of every candidate (at n = 10^6, 77 candidates a row: 0.7 GB at the support
+    build's peak)."""
     m = r.size
-    logp = np.empty(m)
     row_max, col_max = np.full(n1, -np.inf), np.full(n2, -np.inf)
     row_kept, col_kept = np.zeros(n1, dtype=np.bool_), np.zeros(n2, dtype=np.bool_)
     kept = 0
     for k in range(m):
         v = logp0[k] + d_alpha[r[k]] + d_beta[c[k]]
-        logp[k] = v
         row_max[r[k]] = max(row_max[r[k]], v)
         col_max[c[k]] = max(col_max[c[k]], v)
         if v >= level:
             row_kept[r[k]] = col_kept[c[k]] = True
             kept += 1
-    if kept == m:
-        return r, c, logp
-    keep = np.empty(m, dtype=np.bool_)
     count = 0
-    for k in range(m):
-        v = logp[k]
-        keep[k] = (v >= level or (not row_kept[r[k]] and v == row_max[r[k]])
-                   or (not col_kept[c[k]] and v == col_max[c[k]]))
-        count += keep[k]
+    if kept == m:
+        count = m
+    else:
+        for k in range(m):
+            v = logp0[k] + d_alpha[r[k]] + d_beta[c[k]]
+            count += (v >= level or (not row_kept[r[k]] and v == row_max[r[k]])
+                      or (not col_kept[c[k]] and v == col_max[c[k]]))
+    if count == m:
+        vals = np.empty(m)
+        for k in range(m):
+            vals[k] = logp0[k] + d_alpha[r[k]] + d_beta[c[k]]
+        return r, c, vals
     rows, cols, vals = np.empty(count, r.dtype), np.empty(count, c.dtype), np.empty(count)
     j = 0
     for k in range(m):
-        if keep[k]:
-            rows[j], cols[j], vals[j] = r[k], c[k], logp[k]
+        v = logp0[k] + d_alpha[r[k]] + d_beta[c[k]]
+        if (v >= level or (not row_kept[r[k]] and v == row_max[r[k]])
+                or (not col_kept[c[k]] and v == col_max[c[k]])):
+            rows[j], cols[j], vals[j] = r[k], c[k], v
             j += 1
     return rows, cols, vals
 
