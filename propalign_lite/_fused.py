@@ -282,8 +282,10 @@ def pairs_sorted(rows, cols) -> bool:
     pass, where the numpy comparison of shifted arrays made five temporaries as long as the
     pairs (45 million pairs at n = 10^6: about 0.2 GB).
 
-    >>> pairs_sorted(np.array([0, 0, 1]), np.array([2, 3, 0])), pairs_sorted(np.array([1, 0]), np.array([0, 0]))
-    (True, False)
+    >>> pairs_sorted(np.array([0, 0, 1]), np.array([2, 3, 0]))
+    True
+    >>> pairs_sorted(np.array([1, 0]), np.array([0, 0]))
+    False
     """
     return bool(_pairs_sorted(np.asarray(rows), np.asarray(cols)))
 

@@ -202,9 +202,11 @@ def _support_of(indptr, cols, logp, log_u, log_v, chunk=1 << 20):
     n = 10^6 (45 pairs a row) int64 copies of the indices and two whole temporaries of the
     update had made this the solve's peak.
 
-    >>> _support_of(np.array([0, 2, 3]), np.array([0, 1, 1], dtype=np.int32),
-    ...             np.zeros(3), np.log([1.0, 2.0]), np.log([3.0, 5.0]), chunk=2)
-    (array([0, 0, 1], dtype=int32), array([0, 1, 1], dtype=int32), array([1.09861229, 1.60943791, 2.30258509]))
+    >>> rows, cols, logp = _support_of(np.array([0, 2, 3]), np.array([0, 1, 1], dtype=np.int32),
+    ...                                np.zeros(3), np.log([1.0, 2.0]), np.log([3.0, 5.0]),
+    ...                                chunk=2)
+    >>> rows, np.exp(logp)                 # u_i v_j of each pair: 1*3, 1*5, 2*5
+    (array([0, 0, 1], dtype=int32), array([ 3.,  5., 10.]))
     """
     rows = np.repeat(np.arange(len(indptr) - 1, dtype=cols.dtype), np.diff(indptr))
     for s in range(0, logp.size, chunk):

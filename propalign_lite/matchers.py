@@ -62,6 +62,7 @@ from ._validation import (check_array, check_int, check_labels,
                           check_random_state)
 from ._blocked import euclidean_cost  # noqa: F401  (public here; defined with the blocked distances)
 from ._parallel import run_groups
+from ._relaxation import check_omega
 from .coupling import ImplicitCoupling, as_coupling
 from .sinkhorn import (PAPER_REG, ConvergenceWarning, SinkhornResult,  # noqa: F401
                        check_solver_params,
@@ -163,8 +164,9 @@ DENSE_MAX = 2 ** 24      # n1 * n2 above which method="ot" switches to the onlin
 
 
 def match(emb1, emb2, *, method: str = "ot", reg: float = PAPER_REG, reg_m=None, k: int = 1,
-          max_iter: int = 1000, tol: float = 1e-10, snn_normalize: bool = True,
-          online: bool | None = None, dense_max: int = DENSE_MAX, device: str = "cpu",
+          max_iter: int = 1000, tol: float = 1e-10, omega: float | None = None,
+          snn_normalize: bool = True, online: bool | None = None,
+          dense_max: int = DENSE_MAX, device: str = "cpu",
           return_result: bool = False, warn: bool = True, random_state=None):
     """Couple the samples of one group: returns the row-normalised ``(n1, n2)`` coupling.
 
@@ -182,10 +184,16 @@ def match(emb1, emb2, *, method: str = "ot", reg: float = PAPER_REG, reg_m=None,
     ``tol`` emits a :class:`~propalign_lite.sinkhorn.ConvergenceWarning` (``warn=False``
     silences it); ``return_result=True`` returns ``(coupling, SinkhornResult)`` with
     ``converged``, ``n_iter`` and ``err`` (``None`` for the other methods).
+
+    ``omega`` (balanced ``"ot"`` only) over-relaxes the Sinkhorn steps by a fixed factor in
+    (0, 2) (``None``: plain steps, as POT; :mod:`propalign_lite._relaxation`). The plan is
+    the same to the tolerance; on dense plans it can take far fewer iterations: a 6,311-cell
+    group of a simulated atlas's logits took 964 plain iterations to a marginal error of
+    1e-6, and 490, 386 and 263 at 1.6, 1.75 and 1.95; no factor suits every problem.
     """
     M, res = _match(emb1, emb2, method=method, reg=reg, reg_m=reg_m, k=k, max_iter=max_iter,
-                    tol=tol, snn_normalize=snn_normalize, online=online, dense_max=dense_max,
-                    device=device, warn=warn, random_state=random_state)
+                    tol=tol, omega=omega, snn_normalize=snn_normalize, online=online,
+                    dense_max=dense_max, device=device, warn=warn, random_state=random_state)
     return (M, res) if return_result else M
 
 
@@ -196,6 +204,9 @@ def _match(emb1, emb2, *, method, random_state=None, **options):
     fn, _, same_space = MATCHERS[method]
     if method == "ot":                       # before the data: a bad setting fails fast
         check_solver_params(options["reg"], options["max_iter"], options["tol"])
+        check_omega(options["omega"])
+        if options["omega"] is not None and options["reg_m"] is not None:
+            raise ValueError("omega over-relaxes balanced OT only; leave it None with reg_m")
     if method == "snn":
         options["k"] = check_int(options["k"], "k", min_value=1)
     x = check_array(emb1, "emb1")
@@ -206,16 +217,18 @@ def _match(emb1, emb2, *, method, random_state=None, **options):
     return fn(x, y, random_state=random_state, **options)
 
 
-def _ot(x, y, *, reg, reg_m, max_iter, tol, online, dense_max, device, warn, **_):
+def _ot(x, y, *, reg, reg_m, max_iter, tol, omega, online, dense_max, device, warn, **_):
     if online is None:
         online = len(x) * len(y) > dense_max
     if reg_m is not None:
         return _match_unbalanced(x, y, reg, reg_m, online=online, max_iter=max_iter, tol=tol,
                                  device=device, warn=warn)
     if online:
-        res = sinkhorn_online(x, y, reg, max_iter=max_iter, tol=tol, device=device, warn=warn)
+        res = sinkhorn_online(x, y, reg, max_iter=max_iter, tol=tol, omega=omega,
+                              device=device, warn=warn)
         return ImplicitCoupling.from_result(x, y, res, device=device), res
-    res = sinkhorn(euclidean_cost(x, y), reg, max_iter=max_iter, tol=tol, warn=warn)
+    res = sinkhorn(euclidean_cost(x, y), reg, max_iter=max_iter, tol=tol, omega=omega,
+                   warn=warn)
     return row_normalize(res.plan), res
 
 
@@ -261,8 +274,8 @@ def _random(x, y, *, random_state, **_):
 #: (plus its paragraph in the module docstring); ``match`` and ``match_groups`` take their
 #: options and defaults from this table.
 MATCHERS = {
-    "ot": (_ot, dict(reg=PAPER_REG, reg_m=None, max_iter=1000, tol=1e-10, online=None,
-                     dense_max=DENSE_MAX, device="cpu"), True),
+    "ot": (_ot, dict(reg=PAPER_REG, reg_m=None, max_iter=1000, tol=1e-10, omega=None,
+                     online=None, dense_max=DENSE_MAX, device="cpu"), True),
     "emd": (_emd, {}, True),
     "snn": (_snn, dict(k=1, snn_normalize=True), True),
     "random": (_random, {}, False),
@@ -318,9 +331,10 @@ def match_groups(emb1, t1, emb2, t2, *, min_group_size: int = 2, on_missing: str
     progress : bool
         A tqdm progress bar over the groups (on stderr).
     **match_kwargs
-        Passed to :func:`match` (``method``, ``reg``, ``reg_m``, ``k``, ``online``, ``device``,
-        ``random_state``...). Groups whose Sinkhorn stops unconverged are reported together in
-        one :class:`~propalign_lite.sinkhorn.ConvergenceWarning` (``warn=False`` silences it).
+        Passed to :func:`match` (``method``, ``reg``, ``reg_m``, ``k``, ``omega``, ``online``,
+        ``device``, ``random_state``...). Groups whose Sinkhorn stops unconverged are reported
+        together in one :class:`~propalign_lite.sinkhorn.ConvergenceWarning` (``warn=False``
+        silences it).
 
     Returns
     -------

@@ -189,3 +189,25 @@ def test_a_new_matcher_is_one_function_and_one_table_line(monkeypatch):
     assert metrics.evaluate_couplings(couplings, t)["Trace"] == 1.0
     with pytest.raises(ValueError, match="same space"):
         matchers.match(x, x[:, :1], method="nearest")
+
+
+@pytest.mark.parametrize("online", [False, True])
+def test_match_passes_a_fixed_over_relaxation_to_the_solver(online):
+    """``match(..., omega=)`` reaches the solver (fewer iterations on a dense plan) and
+    gives the plain coupling to the tolerance; with ``reg_m`` or a bad value it is refused."""
+    from propalign_lite import matchers
+
+    rng = np.random.default_rng(1)
+    x = 0.8 * rng.normal(size=(300, 45))
+    y = 0.8 * rng.normal(size=(300, 45)) + 0.3
+    kw = dict(tol=1e-6, max_iter=5000, online=online, return_result=True)
+    plain, res_plain = matchers.match(x, y, **kw)
+    fast, res_fast = matchers.match(x, y, omega=1.8, **kw)
+    assert res_plain.converged and res_fast.converged
+    assert res_fast.n_iter < 0.7 * res_plain.n_iter, (res_fast.n_iter, res_plain.n_iter)
+    A, B = (M if isinstance(M, np.ndarray) else M.block() for M in (fast, plain))
+    assert np.abs(A - B).sum(1).max() < 1e-3          # rows of the row-normalised couplings
+    with pytest.raises(ValueError, match="omega"):
+        matchers.match(x, y, omega=1.8, reg_m=1.0)
+    with pytest.raises(ValueError, match="omega"):
+        matchers.match(x, y, omega=2.0)
