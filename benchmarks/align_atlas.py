@@ -106,7 +106,10 @@ def main(argv=None):
                                                         replace=False)
     truth, est = prot[pick], np.asarray(moved)[pick]
     r = [np.corrcoef(truth[:, j], est[:, j])[0, 1] for j in range(truth.shape[1])]
-    results = {g: getattr(res, "err", None) for g, res in getattr(aln, "results_", {}).items()}
+    # groups whose solver stopped at max_iter short of tol (their marginal error); records
+    # before 2026-12-05 read an attribute align did not set, and always held {}
+    results = {str(g): float(res.err) for g, res in aln.results_.items()
+               if res is not None and not res.converged}
     sizes = np.bincount(t, minlength=args.types)
     rec = {"n": args.n, "types": args.types, "largest_group": int(sizes.max()),
            "epochs": args.epochs, "width": args.width, "n_jobs": args.n_jobs, "reg": args.reg,

@@ -276,6 +276,7 @@ def align(adata1, adata2=None, *, groupby: str, use_rep1=None, use_rep2=None,
                     random_state=match_rng, validation=tuple(held_out),
                     reg_selection=selection)
     aln.timings_ = timings
+    aln.results_ = results
     aln.memory_estimate_ = memory
     return aln
 

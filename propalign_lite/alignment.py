@@ -78,6 +78,12 @@ class Alignment:
         Bytes the matching was estimated to need before it ran
         (:func:`~propalign_lite.ot_memory.estimate_groups_memory`; ``align(progress=True)``
         prints it); ``None`` for other methods, a Dask ``client`` or a loaded alignment.
+    results_ : dict
+        ``{group: SinkhornResult or None}``, the solver's result of every group ``align``
+        matched (``n_iter``, ``err``, ``converged``; ``None`` for the methods without one);
+        :meth:`to_df` shows them. An error below ``WARN_ERR`` (1e-4) raises no warning, so
+        this is where a group that stopped at ``max_iter`` short of ``tol`` shows. Empty for
+        a loaded alignment.
     """
 
     def __init__(self, adata1, adata2, *, couplings: dict, labels, names, groupby: str,
@@ -104,6 +110,7 @@ class Alignment:
         self._rng = check_random_state(random_state)
         self._reverse = None
         self.timings_ = {}
+        self.results_ = {}
         self.memory_estimate_ = None
 
     # ------------------------------------------------------------------------------------
@@ -351,7 +358,10 @@ class Alignment:
 
     def to_df(self) -> pd.DataFrame:
         """One row per group of either object: cells in each, whether it was matched, why not,
-        and the share of each object's mass the plan left unmatched (0 for balanced OT)."""
+        the share of each object's mass the plan left unmatched (0 for balanced OT), and, for
+        the groups that ``align`` solved by entropic OT in this session (``results_``), the
+        solver's iterations, marginal error and whether it reached its tolerance (NaN / None
+        otherwise, e.g. for a loaded alignment)."""
         t1, t2 = self.labels_
         groups = sorted(set(pd.unique(t1).tolist()) | set(pd.unique(t2).tolist()), key=str)
         key = f"{self.key_added}_mass"
@@ -367,8 +377,16 @@ class Alignment:
                  f"n_{self.names[1]}": int((t2 == g).sum()), "matched": g in self.couplings_,
                  f"unmatched mass {self.names[0]}": left(m1, t1, g),
                  f"unmatched mass {self.names[1]}": left(m2, t2, g),
+                 **self._solver_columns(g),
                  "note": self.unmatched_.get(g, "")} for g in groups]
         return pd.DataFrame(rows).set_index(self.groupby)
+
+    def _solver_columns(self, g) -> dict:
+        res = self.results_.get(g)
+        if res is None or not hasattr(res, "converged"):
+            return {"iterations": np.nan, "marginal error": np.nan, "converged": None}
+        return {"iterations": int(res.n_iter), "marginal error": float(res.err),
+                "converged": bool(res.converged)}
 
     def __repr__(self) -> str:
         n1 = sum(len(i) for i in self.index1_.values())
