@@ -224,24 +224,25 @@ def sort_pairs_by_row(rows, cols, values, n1):
     (array([0, 2, 2]), array([1, 0, 1]), array([2., 1., 3.]))
     """
     rows, cols = as_index(rows), as_index(cols)
-    return _sort_pairs_by_row(rows, cols, np.ascontiguousarray(values, dtype=np.float64),
-                              int(n1))
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    # the outputs are numpy's own arrays (not the compiled code's), so that the candidates
+    # made of them can be grown in place by a repair (``_kernel_support.merge_repaired``)
+    out = np.empty_like(rows), np.empty_like(cols), np.empty_like(values)
+    _sort_pairs_by_row(rows, cols, values, int(n1), *out)
+    return out
 
 
 @njit(cache=True)
-def _sort_pairs_by_row(rows, cols, values, n1):
+def _sort_pairs_by_row(rows, cols, values, n1, r_out, c_out, v_out):
     starts = np.zeros(n1 + 1, dtype=np.int64)
     for k in range(rows.size):
         starts[rows[k] + 1] += 1
     for i in range(n1):
         starts[i + 1] += starts[i]
-    r_out, c_out = np.empty_like(rows), np.empty_like(cols)
-    v_out = np.empty_like(values)
     for k in range(rows.size):
         at = starts[rows[k]]
         r_out[at], c_out[at], v_out[at] = rows[k], cols[k], values[k]
         starts[rows[k]] = at + 1
-    return r_out, c_out, v_out
 
 
 def segment_logsumexp(values, seg, n):

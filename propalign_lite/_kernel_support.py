@@ -8,6 +8,8 @@ which later supports are filtered while the potentials have risen by less than t
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 from numba import njit
 
@@ -133,11 +135,11 @@ class Candidates:
         # every fresh pair is in a rescanned row or column, so none is a kept one; the kept
         # pairs' values move with the potentials, in one compiled merge (no copies of the
         # kept pairs: at 10^6 the candidates are 60-80 million pairs)
-        self.rows, self.cols, self.logp0 = _merge_repaired(
-            r, c, self.logp0, alpha - self.alpha0, beta - self.beta0, keep,
-            np.ascontiguousarray(fr, dtype=r.dtype), np.ascontiguousarray(fc, dtype=c.dtype),
-            np.ascontiguousarray(flogp, dtype=np.float64))
-        r = c = keep = None
+        arrays = [self.rows, self.cols, self.logp0]
+        self.rows = self.cols = self.logp0 = r = c = None    # merged in place (no copies)
+        self.rows, self.cols, self.logp0 = merge_repaired(
+            arrays, keep, alpha - self.alpha0, beta - self.beta0, fr, fc, flogp)
+        arrays = keep = None
         self.alpha0, self.beta0 = alpha.copy(), beta.copy()
         rho[rows] = 0.0
         kappa[cols] = 0.0
@@ -198,31 +200,81 @@ def _filter_support(r, c, logp0, d_alpha, d_beta, level, n1, n2):
 
 
 @njit(cache=True)
-def _merge_repaired(r, c, logp0, d_alpha, d_beta, keep, fr, fc, fv):
-    """The kept candidates (``keep``; their values moved by ``d_alpha[r] + d_beta[c]``)
-    merged with the fresh pairs ``fr, fc, fv`` of a rescan, sorted by row, then column (a
-    fresh pair replaces a kept one with the same row and column)."""
-    n_keep = 0
+def _compact_kept(r, c, v, keep, d_alpha, d_beta):
+    """Move the kept candidates to the front of their own arrays, their values moved by
+    ``d_alpha[r] + d_beta[c]``; returns how many were kept."""
+    w = 0
     for k in range(r.size):
-        n_keep += keep[k]
-    size = n_keep + fr.size
-    rows, cols, vals = np.empty(size, r.dtype), np.empty(size, c.dtype), np.empty(size)
-    i = j = m = 0
-    while True:
-        while i < r.size and not keep[i]:
+        if keep[k]:
+            value = v[k] + d_alpha[r[k]] + d_beta[c[k]]
+            r[w], c[w], v[w] = r[k], c[k], value
+            w += 1
+    return w
+
+
+@njit(cache=True)
+def _shared_pairs(r, c, n, fr, fc):
+    """How many of the first ``n`` pairs ``r, c`` are among ``fr, fc`` (both sorted)."""
+    i = j = same = 0
+    while i < n and j < fr.size:
+        if r[i] < fr[j] or (r[i] == fr[j] and c[i] < fc[j]):
             i += 1
-        if i >= r.size and j >= fr.size:
-            break
-        take_fresh = i >= r.size or (j < fr.size and (fr[j] < r[i] or (fr[j] == r[i]
-                                                                          and fc[j] <= c[i])))
-        if take_fresh:
-            if i < r.size and fr[j] == r[i] and fc[j] == c[i]:
-                i += 1                               # the same pair: the fresh value wins
-            rows[m], cols[m], vals[m] = fr[j], fc[j], fv[j]
+        elif r[i] == fr[j] and c[i] == fc[j]:
+            same += 1
+            i += 1
             j += 1
         else:
-            rows[m], cols[m] = r[i], c[i]
-            vals[m] = logp0[i] + d_alpha[r[i]] + d_beta[c[i]]
-            i += 1
-        m += 1
-    return rows[:m], cols[:m], vals[:m]
+            j += 1
+    return same
+
+
+@njit(cache=True)
+def _merge_from_the_back(r, c, v, n, fr, fc, fv, size):
+    """Merge the fresh pairs into the first ``n`` pairs of ``r, c, v`` (arrays of ``size``
+    entries, both lists sorted by row, then column), writing from the back so that nothing
+    unread is overwritten; a fresh pair replaces a kept one at the same place."""
+    i, j, w = n - 1, fr.size - 1, size - 1
+    while j >= 0:
+        if i >= 0 and (r[i] > fr[j] or (r[i] == fr[j] and c[i] > fc[j])):
+            r[w], c[w], v[w] = r[i], c[i], v[i]
+            i -= 1
+        else:
+            if i >= 0 and r[i] == fr[j] and c[i] == fc[j]:
+                i -= 1                               # the same pair: the fresh value wins
+            r[w], c[w], v[w] = fr[j], fc[j], fv[j]
+            j -= 1
+        w -= 1
+
+
+def merge_repaired(arrays, keep, d_alpha, d_beta, fr, fc, fv):
+    """The kept candidates (``keep``; values moved by ``d_alpha[r] + d_beta[c]``) merged
+    with the fresh pairs ``fr, fc, fv`` of a rescan, sorted by row, then column (a fresh
+    pair replaces a kept one at the same place), **in place**: ``arrays`` is the list
+    ``[rows, cols, logp]``, whose owner has dropped its own references. The kept pairs are
+    moved to the front, each array is grown (``ndarray.resize``: a ``realloc``, which moves
+    pages instead of copying them) and the fresh pairs are merged in from the back. An
+    array that does not own its data or is referenced elsewhere (a view) is copied instead.
+    At n = 10^6 the old merge wrote new arrays while the old candidates (1.2 GB) were alive:
+    the solve's peak was at the end of every repair.
+
+    >>> arrays = [np.array([0, 0, 1, 2]), np.array([1, 3, 0, 2]), np.zeros(4)]
+    >>> keep = np.array([True, False, True, True])
+    >>> rows, cols, vals = merge_repaired(arrays, keep, np.ones(3), np.zeros(4),
+    ...                                   np.array([0, 1]), np.array([2, 1]), np.array([5.0, 6]))
+    >>> rows, cols, vals
+    (array([0, 0, 1, 1, 2]), array([1, 2, 0, 1, 2]), array([1., 5., 1., 6., 1.]))
+    """
+    for k in range(3):
+        a = arrays[k]
+        # references: the list, ``a`` and getrefcount's argument; a view would add one
+        if not (a.flags.owndata and a.base is None and sys.getrefcount(a) <= 3):
+            arrays[k] = a.copy()                     # merged in a copy of its own
+    a = None
+    n = _compact_kept(*arrays, keep, d_alpha, d_beta)
+    size = n + fr.size - _shared_pairs(arrays[0], arrays[1], n, fr, fc)
+    for a in arrays:
+        a.resize(size, refcheck=False)               # owned, referenced only by the list
+    a = None
+    fr, fc = (np.ascontiguousarray(f, dtype=arrays[i].dtype) for i, f in ((0, fr), (1, fc)))
+    _merge_from_the_back(*arrays, n, fr, fc, np.ascontiguousarray(fv, dtype=np.float64), size)
+    return tuple(arrays)

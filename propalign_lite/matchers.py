@@ -186,7 +186,7 @@ def match(emb1, emb2, *, method: str = "ot", reg: float = PAPER_REG, reg_m=None,
     ``converged``, ``n_iter`` and ``err`` (``None`` for the other methods).
 
     ``omega`` (balanced ``"ot"`` only) over-relaxes the Sinkhorn steps by a fixed factor in
-    (0, 2) (``None``: plain steps, as POT; :mod:`propalign_lite._relaxation`). The plan is
+    (0, 2) (``None``: plain steps, as POT; ``propalign_lite._relaxation``). The plan is
     the same to the tolerance; on dense plans it can take far fewer iterations: a 6,311-cell
     group of a simulated atlas's logits took 964 plain iterations to a marginal error of
     1e-6, and 490, 386 and 263 at 1.6, 1.75 and 1.95; no factor suits every problem.

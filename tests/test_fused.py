@@ -316,27 +316,42 @@ def test_the_compiled_filter_keeps_the_level_and_the_largest_of_lonely_rows_and_
         assert level > 0 or keep.all()
 
 
-def test_the_compiled_repair_merge_moves_the_kept_values_and_takes_the_fresh_pairs():
-    """``_merge_repaired`` against numpy: the kept candidates, their values moved by the
+@pytest.mark.parametrize("owned", [True, False])
+def test_the_repair_merge_moves_the_kept_values_and_takes_the_fresh_pairs_in_place(owned):
+    """``merge_repaired`` against numpy: the kept candidates, their values moved by the
     potentials' changes, and the fresh pairs, sorted by row then column; a fresh pair
-    replaces a kept one at the same place."""
-    from propalign_lite._kernel_support import _merge_repaired
+    replaces a kept one at the same place. Arrays that own their data are grown and merged
+    in place (the same objects come back: no second copy of the candidates, which made the
+    solve's peak at 10^6); views are copied, and what they view is left as it was."""
+    from propalign_lite._kernel_support import merge_repaired
 
     rng = np.random.default_rng(4)
     n1, n2 = 50, 60
     keys = np.sort(rng.choice(n1 * n2, 700, replace=False))
-    r, c, logp0 = keys // n2, keys % n2, rng.normal(size=700)
+    r, c, logp0 = (keys // n2).astype(np.int32), (keys % n2).astype(np.int32), rng.normal(size=700)
     da, db = rng.normal(size=n1), rng.normal(size=n2)
     keep = rng.random(700) < 0.7
     fresh = np.sort(np.r_[rng.choice(n1 * n2, 200, replace=False), keys[keep][:5]])
     fresh = np.unique(fresh)
     fr, fc, fv = fresh // n2, fresh % n2, rng.normal(size=fresh.size)
-    rows, cols, vals = _merge_repaired(r, c, logp0, da, db, keep, fr, fc, fv)
     want = dict(zip(keys[keep], (logp0 + da[r] + db[c])[keep]))
     want.update(zip(fresh, fv))
     order = np.array(sorted(want))
-    np.testing.assert_array_equal(rows * n2 + cols, order)
+    if owned:
+        arrays = [r.copy(), c.copy(), logp0.copy()]
+        ids = [id(a) for a in arrays]
+    else:
+        parents = [np.r_[r, 0], np.r_[c, 0], np.r_[logp0, 0.0]]
+        arrays = [p[:-1] for p in parents]
+    rows, cols, vals = merge_repaired(arrays, keep, da, db, fr, fc, fv)
+    np.testing.assert_array_equal(rows.astype(np.int64) * n2 + cols, order)
     np.testing.assert_array_equal(vals, [want[k] for k in order])
+    assert rows.dtype == np.int32 and cols.dtype == np.int32
+    if owned:
+        assert [id(a) for a in (rows, cols, vals)] == ids
+    else:
+        np.testing.assert_array_equal(parents[0][:-1], r)
+        np.testing.assert_array_equal(parents[2][:-1], logp0)
 
 
 def test_repaired_candidates_give_a_fresh_passs_support_after_a_few_rows_and_columns_rise():
