@@ -554,15 +554,18 @@ else:
 #   keep waiting, had missed it) placed the peak: at the end of every repair, where the
 #   merged candidates are written while the old ones (77 a row by then, 1.2 GB) are still
 #   alive. The repairs ended at 4.1, 4.0, 3.9, 4.1 and 4.4 GB, the start at 3.6 GB, the
-#   support builds at most at 3.6 GB (the process's own 0.7 GB included). Merging the
-#   candidates in place (compact the kept ones, grow the arrays, merge from the back)
-#   would remove that peak; it is not done yet. At $3\times 10^5$ c7d208f took 92 s and 1.38 GB (e24ff40: about 116-121 s and
+#   support builds at most at 3.6 GB (the process's own 0.7 GB included). With the
+#   repairs merging the candidates in place (6114e5e: the kept pairs moved to the front of
+#   their own arrays, the arrays grown by `realloc`, which moves pages instead of copying
+#   them, and the fresh pairs merged in from the back), one group of $10^6$ took 702 s and
+#   peaked at **3.78 GB** (3.17 GB above the state before the solve; start 380 s, repairs
+#   214 s, support 20 s, iterations 83 s). At $3\times 10^5$ c7d208f took 92 s and 1.38 GB (e24ff40: about 116-121 s and
 #   2.0 GB). The goal that issue 22 set, $10^5$ in 20 s and 1 GB and $10^6$ in
 #   5 minutes and 4 GB on 2 cores, is reached at $10^5$ (14.4 s, 0.99 GB with the
-#   process's imports; 11.1 s and 0.85 GB with c7d208f) and not at $10^6$: the start
+#   process's imports; 11.1 s and 0.85 GB with c7d208f); at $10^6$ the memory is (3.78 GB
+#   with 6114e5e) and the time is not (702 s): the start
 #   alone, one pass over the $10^{12}$ pairs after the k-d tree, took 6.5 minutes with
-#   this kernel; the repairs and the iterations come on top, and the peak is 4.43 GB with
-#   the process's 0.6 GB of imports and inputs. A timed pass of 40,000 columns against
+#   this kernel; the repairs and the iterations come on top. A timed pass of 40,000 columns against
 #   $10^6$ rows took 12.2 s collecting pairs down to the band the start keeps (3.45 below
 #   the level) and 14.1 s counting every band down to 27.6 as the start does: choosing the
 #   band beforehand would save at most about 13 % of the start.

@@ -133,8 +133,9 @@ class Candidates:
             return False
         fr, fc, flogp = fresh
         # every fresh pair is in a rescanned row or column, so none is a kept one; the kept
-        # pairs' values move with the potentials, in one compiled merge (no copies of the
-        # kept pairs: at 10^6 the candidates are 60-80 million pairs)
+        # pairs' values move with the potentials, and the fresh pairs are merged into the
+        # candidates' own arrays (at 10^6 they are 60-80 million pairs, 1.2 GB: a merge into
+        # new arrays made the solve's peak)
         arrays = [self.rows, self.cols, self.logp0]
         self.rows = self.cols = self.logp0 = r = c = None    # merged in place (no copies)
         self.rows, self.cols, self.logp0 = merge_repaired(

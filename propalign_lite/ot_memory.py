@@ -37,7 +37,8 @@ candidates a row at the end): the resident memory rose by 4.2 GB during the solv
 3.5 GB above the process's state before the cost was built in the solver's stages (the last
 support build), 2.9 GB in the start and 3.1 GB in a repair (4.85 GB peak resident, the
 imports and inputs included); with the returned support and the coupling built from the
-kernel's own int32 arrays (a5cd9d8) it rose by 3.8 GB (4.43 GB peak). This model says 6.4 GB
+kernel's own int32 arrays (a5cd9d8) it rose by 3.8 GB (4.43 GB peak), and with the repairs
+merging the candidates in place (6114e5e) by 3.2 GB (3.78 GB peak). This model says 6.4 GB
 (``estimate_memory(10 ** 6, 10 ** 6, 12, nnz_per_row=45.5)``): an upper bound, since it
 adds the pass's buffers, the candidates and the kernels, which are not all alive at once.
 

@@ -26,10 +26,13 @@ def test_measured_point_of_the_plain_sinkhorn_regime():
 
 
 def test_the_model_bounds_the_measured_solve_at_a_million():
-    # 10^6 a side, 12-d, 45.5 kept pairs a row: 4.24 GB more resident memory (c7d208f),
-    # 3.82 GB with the returned support read from the kernel's arrays (a5cd9d8)
+    # 10^6 a side, 12-d, 45.5 kept pairs a row: 4.24 GB more resident memory than before
+    # the solve (c7d208f), 3.82 GB with the returned support read from the kernel's arrays
+    # (a5cd9d8), 3.17 GB with the repairs merging in place (6114e5e); the model also counts
+    # the inputs (two 10^6 x 12 float64 arrays, 0.18 GB), which the measured rise does not
+    measured = 3.17 + 2 * 10 ** 6 * 12 * 8 / 2 ** 30
     est = estimate_memory(10 ** 6, 10 ** 6, 12, nnz_per_row=45.5) / 2 ** 30
-    assert 3.82 <= est <= 2 * 3.82
+    assert measured <= est <= 2 * measured
 
 
 @pytest.mark.parametrize("bad", [dict(n1=0), dict(d=1.5), dict(nnz_per_row=float("nan"))])
