@@ -157,6 +157,14 @@ class Candidates:
                                float(level), self.n1, self.n2)
 
 
+@njit(cache=True, inline="always")
+def _kept(v, i, j, level, row_kept, col_kept, row_max, col_max):
+    """Whether a pair of value ``v`` in row ``i`` and column ``j`` is in the support: at or
+    above the level, or the largest of a row (column) with no pair above it."""
+    return (v >= level or (not row_kept[i] and v == row_max[i])
+            or (not col_kept[j] and v == col_max[j]))
+
+
 @njit(cache=True)
 def _filter_support(r, c, logp0, d_alpha, d_beta, level, n1, n2):
     """The pairs with ``logp0 + d_alpha[r] + d_beta[c] >= level``, plus every pair equal to
@@ -176,14 +184,12 @@ def _filter_support(r, c, logp0, d_alpha, d_beta, level, n1, n2):
         if v >= level:
             row_kept[r[k]] = col_kept[c[k]] = True
             kept += 1
-    count = 0
-    if kept == m:
-        count = m
-    else:
+    count = m
+    if kept < m:
+        count = 0
         for k in range(m):
             v = logp0[k] + d_alpha[r[k]] + d_beta[c[k]]
-            count += (v >= level or (not row_kept[r[k]] and v == row_max[r[k]])
-                      or (not col_kept[c[k]] and v == col_max[c[k]]))
+            count += _kept(v, r[k], c[k], level, row_kept, col_kept, row_max, col_max)
     if count == m:
         vals = np.empty(m)
         for k in range(m):
@@ -193,8 +199,7 @@ def _filter_support(r, c, logp0, d_alpha, d_beta, level, n1, n2):
     j = 0
     for k in range(m):
         v = logp0[k] + d_alpha[r[k]] + d_beta[c[k]]
-        if (v >= level or (not row_kept[r[k]] and v == row_max[r[k]])
-                or (not col_kept[c[k]] and v == col_max[c[k]])):
+        if _kept(v, r[k], c[k], level, row_kept, col_kept, row_max, col_max):
             rows[j], cols[j], vals[j] = r[k], c[k], v
             j += 1
     return rows, cols, vals

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._validation import check_number
+
 
 def relaxed_scaling(old, new, w, log_bound):
     r"""The over-relaxed scaling :math:`s^{1-\omega}\,s_{\text{new}}^{\omega}`, or the plain
@@ -51,11 +53,7 @@ def check_omega(omega) -> None:
     >>> check_omega("auto")
     Traceback (most recent call last):
     ...
-    ValueError: omega must be None or a number in (0, 2), got 'auto'
+    propalign_lite._validation.InputTypeError: omega must be a real number, got 'auto' (str)
     """
-    if omega is None:
-        return
-    if isinstance(omega, (bool, np.bool_)) or not isinstance(omega, (int, float, np.integer,
-                                                                       np.floating)) \
-            or not 0 < float(omega) < 2:
-        raise ValueError(f"omega must be None or a number in (0, 2), got {omega!r}")
+    if omega is not None:
+        check_number(omega, "omega", low=0.0, high=2.0, low_open=True, high_open=True)
