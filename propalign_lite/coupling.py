@@ -106,18 +106,17 @@ class ImplicitCoupling:
         self.shape = (len(self.x), len(self.y))
         self._cost = BlockedCost(self.x, self.y, dtype=np.float64, device=device,
                                  block_size=block_size)
+        self._csr = None
         if support is not None:
-            rows, cols, logp = support
-            self._rows, self._cols = np.asarray(rows), np.asarray(cols)
-            logp = np.asarray(logp)
-            if not pairs_sorted(self._rows, self._cols):     # the solvers return it sorted
-                order = np.lexsort((self._cols, self._rows))
-                self._rows, self._cols, logp = self._rows[order], self._cols[order], logp[order]
+            rows, cols, logp = (np.asarray(v) for v in support)
+            if not pairs_sorted(rows, cols):                  # the solvers return it sorted
+                order = np.lexsort((cols, rows))
+                rows, cols, logp = rows[order], cols[order], logp[order]
             # row-normalised entries and log row sums from the support, in one compiled pass
             # (the dropped tail is below the solver's tolerance)
-            self._vals, self.log_row_sum = row_normalised(logp, self._rows, self.shape[0])
+            vals, self.log_row_sum = row_normalised(logp, rows, self.shape[0])
+            self._csr = _sorted_pairs_as_csr(rows, cols, vals, self.shape)
         else:
-            self._rows = None
             self.log_row_sum = self._cost.lse(self.alpha, self.beta, self.reg, axis=1)
 
     @classmethod
@@ -127,7 +126,7 @@ class ImplicitCoupling:
                    result=result, **kwargs)
 
     def __repr__(self) -> str:
-        nnz = "no support" if self._rows is None else f"support {self._rows.size} entries"
+        nnz = "no support" if self._csr is None else f"support {self._csr.nnz} entries"
         return f"ImplicitCoupling(shape={self.shape}, reg={self.reg}, {nnz})"
 
     # -- entries ---------------------------------------------------------------------------
@@ -158,11 +157,12 @@ class ImplicitCoupling:
 
     # -- support-based operations ----------------------------------------------------------
     def to_sparse(self) -> sparse.csr_matrix:
-        """The kept support as a row-normalised CSR matrix (rows sum to 1)."""
-        if self._rows is None:
+        """The kept support as a row-normalised CSR matrix (rows sum to 1), built once when
+        the coupling is made and shared by ``@`` and sampling (do not modify it in place)."""
+        if self._csr is None:
             raise ValueError("this coupling has no truncated support; use M.block or "
                              "M.matmul(Z, exact=True)")
-        return sparse.csr_matrix((self._vals, (self._rows, self._cols)), shape=self.shape)
+        return self._csr
 
     def matmul(self, Z, *, exact: bool = False) -> np.ndarray:
         """:math:`M Z` for ``Z`` of shape ``(n2, ...)``: on the support, or over all pairs."""
@@ -170,8 +170,8 @@ class ImplicitCoupling:
         if Z.shape[0] != self.shape[1]:
             raise ValueError(f"cannot multiply a coupling of shape {self.shape} with an "
                              f"array of {Z.shape[0]} rows")
-        if not exact and self._rows is not None:
-            return self.to_sparse() @ Z
+        if not exact and self._csr is not None:
+            return self._csr @ Z
         flat = Z.reshape(Z.shape[0], -1)
         out = np.empty((self.shape[0], flat.shape[1]))
         for s, e, C in BlockedCost(self.x, self.y, dtype=np.float64,
@@ -192,7 +192,7 @@ class ImplicitCoupling:
     def sample_partners(self, *, random_state=None) -> np.ndarray:
         """One partner :math:`j_i \\sim M_{i\\cdot}` per row (inverse CDF on the support)."""
         rng = check_random_state(random_state)
-        if self._rows is None:               # Gumbel-max over all pairs, block by block
+        if self._csr is None:                # Gumbel-max over all pairs, block by block
             out = np.empty(self.shape[0], dtype=np.int64)
             for s, e, C in BlockedCost(self.x, self.y, dtype=np.float64,
                                        block_size=self.block_size).blocks():
@@ -242,6 +242,21 @@ class ImplicitCoupling:
     def __array__(self, dtype=None, copy=None):
         M = self.to_dense()
         return M if dtype is None else M.astype(dtype)
+
+
+def _sorted_pairs_as_csr(rows, cols, vals, shape) -> sparse.csr_matrix:
+    """A CSR matrix over pairs sorted by row, holding ``cols`` and ``vals`` themselves (no
+    copy, no COO conversion): only the row pointers are new.
+
+    >>> M = _sorted_pairs_as_csr(np.array([0, 0, 2]), np.array([1, 2, 0]), np.ones(3), (3, 3))
+    >>> M.toarray().astype(int).tolist(), M.indptr.tolist()
+    ([[0, 1, 1], [0, 0, 0], [1, 0, 0]], [0, 2, 2, 3])
+    """
+    index = np.int32 if max(shape[1], len(cols)) < 2 ** 31 - 1 else np.int64
+    indptr = np.zeros(shape[0] + 1, dtype=index)
+    np.cumsum(np.bincount(rows, minlength=shape[0]), out=indptr[1:])
+    return sparse.csr_matrix((vals, np.asarray(cols, dtype=index), indptr), shape=shape,
+                             copy=False)
 
 
 def _columns_by_matmul(M, cols) -> np.ndarray:

@@ -164,3 +164,23 @@ def test_as_coupling_refuses_what_is_not_a_coupling():
     with pytest.raises(ValueError, match="must be an array"):
         as_coupling("M")
     assert as_coupling(np.ones((2, 2)), row_stochastic=False).shape == (2, 2)
+
+
+def test_the_support_is_held_as_one_csr_built_without_copying_its_pairs(pair):
+    """``@`` and sampling share one CSR built when the coupling is made: its columns are the
+    support's own array, and an unsorted support gives the same matrix as a COO build."""
+    x, y, _, M, _ = pair
+    rows, cols, logp = M.result.support
+    assert M.to_sparse() is M.to_sparse()
+    assert np.shares_memory(M.to_sparse().indices, cols)
+    perm = np.random.default_rng(1).permutation(len(rows))
+    shuffled = ImplicitCoupling(x, y, M.alpha, M.beta, M.reg,
+                                support=(rows[perm], cols[perm], logp[perm]))
+    vals = np.exp(logp - M.log_row_sum[rows])
+    coo = sparse.csr_matrix((vals, (rows, cols)), shape=M.shape)
+    for C in (M, shuffled):
+        S = C.to_sparse()
+        assert S.has_sorted_indices and np.array_equal(S.indptr, coo.indptr)
+        assert np.array_equal(S.indices, coo.indices) and np.allclose(S.data, coo.data)
+        Z = np.random.default_rng(2).normal(size=(M.shape[1], 3))
+        assert np.allclose(C @ Z, coo @ Z)
