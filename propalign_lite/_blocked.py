@@ -19,7 +19,7 @@ import numpy as np
 from ._fused import LSE_DEPTH, Tiles, distance_matrix, merge_pairs, pair_distances
 from ._kernel_support import RESCAN_PAIRS
 from ._screened import argmax_rows, lse_rows
-from ._support_pass import DEEP_PAIRS_PER_ROW, pairs_above, support_rows
+from ._support_pass import DEEP_PAIRS_PER_ROW, TooManyPairs, pairs_above, support_rows
 
 DEFAULT_BLOCK = 2 ** 20          # cost entries per block (4 MiB in float32)
 #: cost entries per block on a GPU when the default is asked for (256 MiB in float32): with
@@ -194,7 +194,8 @@ class BlockedCost:
             out[s:e] = block
         return out
 
-    def support(self, alpha, beta, reg, level: float, *, deeper: float = 0.0):
+    def support(self, alpha, beta, reg, level: float, *, deeper: float = 0.0,
+                max_pairs: int | None = None):
         r"""Pairs with :math:`\alpha_i + \beta_j - C_{ij}/\varepsilon \ge` ``level`` (plus the
         largest entry of every row and column), with their float64 log-values.
 
@@ -205,14 +206,19 @@ class BlockedCost:
         deepest whose pairs are at most 64 a row on average; see
         ``propalign_lite._support_pass.support_rows``), and so may the torch blocks (``D`` or 0,
         :meth:`_blocked_support`); ``last_depth`` says which depth the last call used
-        (always 0 for the numpy blocks of a dense cost).
+        (always 0 for the numpy blocks of a dense cost). More than ``max_pairs`` pairs at
+        the level raise :class:`~propalign_lite._support_pass.TooManyPairs` (the compiled
+        pass before it gathers them; the blocks after).
         """
         self.last_depth = 0.0
         if self.fused:
-            rows, cols = self._fused_support(alpha, beta, reg, level, deeper)
+            rows, cols = self._fused_support(alpha, beta, reg, level, deeper, max_pairs)
         else:
             rows, cols = self._blocked_support(alpha, beta, reg, level,
                                                deeper if self.torch else 0.0)
+            if max_pairs is not None and rows.size > max_pairs:
+                raise TooManyPairs(f"{rows.size} pairs above the level, more than "
+                                   f"max_pairs={int(max_pairs)}")
         # every row and column keeps at least its largest entry (found in a second, small pass)
         lonely_r = np.flatnonzero(np.bincount(rows, minlength=self.n1) == 0)
         lonely_c = np.flatnonzero(np.bincount(cols, minlength=self.n2) == 0)
@@ -319,7 +325,7 @@ class BlockedCost:
         """How far below a level the compiled passes keep pairs (see ``_fused_support``)."""
         return 4.0 * np.sqrt(np.finfo(np.float64).eps) * self.max_cost / reg + 1e-9
 
-    def _fused_support(self, alpha, beta, reg, level, deeper):
+    def _fused_support(self, alpha, beta, reg, level, deeper, max_pairs=None):
         r"""The compiled pass (it decides every pair it cannot screen out with the float64
         distance of :meth:`exact_cost`); pairs within a margin of
         :math:`4\sqrt{\text{eps}}\,r/\varepsilon` below the level are kept too (a
@@ -328,7 +334,7 @@ class BlockedCost:
         theta = level - self._margin(reg) - np.asarray(alpha, dtype=np.float64)
         rows, cols, self.last_depth = support_rows(
             pts, tiles, theta, np.asarray(beta, dtype=np.float64), 1.0 / reg, cap=self._cap,
-            deeper=deeper)
+            deeper=deeper, max_pairs=max_pairs)
         self._cap = int(min(max(16, 2 * rows.size // max(self.n1, 1) + 8), self.n2))
         return rows, cols
 

@@ -58,7 +58,7 @@ from scipy.spatial import cKDTree
 from ._fused import pair_distances, segment_logsumexp, sort_pairs_by_row
 from ._kernel_support import Candidates
 from ._screened import argmax_rows, lse_rows
-from ._support_pass import support_rows
+from ._support_pass import TooManyPairs, support_rows
 from ._tree_support import AUTO_MAX_DIM
 
 #: the k-d tree's approximation: the row it returns is at most (1 + NN_EPS) times as far as
@@ -66,10 +66,12 @@ from ._tree_support import AUTO_MAX_DIM
 NN_EPS = 1.0
 
 
-def column_pass_start(cost, a, b, reg, level, deeper, *, start_depth=5.0):
+def column_pass_start(cost, a, b, reg, level, deeper, *, start_depth=5.0, max_pairs=None):
     """``(alpha, beta, candidates)`` from one pass (see the module doc; ``candidates`` is
     ``None`` when the pairs down to ``deeper`` below the level were too many to keep), or
-    ``None`` where ``cost`` has no compiled pass (numpy or torch blocks, trees)."""
+    ``None`` where ``cost`` has no compiled pass (numpy or torch blocks, trees) or where the
+    pass counts more than ``max_pairs`` pairs at its level (a dense plan: the solver's plain
+    start, two log-sum-exp passes, holds none)."""
     if not getattr(cost, "fused", False):
         return None
     x, y = cost.x64, cost.y64
@@ -88,8 +90,11 @@ def column_pass_start(cost, a, b, reg, level, deeper, *, start_depth=5.0):
     m = -pair_distances(x, y, near, np.arange(n2)) * inv_reg
     # 2. one pass, columns against rows, at alpha = 0
     theta = m + (level - cost._margin(reg)) - log_b
-    j, i, depth = support_rows(pts, tiles, theta, np.zeros(n1), inv_reg, cap=cost._cap,
-                               deeper=deeper)
+    try:
+        j, i, depth = support_rows(pts, tiles, theta, np.zeros(n1), inv_reg, cap=cost._cap,
+                                   deeper=deeper, max_pairs=max_pairs)
+    except TooManyPairs:
+        return None
     term = -pair_distances(x, y, i, j) * inv_reg                 # -C_ij / reg, exact
     # 3. the start's potentials: columns (the pass returns them sorted by column), then rows
     lse_col, top_col = segment_logsumexp(term, j, n2)

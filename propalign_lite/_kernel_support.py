@@ -62,8 +62,11 @@ class Candidates:
     450 s).
     """
 
-    def __init__(self, cost, alpha, beta, reg, level, *, deeper):
-        rows, cols, logp = cost.support(alpha, beta, reg, level, deeper=deeper)
+    def __init__(self, cost, alpha, beta, reg, level, *, deeper, max_pairs=None):
+        # more than max_pairs at the level: TooManyPairs, raised by the pass before it
+        # gathers them (the solver then passes over all pairs without holding any)
+        rows, cols, logp = cost.support(alpha, beta, reg, level, deeper=deeper,
+                                        max_pairs=max_pairs)
         self._hold(rows, cols, logp, alpha, beta, getattr(cost, "last_depth", 0.0))
 
     @classmethod

@@ -52,6 +52,12 @@ TILES_A_BLOCK = 32
 GROUPS_A_BLOCK = 16
 
 
+class TooManyPairs(RuntimeError):
+    """A pass counted more pairs above its level than the caller allows (``max_pairs``):
+    raised after the counting pass, before any pair is gathered, so a dense plan costs
+    the count, not the memory of its pairs."""
+
+
 @njit(cache=True)
 def _heap_push(keys, cols, size, key, col):
     """Keep the ``len(keys)`` largest keys seen in a min-heap (``size`` held so far): a new
@@ -237,7 +243,8 @@ def _support_pass(x, tiles, theta, theta_deep, beta, inv_reg, cap, cap_deep, ban
 
 
 def support_rows(x, tiles: Tiles, theta, beta, inv_reg: float, cap: int = 16, *,
-                 deeper: float = 0.0, max_per_row: float = DEEP_PAIRS_PER_ROW):
+                 deeper: float = 0.0, max_per_row: float = DEEP_PAIRS_PER_ROW,
+                 max_pairs: int | None = None):
     r"""The pairs :math:`(i, j)` with :math:`\beta_j - \lVert x_i - y_j\rVert/\varepsilon \ge
     \theta_i - D`, as ``(rows, cols, D)``: int32 arrays sorted by row, then column, and the
     depth :math:`D` they were taken at.
@@ -251,7 +258,10 @@ def support_rows(x, tiles: Tiles, theta, beta, inv_reg: float, cap: int = 16, *,
     screen's slack; the bands count by the same values, widened by twice the slack, so a row
     whose band fits the buffer holds all of its pairs); rows with more than that are computed
     again with room for all of theirs. With :math:`D` below ``deeper``, a few pairs just
-    below :math:`\theta_i - D` (within the slack) may be returned too.
+    below :math:`\theta_i - D` (within the slack) may be returned too. With ``max_pairs``,
+    more than that many pairs at :math:`\theta` raise :class:`TooManyPairs` before any
+    row runs again (a dense plan at :math:`n = 10^5` would otherwise gather :math:`10^9`
+    pairs, over 16 GB).
     """
     n1 = len(x)
     x = np.ascontiguousarray(x, dtype=np.float64)
@@ -262,6 +272,9 @@ def support_rows(x, tiles: Tiles, theta, beta, inv_reg: float, cap: int = 16, *,
     bands = DEPTH_BANDS[1:] * deeper if deeper > 0 else np.zeros(0)
     counts, counts_deep, counts_band, band_keys, cols, cols_deep, keys_deep = _support_pass(
         x, tiles, theta, theta - deeper, beta, inv_reg, cap, cap_deep, bands)
+    if max_pairs is not None and counts.sum() > max_pairs:
+        raise TooManyPairs(f"{int(counts.sum())} pairs above the level, more than "
+                           f"max_pairs={int(max_pairs)}")
     # the deepest band that fits: the whole deeper range, then the narrower bands
     ranges = [(deeper, counts_deep, -np.inf)] + [
         (float(d), counts_band[:, k], band_keys[k]) for k, d in enumerate(bands)]

@@ -250,12 +250,14 @@ class TreeCost:
         out[qi[starts]] = m + np.log(s)
         return out
 
-    def support(self, alpha, beta, reg, level: float, *, deeper: float = 0.0):
+    def support(self, alpha, beta, reg, level: float, *, deeper: float = 0.0,
+                max_pairs: int | None = None):
         r"""Pairs with :math:`\alpha_i + \beta_j - C_{ij}/\varepsilon \ge` ``level`` (exactly,
         in float64), plus the largest entry of every row and column without one; returns
         ``(rows, cols, logp)`` sorted by row, then column. ``deeper`` is accepted for the
         solver's sake and not used (``last_depth`` is 0: deeper balls would cost more queries
-        than they save)."""
+        than they save), and so is ``max_pairs``: the tree's own ``max_pairs`` bounds its
+        queries (:class:`TooManyCandidates`)."""
         self.last_depth = 0.0
         alpha = np.asarray(alpha, dtype=np.float64)
         beta = np.asarray(beta, dtype=np.float64)

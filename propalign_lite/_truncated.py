@@ -19,6 +19,7 @@ from ._fused import index_dtype
 from ._held import iterate_held, rounding_slack
 from ._relaxation import relaxed_scaling
 from ._kernel_support import Candidates
+from ._support_pass import TooManyPairs
 from ._newton import newton_step as _newton_step
 
 #: B: the scalings live in [1e-4, 1e4] between support rebuilds
@@ -97,7 +98,8 @@ def solve_truncated(cost, a, b, reg, *, max_iter, tol, omega, max_nnz, newton=Tr
     # terms more than START_DEPTH below each largest one left out (a start needs no more):
     # with the compiled passes, from one pass that also finds the first candidates
     # (propalign_lite._column_start), else from two log-sum-exp passes
-    started = column_pass_start(cost, a, b, reg, level, deeper, start_depth=START_DEPTH)
+    started = column_pass_start(cost, a, b, reg, level, deeper, start_depth=START_DEPTH,
+                                max_pairs=max_nnz)
     if started is not None:
         alpha, beta, cand = started   # cand: the pairs of the last pass over all pairs
         if cand is None:
@@ -119,7 +121,12 @@ def solve_truncated(cost, a, b, reg, *, max_iter, tol, omega, max_nnz, newton=Tr
                                 or cand.repair(cost, alpha, beta, reg, level)):
             clock.lap("repairs")
             cand = None               # free the old candidates before the pass
-            cand = Candidates(cost, alpha, beta, reg, level, deeper=deeper)
+            try:
+                cand = Candidates(cost, alpha, beta, reg, level, deeper=deeper,
+                                  max_pairs=max_nnz)
+            except TooManyPairs as exc:
+                return _fall_back(cost, alpha, beta, log_a, log_b, b, reg, it, max_iter, tol,
+                                  str(exc), clock)
             n_builds += 1
             if cand.depth == 0.0 and deeper > B / 2:
                 deeper /= 2           # too many pairs in every band: half as deep next time
@@ -127,14 +134,8 @@ def solve_truncated(cost, a, b, reg, *, max_iter, tol, omega, max_nnz, newton=Tr
         clock.lap("repairs")
         rows, cols, logp = cand.support(alpha, beta, level)
         if rows.size > max_nnz:
-            warnings.warn(f"the truncated kernel holds {rows.size} entries (> max_nnz="
-                          f"{max_nnz}); continuing with exact block log-sum-exp iterations, "
-                          "which are much slower (increase max_nnz or reg)",
-                          RuntimeWarning, stacklevel=3)
-            out = _solve_lse(cost.as_float64(), alpha, beta, log_a, log_b, b, reg, it,
-                             max_iter, tol)
-            clock.lap("fallback")
-            return out
+            return _fall_back(cost, alpha, beta, log_a, log_b, b, reg, it, max_iter, tol,
+                              f"the truncated kernel holds {rows.size} entries", clock)
         # a dense support is replaced by the whole kernel, in float32 (less memory than the
         # dense support's own kernel): no more support passes, the scalings are absorbed in
         # place, and the result is checked by exact passes (propalign_lite._held)
@@ -214,6 +215,17 @@ def _support_of(indptr, cols, logp, log_u, log_v, chunk=1 << 20):
         logp[s:e] += log_u[rows[s:e]]
         logp[s:e] += log_v[cols[s:e]]
     return rows, cols, logp
+
+
+def _fall_back(cost, alpha, beta, log_a, log_b, b, reg, it, max_iter, tol, why, clock):
+    """Warn, then go on with :func:`_solve_lse`, which holds no pair (a support above
+    ``max_nnz``: found by a pass's count before it gathered the pairs, or by filtering)."""
+    warnings.warn(f"{why} (more than max_nnz); continuing with exact block log-sum-exp "
+                  "iterations, which are much slower (increase max_nnz or reg)",
+                  RuntimeWarning, stacklevel=4)
+    out = _solve_lse(cost.as_float64(), alpha, beta, log_a, log_b, b, reg, it, max_iter, tol)
+    clock.lap("fallback")
+    return out
 
 
 def _solve_lse(cost, alpha, beta, log_a, log_b, b, reg, it, max_iter, tol):

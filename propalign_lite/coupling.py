@@ -253,8 +253,9 @@ def _sorted_pairs_as_csr(rows, cols, vals, shape) -> sparse.csr_matrix:
     ([[0, 1, 1], [0, 0, 0], [1, 0, 0]], [0, 2, 2, 3])
     """
     index = np.int32 if max(shape[1], len(cols)) < 2 ** 31 - 1 else np.int64
-    indptr = np.zeros(shape[0] + 1, dtype=index)
-    np.cumsum(np.bincount(rows, minlength=shape[0]), out=indptr[1:])
+    # by binary search in the sorted rows (np.bincount would copy int32 rows to int64)
+    rows = np.asarray(rows)
+    indptr = np.searchsorted(rows, np.arange(shape[0] + 1, dtype=rows.dtype)).astype(index)
     return sparse.csr_matrix((vals, np.asarray(cols, dtype=index), indptr), shape=shape,
                              copy=False)
 

@@ -84,6 +84,39 @@ def test_lse_fallback_when_support_too_large():
     np.testing.assert_allclose(as_dense(M), dense.plan * 120, atol=1e-8)
 
 
+def test_a_support_above_max_nnz_is_refused_before_its_pairs_are_gathered(monkeypatch):
+    """A dense plan (reg 0.2 on the 12-d benchmark at n = 10^5 keeps about 10 % of the pairs,
+    10^9) once gathered every pair in the start's pass and the support pass before the
+    max_nnz check, and ran past 19 GB: no pass may gather more than max_nnz pairs now, and
+    the solve falls back to passes that hold none, with the same plan."""
+    import propalign_lite._support_pass as SP
+
+    x, y = _logits_like(300, d=3, seed=3)
+    ref = sinkhorn_online(x, y, 3.0, tol=1e-10, max_iter=2000)
+    assert ref.nnz > 0.3 * 300 ** 2                  # dense: without max_nnz, held whole
+    stored, rows_with_room = SP._stored, SP._rows_with_room
+    gathered = []
+
+    def count_stored(counts, *args, **kw):
+        out = stored(counts, *args, **kw)
+        gathered.append(out[0].size)
+        return out
+
+    def count_room(*args, **kw):
+        out = rows_with_room(*args, **kw)
+        gathered.append(out[0].size)
+        return out
+
+    monkeypatch.setattr(SP, "_stored", count_stored)
+    monkeypatch.setattr(SP, "_rows_with_room", count_room)
+    with pytest.warns(RuntimeWarning, match="max_nnz"):
+        res = sinkhorn_online(x, y, 3.0, tol=1e-10, max_iter=2000, max_nnz=5000)
+    assert max(gathered, default=0) <= 5000, gathered
+    assert res.converged and res.support is None and "fallback" in res.timings
+    P, Q = ImplicitCoupling.from_result(x, y, ref), ImplicitCoupling.from_result(x, y, res)
+    np.testing.assert_allclose(as_dense(P), as_dense(Q), atol=1e-8)
+
+
 def test_unconverged_warns_once_and_reports():
     x, y = _logits_like(200, seed=4, noise=2.0)
     with pytest.warns(ConvergenceWarning, match="max_iter=3"):
