@@ -2,66 +2,69 @@ r"""How much memory an online entropic OT match needs, before running it.
 
 :func:`~propalign_lite.match` with ``online=True`` (and so :func:`~propalign_lite.align` on
 large groups) holds, besides the input embeddings, only :math:`O(n)` vectors and the truncated
-kernel with its :math:`s = n \times` (entries per row) pairs, so its peak memory is modelled as
+kernel with its :math:`s = n \times` (entries per row) pairs. Its peak memory is modelled as
 
-.. math:: M \approx \underbrace{c_{\mathrm{emb}}\,(n_1 + n_2)\,d \cdot 8}_{\text{copies of the
-          embeddings}} + \underbrace{c_{\mathrm{vec}}\,(n_1 + n_2) \cdot 8}_{\text{potentials,
-          scalings, Newton vectors}} + \underbrace{c_{\mathrm{pair}}\; s}_{\text{kernel, Newton
-          Hessian, coupling}} + W,
+.. math:: M \approx \underbrace{20\,(n_1 + n_2)\,d}_{\text{inputs and copies}}
+          + F + c_{\mathrm{row}} \max(n_1, n_2) + c_{\mathrm{pair}}\, s,
 
-with the work space :math:`W` of one block pass (``DEFAULT_BLOCK`` float32 entries and their
-temporaries) or of one chunk of tree queries, plus, for the compiled passes of
-``propalign_lite._support_pass``, their column buffer (4 bytes times about twice the entries of a
-row, per row) and their buffer of deeper pairs (a column and a float32 value, 8 bytes, for
-twice 64 pairs a row) and, on sparse plans (at most 64 entries a row), the solver's candidate pairs
-(16 bytes each: int32 row and column, float64 value; at most 64 a row after a pass; the
-model counts 64, although repairs add the pairs of the rows they rescan: 77 a row at the end
-of the 12-d benchmark at :math:`n = 10^6`). :math:`c_{\mathrm{pair}}` is 60 bytes a kept
-pair in both regimes: the kernel (CSR, 12 bytes; its transpose is a view of the same
-arrays), the log-entries (8), and at the end the returned support (24) with its
-temporaries (16); the Newton steps
-of a sparse support (at most 16 entries per row on average) form neither the plan nor its
-Hessian (``propalign_lite._newton``; when they did, the model counted 180 bytes a pair).
-Plain Sinkhorn steps measured 60 bytes a pair too (peak resident memory grew by 3.1 GB for
-:math:`5.5\cdot 10^7` pairs, ``n`` = 10,000, ``reg`` 0.3, the coupling and ``M @ y``
-included; measured before supports with more
-than 30 % of all pairs were replaced by the whole kernel, held in memory, which
-``estimate_groups_memory(..., dense_plans=True)`` counts at ``BYTES_PER_HELD_ENTRY`` bytes an
-entry of :math:`n_1 n_2`). The number of entries per row is
-not known before the solve: it grows as ``reg`` grows relative to the distances between
-neighbours (1-3 at the paper's ``reg`` on 12-d logit-like data; pass what a smaller run
-showed, ``result.nnz / n``).
+with the inputs (float64, 8 bytes a coordinate) and the solver's copies of them (float64
+padded and float32 tiles, 12 bytes), a fixed working set :math:`F` (the passes' blocks and
+thread buffers), a cost per row :math:`c_{\mathrm{row}}` (the candidate pairs kept below the
+truncation level, at most 64 a row at 16 bytes each, the pass's buffers and the
+:math:`O(n)` vectors) and a cost per kept pair :math:`c_{\mathrm{pair}}` (the kernel in CSR,
+its log-entries, the returned support and the coupling's row-normalised values, not all
+alive at once). :math:`F`, :math:`c_{\mathrm{row}}` and :math:`c_{\mathrm{pair}}` are fitted
+by least squares to the rise of the peak resident memory over the state before the solve,
+coupling included, in eight runs of ``benchmarks/ot_bench.py`` on 2026-12-05 (one process
+each; 12-d and 45-d benchmark points):
 
-Measured at :math:`n = 10^6` on the 12-d benchmark (c7d208f, 45.5 kept pairs a row, 77
-candidates a row at the end): the resident memory rose by 4.2 GB during the solve, at most
-3.5 GB above the process's state before the cost was built in the solver's stages (the last
-support build), 2.9 GB in the start and 3.1 GB in a repair (4.85 GB peak resident, the
-imports and inputs included); with the returned support and the coupling built from the
-kernel's own int32 arrays (a5cd9d8) it rose by 3.8 GB (4.43 GB peak), and with the repairs
-merging the candidates in place (6114e5e) by 3.2 GB (3.78 GB peak). This model says 6.4 GB
-(``estimate_memory(10 ** 6, 10 ** 6, 12, nnz_per_row=45.5)``): an upper bound, since it
-adds the pass's buffers, the candidates and the kernels, which are not all alive at once.
+=========  ====  ============  ===========  =============
+n          d     pairs a row   measured GB  model GB
+=========  ====  ============  ===========  =============
+100,000    12    5.2           0.36         0.29
+200,000    12    9.7           0.59         0.52
+300,000    12    14.6          0.91         0.78
+1,000,000  12    45.5          3.17         3.21
+100,000    12    180.9         0.65         0.74
+200,000    12    375.2         2.43         2.42
+100,000    45    1.0           0.28         0.35
+200,000    45    1.0           0.51         0.62
+=========  ====  ============  ===========  =============
+
+(``reg`` 0.05, and 0.1 for the rows with 181 and 375 pairs a row; the inputs, which the
+measured rise leaves out, are left out of the model's column too.) The model is within
+-20 % to +25 % of each run: an estimate to about a quarter, not a bound. It replaced a sum
+of every buffer the solver may hold, which said 6.4 GB for the 3.2 GB run at
+:math:`10^6` and 0.47 GB for the 0.36 GB one at :math:`10^5`.
+
+The number of entries per row is not known before the solve: it grows as ``reg`` grows
+relative to the distances between neighbours (1-50 at the paper's ``reg`` on 12-d
+logit-like data; pass what a smaller run showed, ``result.nnz / n``). A support of more
+than ``max_nnz`` pairs (default :math:`10^8`) is never gathered: the solver counts it and
+goes on with passes over all pairs, which hold none. A dense one (over 30 % of all pairs)
+is held as the whole kernel instead, which
+``estimate_groups_memory(..., dense_plans=True)`` counts at ``BYTES_PER_HELD_ENTRY`` bytes
+an entry of :math:`n_1 n_2`.
 
 Example
 -------
->>> round(estimate_memory(10 ** 6, 10 ** 6, 12, nnz_per_row=16) / 2 ** 30, 1)
-4.5
+>>> round(estimate_memory(10 ** 6, 10 ** 6, 12, nnz_per_row=45.5) / 2 ** 30, 1)
+3.4
 """
 from __future__ import annotations
 
 from ._validation import check_int, check_labels, check_number
 
-__all__ = ["estimate_memory", "estimate_groups_memory", "BYTES_PER_PAIR",
-           "BYTES_PER_DENSE_ENTRY", "BYTES_PER_HELD_ENTRY"]
+__all__ = ["estimate_memory", "estimate_groups_memory", "BYTES_PER_PAIR", "BYTES_PER_ROW",
+           "FIXED_BYTES", "BYTES_PER_DENSE_ENTRY", "BYTES_PER_HELD_ENTRY"]
 
-#: Bytes per kept pair at the solver's peak, with Newton steps and with plain Sinkhorn steps
-#: (the same since the Newton steps form neither the plan nor its Hessian).
-BYTES_PER_PAIR = {"newton": 60, "sinkhorn": 60}
-_COPIES_OF_EMBEDDINGS = 5       # input, centred float64, float32 blocks, the coupling's copies
-_VECTORS = 40                   # float64 vectors of length n1 + n2 alive at once
-_WORK = 96 * 2 ** 20            # one block pass / one chunk of tree queries, with temporaries
-_CANDIDATES_PER_ROW = 64        # the solver keeps its deeper candidate set up to this many a row
-_BYTES_PER_CANDIDATE = 16       # row, column (int32) and log P at the pass (float64)
+#: Bytes per kept pair, per row (of the larger side) and fixed, of an online match's peak
+#: (fitted, see the module doc)
+BYTES_PER_PAIR = 28
+BYTES_PER_ROW = 1800
+FIXED_BYTES = 80 * 2 ** 20
+#: bytes per coordinate of every point: the input (float64) and the solver's copies
+_BYTES_PER_COORDINATE = 8 + 12
 #: Peak bytes per entry of a dense (``n1 * n2 <= dense_max``) match, for the cost, kernel,
 #: plan and temporaries. Measured with ``tracemalloc`` on 12-d data at ``reg`` 0.05, as 6.5
 #: float64 arrays of the group's size at n = 2,000 and 5.9 at n = 4,096.
@@ -91,16 +94,9 @@ def estimate_memory(n1: int, n2: int, d: int, *, nnz_per_row: float = 16.0) -> i
     n2 = check_int(n2, "n2", min_value=1)
     d = check_int(d, "d", min_value=1)
     nnz_per_row = check_number(nnz_per_row, "nnz_per_row", low=1.0)
-    n = n1 + n2
-    pairs = nnz_per_row * max(n1, n2)
-    regime = "newton" if pairs <= 16 * n else "sinkhorn"       # as the solver chooses
     rows = max(n1, n2)
-    buffer = 4 * min(2 * nnz_per_row + 8, min(n1, n2) + 8) * rows   # the pass's column buffer
-    buffer += 8 * 2 * _CANDIDATES_PER_ROW * rows                    # and its deeper pairs' heap
-    candidates = (_BYTES_PER_CANDIDATE * _CANDIDATES_PER_ROW * rows
-                  if nnz_per_row <= _CANDIDATES_PER_ROW else 0)
-    return int(_COPIES_OF_EMBEDDINGS * n * d * 8 + _VECTORS * n * 8
-               + BYTES_PER_PAIR[regime] * pairs + _WORK + buffer + candidates)
+    return int(_BYTES_PER_COORDINATE * (n1 + n2) * d + FIXED_BYTES + BYTES_PER_ROW * rows
+               + BYTES_PER_PAIR * nnz_per_row * rows)
 
 
 def estimate_groups_memory(labels1, labels2, *, n_jobs: int = 1, nnz_per_row: float = 16.0,
