@@ -50,7 +50,7 @@ _CHILD = textwrap.dedent('''
     x = z + 0.5 * rng.normal(size=z.shape)
     y = z + 0.5 * rng.normal(size=z.shape)
     a = np.full(n, 1.0 / n)
-    out = {"solver": solver, "n": n, "dim": int(dim), "device": device}
+    out = {"solver": solver, "n": n, "dim": int(dim), "device": device, "reg": reg, "tol": tol}
     if device != "cpu":
         import torch
         out["gpu"] = torch.cuda.get_device_name(0)

@@ -8,10 +8,12 @@ from propalign_book.ot_benchmark import available, run
 
 
 def test_ours_and_pot_records_on_one_problem():
-    ours, pot = run("ours", 300, tol=1e-6), run("pot", 300, tol=1e-6)
+    ours, pot = run("ours", 300, tol=1e-6), run("pot", 300, tol=1e-6, reg=0.1)
     for rec in (ours, pot):
         assert rec["n"] == 300 and rec["seconds"] > 0 and rec["mem_gb"] > 0
-        assert rec["err"] < 1e-6
+        assert rec["err"] < 1e-6 and rec["tol"] == 1e-6 and rec["dim"] == 12
+    # the settings are recorded (records at reg 0.1 once looked like the figure's reg 0.05)
+    assert ours["reg"] == 0.05 and pot["reg"] == 0.1
     assert ours["converged"] and ours["n_iter"] <= pot["n_iter"]
 
 
