@@ -217,8 +217,8 @@ class BlockedCost:
             rows, cols = self._blocked_support(alpha, beta, reg, level,
                                                deeper if self.torch else 0.0)
             if max_pairs is not None and rows.size > max_pairs:
-                raise TooManyPairs(f"{rows.size} pairs above the level, more than "
-                                   f"max_pairs={int(max_pairs)}")
+                raise TooManyPairs(f"the support pass counted {rows.size} pairs above the "
+                                   f"level, more than {int(max_pairs)}")
         # every row and column keeps at least its largest entry (found in a second, small pass)
         lonely_r = np.flatnonzero(np.bincount(rows, minlength=self.n1) == 0)
         lonely_c = np.flatnonzero(np.bincount(cols, minlength=self.n2) == 0)

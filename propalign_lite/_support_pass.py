@@ -273,8 +273,8 @@ def support_rows(x, tiles: Tiles, theta, beta, inv_reg: float, cap: int = 16, *,
     counts, counts_deep, counts_band, band_keys, cols, cols_deep, keys_deep = _support_pass(
         x, tiles, theta, theta - deeper, beta, inv_reg, cap, cap_deep, bands)
     if max_pairs is not None and counts.sum() > max_pairs:
-        raise TooManyPairs(f"{int(counts.sum())} pairs above the level, more than "
-                           f"max_pairs={int(max_pairs)}")
+        raise TooManyPairs(f"the support pass counted {int(counts.sum())} pairs above the "
+                           f"level, more than {int(max_pairs)}")
     # the deepest band that fits: the whole deeper range, then the narrower bands
     ranges = [(deeper, counts_deep, -np.inf)] + [
         (float(d), counts_band[:, k], band_keys[k]) for k, d in enumerate(bands)]

@@ -126,7 +126,7 @@ def solve_truncated(cost, a, b, reg, *, max_iter, tol, omega, max_nnz, newton=Tr
                                   max_pairs=max_nnz)
             except TooManyPairs as exc:
                 return _fall_back(cost, alpha, beta, log_a, log_b, b, reg, it, max_iter, tol,
-                                  str(exc), clock)
+                                  f"{exc} (max_nnz)", clock)
             n_builds += 1
             if cand.depth == 0.0 and deeper > B / 2:
                 deeper /= 2           # too many pairs in every band: half as deep next time
@@ -135,7 +135,8 @@ def solve_truncated(cost, a, b, reg, *, max_iter, tol, omega, max_nnz, newton=Tr
         rows, cols, logp = cand.support(alpha, beta, level)
         if rows.size > max_nnz:
             return _fall_back(cost, alpha, beta, log_a, log_b, b, reg, it, max_iter, tol,
-                              f"the truncated kernel holds {rows.size} entries", clock)
+                              f"the truncated kernel holds {rows.size} entries (more than "
+                              f"max_nnz={max_nnz})", clock)
         # a dense support is replaced by the whole kernel, in float32 (less memory than the
         # dense support's own kernel): no more support passes, the scalings are absorbed in
         # place, and the result is checked by exact passes (propalign_lite._held)
@@ -220,7 +221,7 @@ def _support_of(indptr, cols, logp, log_u, log_v, chunk=1 << 20):
 def _fall_back(cost, alpha, beta, log_a, log_b, b, reg, it, max_iter, tol, why, clock):
     """Warn, then go on with :func:`_solve_lse`, which holds no pair (a support above
     ``max_nnz``: found by a pass's count before it gathered the pairs, or by filtering)."""
-    warnings.warn(f"{why} (more than max_nnz); continuing with exact block log-sum-exp "
+    warnings.warn(f"{why}; continuing with exact block log-sum-exp "
                   "iterations, which are much slower (increase max_nnz or reg)",
                   RuntimeWarning, stacklevel=4)
     out = _solve_lse(cost.as_float64(), alpha, beta, log_a, log_b, b, reg, it, max_iter, tol)
