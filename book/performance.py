@@ -588,7 +588,10 @@ else:
 #   their own arrays, the arrays grown by `realloc`, which moves pages instead of copying
 #   them, and the fresh pairs merged in from the back), one group of $10^6$ took 702 s and
 #   peaked at **3.78 GB** (3.17 GB above the state before the solve; start 380 s, repairs
-#   214 s, support 20 s, iterations 83 s). At $3\times 10^5$ c7d208f took 92 s and 1.38 GB (e24ff40: about 116-121 s and
+#   214 s, support 20 s, iterations 83 s). With the start's log-sum-exps over its pairs in
+#   one compiled pass instead of `np.maximum.at` and `np.add.at` with their temporaries
+#   (4f92937), it peaked at 3.73 GB (3.12 GB above; test runs overlapped it for about
+#   five minutes, so its 889 s are not its own). At $3\times 10^5$ c7d208f took 92 s and 1.38 GB (e24ff40: about 116-121 s and
 #   2.0 GB). The goal that issue 22 set, $10^5$ in 20 s and 1 GB and $10^6$ in
 #   5 minutes and 4 GB on 2 cores, is reached at $10^5$ (14.4 s, 0.99 GB with the
 #   process's imports; 11.1 s and 0.85 GB with c7d208f); at $10^6$ the memory is (3.78 GB
@@ -635,13 +638,23 @@ else:
 #   $\varepsilon = 0.05$ and 461 Sinkhorn iterations to reach $10^{-6}$ (16 at
 #   $\varepsilon = 0.2$). Truncation cannot make such a plan sparse; a larger `reg` (see the
 #   {doc}`trust page <trust>`) converges much faster.
+# - A support of more than `max_nnz` pairs (default $10^8$) is counted by the pass and
+#   never gathered: the solver then goes on with exact passes over all pairs, which hold
+#   none (slow; it warns). On this page's 12-d data, `reg` 0.2 keeps about 10 % of all
+#   pairs (464, 964 and 1,979 a row at $n$ = 5,000, $10^4$ and $2\times 10^4$), so
+#   $10^9$ at $n = 10^5$. Before db88615 the start's pass and the support pass gathered
+#   every such pair before the check: that run held 19.6 GB of this machine's 23 GB after
+#   nine minutes and was stopped. Both passes now stop after counting.
 # - `M @ Z`, sampling and `to_sparse()` use the kept support. The dropped entries carry less
 #   than the solver's tolerance/100 in total. `M.matmul(Z, exact=True)` and `M.topk(k)` pass
 #   over all pairs instead.
 # - Before a run, {py:func}`~propalign_lite.ot_memory.estimate_groups_memory` says how much
 #   memory matching two labelled sets will need, from the group sizes alone (small groups
 #   solved densely at 52 bytes an entry, measured; online groups by the model of
-#   {py:func}`~propalign_lite.ot_memory.estimate_memory`, or, with `dense_plans=True`, as
+#   {py:func}`~propalign_lite.ot_memory.estimate_memory`, fitted on 2026-12-05 to eight
+#   measured solves from $10^5$ to $10^6$ points and 1 to 375 kept pairs a row, each within
+#   -20 % to +25 %; the sum of buffers it replaced said 6.4 GB for the 3.2 GB solve at
+#   $10^6$; or, with `dense_plans=True`, as
 #   held kernels at 27 bytes an entry); `align(progress=True)` prints both ends and keeps
 #   the sparse one in `Alignment.memory_estimate_`. The atlas run at $10^5$ cells above
 #   printed 1.65 GB (sparse plans) before the dense model existed, and peaked at 7.8-9.3 GB.
