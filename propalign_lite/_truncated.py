@@ -219,12 +219,22 @@ def _support_of(indptr, cols, logp, log_u, log_v, chunk=1 << 20):
 
 
 def _fall_back(cost, alpha, beta, log_a, log_b, b, reg, it, max_iter, tol, why, clock):
-    """Warn, then go on with :func:`_solve_lse`, which holds no pair (a support above
-    ``max_nnz``: found by a pass's count before it gathered the pairs, or by filtering)."""
-    warnings.warn(f"{why}; continuing with exact block log-sum-exp "
-                  "iterations, which are much slower (increase max_nnz or reg)",
-                  RuntimeWarning, stacklevel=4)
-    out = _solve_lse(cost.as_float64(), alpha, beta, log_a, log_b, b, reg, it, max_iter, tol)
+    """Go on with :func:`_solve_lse`, which holds no pair (a support above ``max_nnz``:
+    found by a pass's count before it gathered the pairs, or by filtering), and warn after
+    its first iteration, with that iteration's time and what ``max_iter`` allows: on a dense
+    plan at atlas size an iteration is two passes over all pairs, and the rest may take
+    hours."""
+    cost = cost.as_float64()
+    t0 = time.perf_counter()
+    out = _solve_lse(cost, alpha, beta, log_a, log_b, b, reg, it, min(it + 1, max_iter), tol)
+    took = time.perf_counter() - t0
+    left = max_iter - out[2]
+    if not out[4] and left > 0:
+        warnings.warn(f"{why}; continuing with exact block log-sum-exp iterations, which hold "
+                      f"no pair but are much slower: the first took {took:.1f} s, and the "
+                      f"{left} that max_iter allows may take up to {left * took / 3600:.1f} h "
+                      "(increase max_nnz or reg)", RuntimeWarning, stacklevel=4)
+        out = _solve_lse(cost, out[0], out[1], log_a, log_b, b, reg, out[2], max_iter, tol)
     clock.lap("fallback")
     return out
 
