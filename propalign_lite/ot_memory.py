@@ -63,7 +63,7 @@ __all__ = ["estimate_memory", "estimate_groups_memory", "BYTES_PER_PAIR", "BYTES
 BYTES_PER_PAIR = 28
 BYTES_PER_ROW = 1800
 FIXED_BYTES = 80 * 2 ** 20
-#: bytes per coordinate of every point: the input (float64) and the solver's copies
+#: bytes per coordinate of every point, for the input (float64) and the solver's copies
 _BYTES_PER_COORDINATE = 8 + 12
 #: Peak bytes per entry of a dense (``n1 * n2 <= dense_max``) match, for the cost, kernel,
 #: plan and temporaries. Measured with ``tracemalloc`` on 12-d data at ``reg`` 0.05, as 6.5
