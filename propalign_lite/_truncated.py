@@ -233,7 +233,8 @@ def _fall_back(cost, alpha, beta, log_a, log_b, b, reg, it, max_iter, tol, why, 
         warnings.warn(f"{why}; continuing with exact block log-sum-exp iterations, which hold "
                       f"no pair but are much slower: the first took {took:.1f} s, and the "
                       f"{left} that max_iter allows may take up to {left * took / 3600:.1f} h "
-                      "(increase max_nnz or reg)", RuntimeWarning, stacklevel=4)
+                      "(raise max_nnz if the memory allows, about 28 bytes a pair, or lower "
+                      "reg for a sparser plan)", RuntimeWarning, stacklevel=4)
         out = _solve_lse(cost, out[0], out[1], log_a, log_b, b, reg, out[2], max_iter, tol)
     clock.lap("fallback")
     return out
