@@ -249,6 +249,9 @@ def sinkhorn_online(x, y, reg: float = PAPER_REG, *, a=None, b=None, max_iter: i
     ``_tree_support.tree_pays`` (a timed pilot on large problems). Should the trees find more
     than ``max_nnz`` candidate pairs, the solve
     restarts with block passes, with a warning, and ``support_search`` says ``"tree->blocked"``.
+    A support of more than ``max_nnz`` pairs is counted by the passes and never gathered:
+    the solve goes on with exact block log-sum-exp iterations, which hold no pair (much
+    slower; a warning after the first gives its time).
     ``verify=True`` adds one exact block log-sum-exp pass that measures the true marginal
     error of the returned potentials (otherwise ``err`` is the kept-support error plus the
     bound on the dropped mass, an upper bound). Returns a :class:`SinkhornResult` with
