@@ -310,7 +310,8 @@ if big is not None:
     display(shown.rename(columns={"err": "marginal error", "mem_gb": "peak GB",
                                   "cpu_seconds": "CPU s"})
             .style.format({"load": "{:.1f}", "seconds": "{:.3g}", "CPU s": "{:.3g}",
-                           "marginal error": "{:.1e}", "peak GB": "{:.3f}"}, na_rep="-")
+                           "marginal error": "{:.1e}", "peak GB": "{:.3f}", "reg": "{:g}"},
+                          na_rep="-")
             .hide(axis="index"))
     display(Markdown(f"Machines: {'; '.join(sorted(set(big['machine'])))}. *load* is the "
                      "one-minute load average when the run ended; it includes the run's "
