@@ -27,8 +27,9 @@ MEASURED = [(10 ** 5, 12, 5.2, 0.358), (2 * 10 ** 5, 12, 9.7, 0.586),
 
 
 @pytest.mark.parametrize("n, d, per_row, measured", MEASURED)
-def test_the_model_is_within_a_quarter_of_every_measured_solve(n, d, per_row, measured):
-    # the measured rise leaves out the inputs (two n x d float64 arrays); the model counts them
+def test_the_model_is_close_to_every_measured_solve(n, d, per_row, measured):
+    # within -25 % to +30 % (the fit's residuals are -20 % to +25 %); the measured rise
+    # leaves out the inputs (two n x d float64 arrays), which the model counts
     inputs = 2 * n * d * 8
     est = (estimate_memory(n, n, d, nnz_per_row=per_row) - inputs) / 2 ** 30
     assert 0.75 * measured <= est <= 1.3 * measured, (est, measured)
