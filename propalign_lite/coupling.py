@@ -112,7 +112,7 @@ class ImplicitCoupling:
             if not pairs_sorted(rows, cols):                  # the solvers return it sorted
                 order = np.lexsort((cols, rows))
                 rows, cols, logp = rows[order], cols[order], logp[order]
-            # row-normalised entries and log row sums from the support, in one compiled pass
+            # row-normalised entries and log row sums from the support, in compiled passes
             # (the dropped tail is below the solver's tolerance)
             vals, self.log_row_sum = row_normalised(logp, rows, self.shape[0])
             self._csr = _sorted_pairs_as_csr(rows, cols, vals, self.shape)
