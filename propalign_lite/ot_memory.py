@@ -63,8 +63,9 @@ __all__ = ["estimate_memory", "estimate_groups_memory", "BYTES_PER_PAIR", "BYTES
 BYTES_PER_PAIR = 28
 BYTES_PER_ROW = 1800
 FIXED_BYTES = 80 * 2 ** 20
-#: bytes per coordinate of every point, for the input (float64) and the solver's copies
-_BYTES_PER_COORDINATE = 8 + 12
+#: bytes per coordinate of every point, for the input (float64) and for the solver's copies
+#: (float64 padded and float32 tiles)
+_INPUT_BYTES, _COPY_BYTES = 8, 12
 #: Peak bytes per entry of a dense (``n1 * n2 <= dense_max``) match, for the cost, kernel,
 #: plan and temporaries. Measured with ``tracemalloc`` on 12-d data at ``reg`` 0.05, as 6.5
 #: float64 arrays of the group's size at n = 2,000 and 5.9 at n = 4,096.
@@ -95,7 +96,7 @@ def estimate_memory(n1: int, n2: int, d: int, *, nnz_per_row: float = 16.0) -> i
     d = check_int(d, "d", min_value=1)
     nnz_per_row = check_number(nnz_per_row, "nnz_per_row", low=1.0)
     rows = max(n1, n2)
-    return int(_BYTES_PER_COORDINATE * (n1 + n2) * d + FIXED_BYTES + BYTES_PER_ROW * rows
+    return int((_INPUT_BYTES + _COPY_BYTES) * (n1 + n2) * d + FIXED_BYTES + BYTES_PER_ROW * rows
                + BYTES_PER_PAIR * nnz_per_row * rows)
 
 

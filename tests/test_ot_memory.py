@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from propalign_lite import match_groups
-from propalign_lite.ot_memory import (BYTES_PER_DENSE_ENTRY, BYTES_PER_HELD_ENTRY,
-                                      BYTES_PER_PAIR, estimate_groups_memory,
-                                      estimate_memory)
+from propalign_lite.ot_memory import (_INPUT_BYTES, BYTES_PER_DENSE_ENTRY,
+                                      BYTES_PER_HELD_ENTRY, BYTES_PER_PAIR,
+                                      estimate_groups_memory, estimate_memory)
 
 
 def test_grows_with_size_and_support():
@@ -30,7 +30,7 @@ MEASURED = [(10 ** 5, 12, 5.2, 0.358), (2 * 10 ** 5, 12, 9.7, 0.586),
 def test_the_model_is_close_to_every_measured_solve(n, d, per_row, measured):
     # within -25 % to +30 % (the fit's residuals are -20 % to +25 %); the measured rise
     # leaves out the inputs (two n x d float64 arrays), which the model counts
-    inputs = 2 * n * d * 8
+    inputs = 2 * n * d * _INPUT_BYTES
     est = (estimate_memory(n, n, d, nnz_per_row=per_row) - inputs) / 2 ** 30
     assert 0.75 * measured <= est <= 1.3 * measured, (est, measured)
 
@@ -38,11 +38,11 @@ def test_the_model_is_close_to_every_measured_solve(n, d, per_row, measured):
 def test_the_fitted_constants_come_from_the_measured_solves():
     """Least squares of the rise on (1, rows, pairs), after the solver's copies of the
     inputs: the module's rounded constants are what the table gives."""
-    from propalign_lite.ot_memory import BYTES_PER_ROW, FIXED_BYTES
+    from propalign_lite.ot_memory import _COPY_BYTES, BYTES_PER_ROW, FIXED_BYTES
 
     n, d, per_row, gb = (np.array(v, dtype=float) for v in zip(*MEASURED))
     A = np.c_[np.ones_like(n), n, n * per_row]
-    coef = np.linalg.lstsq(A, gb * 2 ** 30 - 12 * d * 2 * n, rcond=None)[0]
+    coef = np.linalg.lstsq(A, gb * 2 ** 30 - _COPY_BYTES * d * 2 * n, rcond=None)[0]
     np.testing.assert_allclose(coef, [FIXED_BYTES, BYTES_PER_ROW, BYTES_PER_PAIR], rtol=0.03)
 
 
