@@ -11,6 +11,7 @@ every stage, the peak resident memory and the transfer's median Pearson r over p
     .venv/bin/python benchmarks/align_atlas.py --n 20000 --types 45
     .venv/bin/python benchmarks/align_atlas.py --n 1000000 --types 45 --epochs 3 \\
         --json benchmarks/results/align_atlas.jsonl
+    python3 benchmarks/align_atlas.py --n 1000000 --device cuda --tol 1e-6   # on a GPU
 
 Simulator: a 10-d latent state, type means drawn once (sd 2) plus a within-type spread
 (sd 1); RNA PCs (50-d) = a random linear map plus a tanh term of the latent, noise sd 0.5;
@@ -66,6 +67,9 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--score-cells", type=int, default=20000)
     ap.add_argument("--json", default=None, help="append the record to this JSON-lines file")
+    ap.add_argument("--device", default="cpu",
+                    help="align(device=...): torch device of the classifiers and of the block "
+                         "passes of the groups solved online (e.g. cuda)")
     ap.add_argument("--progress", action="store_true",
                     help="align(progress=True): the memory estimate and a bar over the groups")
     args = ap.parse_args(argv)
@@ -93,7 +97,7 @@ def main(argv=None):
     aln = align(a1, a2, groupby="cell_type", reg=args.reg, n_jobs=args.n_jobs,
                 classifier=dict(epochs=args.epochs, width=args.width,
                                 batch_size=args.batch_size), random_state=args.seed,
-                progress=args.progress,
+                progress=args.progress, device=args.device,
                 match_kwargs=None if args.tol is None else dict(tol=args.tol))
     stages["align"] = time.perf_counter() - start
     stages.update({f"align.{k}": v for k, v in aln.timings_.items()})
@@ -113,6 +117,7 @@ def main(argv=None):
     sizes = np.bincount(t, minlength=args.types)
     rec = {"n": args.n, "types": args.types, "largest_group": int(sizes.max()),
            "epochs": args.epochs, "width": args.width, "n_jobs": args.n_jobs, "reg": args.reg,
+           "device": args.device,
            "tol": args.tol,
            "seconds": {k: round(v, 2) for k, v in stages.items()},
            "peak_gb": round(peak_gb(), 2), "peak_gb_after_simulate": round(base_gb, 2),

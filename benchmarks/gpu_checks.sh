@@ -3,6 +3,7 @@
 #
 #   PROPALIGN_COMMIT=<commit> bash benchmarks/gpu_checks.sh OUTDIR table1 [SECONDS]
 #   PROPALIGN_COMMIT=<commit> bash benchmarks/gpu_checks.sh OUTDIR ot
+#   PROPALIGN_COMMIT=<commit> bash benchmarks/gpu_checks.sh OUTDIR align [SECONDS]
 #
 # table1: the GPU tests (tests/test_gpu.py), a speed probe of one training step of the paper's
 #   CNN, then Table 1's propensity-score rows under the `paper` profile (128 px, 20,000 / 5,000 /
@@ -18,9 +19,15 @@
 #   Measured on an H200 (2026-12-04, commit b11206e): ours 1.1 s at 10^4, 32 s at 10^5, over
 #   150 s at 10^6. The torch passes changed after that run (blocks of 2^26 entries, deeper
 #   candidates): not yet measured on a GPU.
+# align: align() end to end on the simulated atlas (benchmarks/align_atlas.py, 45 types,
+#   tol 1e-6) with device=cuda (classifiers and the block passes of the groups solved online),
+#   at 10^5, then at 10^6 stopped after SECONDS (default 420); records in OUTDIR/align.jsonl.
+#   On the 2-CPU machine: 10^5 in 281 s (matching 266 s; 2026-12-03); 10^6 not run there,
+#   its groups' plans are dense (sum of n_g^2 = 4.3x10^10 pairs a Sinkhorn iteration).
+#   Not yet run on a GPU.
 set -u
-OUT=${1:?usage: gpu_checks.sh OUTDIR table1|ot [SECONDS]}
-WHAT=${2:?usage: gpu_checks.sh OUTDIR table1|ot [SECONDS]}
+OUT=${1:?usage: gpu_checks.sh OUTDIR table1|ot|align [SECONDS]}
+WHAT=${2:?usage: gpu_checks.sh OUTDIR table1|ot|align [SECONDS]}
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 # no memory limits on the Dask workers: a machine whose RAM grows as it is used would
 # otherwise give each worker a small share of what it reports at start
@@ -69,5 +76,15 @@ if [ "$WHAT" = ot ]; then
     bench 80 --threads 16 --solvers ours_blocked --n 100000 --timeout 70
     stamp "ours on the GPU, n = 10^6"
     bench 200 --device cuda --solvers ours_blocked --n 1000000 --timeout 190
+    stamp "done"
+fi
+
+if [ "$WHAT" = align ]; then
+    atlas() { timeout "$1" python3 benchmarks/align_atlas.py --types 45 --epochs 3 --tol 1e-6 \
+        --device cuda --progress --json "$OUT/align.jsonl" "${@:2}" 2>&1 | tail -30 || true; }
+    stamp "align, 10^5 cells a side, on the GPU"
+    atlas 170 --n 100000
+    stamp "align, 10^6 cells a side, on the GPU"
+    atlas "${3:-420}" --n 1000000
     stamp "done"
 fi

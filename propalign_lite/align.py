@@ -132,7 +132,10 @@ def align(adata1, adata2=None, *, groupby: str, use_rep1=None, use_rep2=None,
     random_state : int, Generator or None
         Seeds the validation splits, the classifiers and random matchers.
     device : str
-        Torch device of the classifiers.
+        Torch device of the classifiers and, for ``method="ot"``, of the block passes of the
+        groups solved online (above ``dense_max`` pairs; :func:`~propalign_lite.match`'s
+        ``device``, which ``match_kwargs`` may set apart). A group small enough to hold its
+        cost matrix is solved in numpy on the CPU either way.
     n_jobs, client, progress
         How the groups are matched (:func:`~propalign_lite.match_groups`): ``n_jobs`` groups
         at once on threads of this process (``-1``: one per CPU), or as tasks of a Dask
@@ -221,6 +224,8 @@ def align(adata1, adata2=None, *, groupby: str, use_rep1=None, use_rep2=None,
     in1, in2 = np.flatnonzero(np.isin(t1, groups)), np.flatnonzero(np.isin(t2, groups))
     mkw = dict(match_kwargs or {})
     mkw.setdefault("method", method)
+    if mkw["method"] == "ot" and device != "cpu":
+        mkw.setdefault("device", device)       # the block passes of the large groups too
     selection = None
     if auto:
         start = time.perf_counter()

@@ -381,3 +381,37 @@ def test_to_df_shows_each_groups_solver_result():
     df = done.to_df()
     assert (df["converged"] == True).all() and (df["marginal error"] < 1e-6).all()  # noqa: E712
     assert (df["iterations"] < 1000).all()
+
+
+def test_align_device_reaches_the_block_passes_of_entropic_ot(monkeypatch):
+    """align(device=...) moves entropic OT's block passes too, not only the classifiers
+    (it used to reach the classifiers only); match_kwargs may still set the solver apart."""
+    import importlib
+
+    align_module = importlib.import_module("propalign_lite.align")   # the function shadows it
+
+    real_train = align_module.train_pair
+    seen = []
+
+    def train_on_the_cpu(classifier, seeds, device, *args):
+        seen.append(("classifiers", device))
+        return real_train(classifier, seeds, "cpu", *args)
+
+    class Stop(Exception):
+        pass
+
+    def record(*args, **kw):
+        seen.append(("matching", kw.get("device", "cpu")))
+        raise Stop
+
+    monkeypatch.setattr(align_module, "train_pair", train_on_the_cpu)
+    monkeypatch.setattr(align_module, "match_groups", record)
+    a1, a2 = make(30, 6, seed=3), make(30, 5, seed=4, prefix="p")
+    for kw, want in ((dict(device="cuda"), "cuda"),
+                     (dict(device="cuda", match_kwargs=dict(device="cpu")), "cpu"),
+                     (dict(device="cuda", method="snn"), "cpu"),
+                     (dict(), "cpu")):
+        seen.clear()
+        with pytest.raises(Stop):
+            run(a1, a2, **kw)
+        assert seen == [("classifiers", kw.get("device", "cpu")), ("matching", want)], kw
