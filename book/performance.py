@@ -522,9 +522,71 @@ else:
 # support nor the whole kernel (55 GB even in float32) fits, so the solver falls back to
 # exact log-sum-exp passes over all pairs: 144 s a pass on these 45-d logits (10.4 ns a
 # pair, measured at $2\times 10^4$), two a Sinkhorn iteration, more than 1,000 iterations.
-# That is days for one group, against a target of 30 minutes for the whole atlas. A dense
-# plan of that size needs another algorithm (a GPU, or a low-rank or multiscale solver that
-# gives up this page's exactness), or a coarser grouping.
+# That is days for one group, against a target of 30 minutes for the whole atlas.
+#
+# **Do these plans become sparse in larger groups, or low-rank?** `benchmarks/dense_plans.py`
+# trains the same classifiers on the $10^5$-cell atlas, draws $m$ cells a side from its
+# largest type (11,504 cells) and solves each draw exactly (dense cost, `tol` $10^{-6}$). It
+# counts the pairs a plan needs so that the mass it leaves out is at most $10^{-6}$ or
+# $10^{-3}$ (largest entries first), and scores the protein transfer (median Pearson r with
+# the cells' own proteins). For the largest draw it also scores two shortcuts that touch
+# fewer pairs: the best rank-$k$ approximation of the exact plan (a truncated SVD: no
+# low-rank solver can do better in Frobenius norm) and random mini-batch OT (both sides cut
+# into parts of $b$ cells, exact OT within each part).
+
+# %% tags=["hide-input"]
+dense = recorded("dense_plans.jsonl")
+if dense is not None:
+    display(dense[["m", "solve_s", "pairs_a_row_1e-06", "share_1e-06", "pairs_a_row_0.001",
+                   "share_0.001", "partners_99", "exact_r", "cut_1e-3_r"]]
+            .rename(columns={"m": "cells a side", "solve_s": "solve s",
+                             "pairs_a_row_1e-06": "pairs a row (1e-6)",
+                             "share_1e-06": "share of pairs (1e-6)",
+                             "pairs_a_row_0.001": "pairs a row (1e-3)",
+                             "share_0.001": "share of pairs (1e-3)",
+                             "partners_99": "partners for 99 % of a row",
+                             "exact_r": "median r, exact", "cut_1e-3_r": "median r, cut at 1e-3"})
+            .style.format({"solve s": "{:.1f}", "pairs a row (1e-6)": "{:.0f}",
+                           "share of pairs (1e-6)": "{:.1%}", "pairs a row (1e-3)": "{:.0f}",
+                           "share of pairs (1e-3)": "{:.1%}",
+                           "partners for 99 % of a row": "{:.0f}", "median r, exact": "{:.3f}",
+                           "median r, cut at 1e-3": "{:.3f}"}).hide(axis="index"))
+    last = dense.iloc[-1]
+    ranks = [int(c.split("_")[1]) for c in dense.columns if c.endswith("_sigma_ratio")]
+    sizes = [int(c.split("_")[1]) for c in dense.columns
+             if c.startswith("minibatch_") and pd.notna(last[c])]
+    exact_at = dict(zip(dense["m"], dense["exact_r"]))
+    display(Markdown(
+        f"Recorded {last['date']} (commit {last['commit']}, {last['machine']}). At "
+        f"{int(last['m']):,} cells a side the exact plan transfers with median r "
+        f"{last['exact_r']:.3f}. Its best rank-k approximations: "
+        + ", ".join(f"k = {k}: r {last[f'rank_{k}_r']:.3f} (the k-th singular value "
+                    f"{last[f'rank_{k}_sigma_ratio']:.2f} of the first)" for k in ranks)
+        + ". Mini-batch OT: "
+        + ", ".join(f"parts of {b:,} cells: r {last[f'minibatch_{b}_r']:.3f}"
+                    + (f" (the exact plan on {b:,} cells a side: {exact_at[b]:.3f})"
+                       if b in exact_at else "") for b in sizes) + "."))
+else:
+    display(Markdown("No recorded `dense_plans.jsonl` was found next to the book. Run "
+                     "`benchmarks/dense_plans.py --json benchmarks/results/dense_plans.jsonl`."))
+
+# %% [markdown]
+# Three things follow from these records. First, the plans do not get sparser as groups
+# grow: the pairs a plan needs stay a fixed share of all pairs (about 8-9 % for $10^{-6}$,
+# 2-3 % for $10^{-3}$, from 1,000 to 11,000 cells a side), so they grow as $m^2$, and every
+# support is found by passes over all $m^2$ pairs. At the $10^6$-cell atlas's largest type
+# (117,583 cells) that share would be about $10^9$ pairs for $10^{-6}$ in one group, ten
+# times `max_nnz`. Yet the mass of a row is concentrated: 99 % of it sits on 10 to 46
+# partners, and cutting the plan down to the 2-3 % of pairs that carry all but $10^{-3}$ of
+# the mass leaves the transfer unchanged to three digits. Second, the plans are not
+# low-rank: the singular values fall slowly, and even rank 300 loses most of the transfer,
+# so Nyström, positive-feature or low-rank OT solvers, which assume a low-rank kernel or
+# plan, do not fit these groups. Third, the transfer gets better with more cells
+# (median r from 0.52 at 1,000 cells a side to 0.66 at 11,000), and mini-batches give
+# that back: parts of $b$ cells transfer about as well as an exact plan on $b$ cells. So
+# `align` offers no mini-batch shortcut; these groups need all their pairs, and a GPU
+# (`align(..., device="cuda")` runs the classifiers and the block passes there) or a
+# coarser grouping.
 
 # %% [markdown]
 # ## Limits
@@ -632,7 +694,10 @@ else:
 #   points are spread out compared with $\varepsilon$. On a GPU (`device="cuda"`) the passes
 #   run in torch blocks. That path ran once on an H200 (the recorded `cuda` rows above: 32 s
 #   at $10^5$); its tests (`tests/test_gpu.py`) run only where torch sees a GPU, and the CI
-#   machine has none.
+#   machine has none. `align(..., device="cuda")` sends the block passes of its large groups
+#   there too (before caa625c it moved only the classifiers), and
+#   `benchmarks/gpu_checks.sh OUTDIR align` runs the atlas above at $10^5$ and $10^6$ cells
+#   on a GPU; no GPU has been lent since, so it has not run.
 # - On the logits of real classifiers within one cell type, plans can be dense: for a 45-type
 #   simulated atlas (3 training epochs), 95 % of a 2,243-cell group's entries were within
 #   $e^{-27}$ of their row's largest, with about 530 effective partners per cell at
