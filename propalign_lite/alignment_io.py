@@ -105,7 +105,10 @@ def read_alignment(path, adata1, adata2=None, *, modalities=None) -> dict:
     ``path``, read onto ``adata1`` and ``adata2`` (or one MuData), which must hold the same
     cells, in the same order, as when it was saved (checked by checksum; a clear
     ``ValueError`` otherwise). Logits missing from ``.obsm`` are restored from the file.
-    :func:`propalign_lite.load_alignment` (``Alignment.load``) builds the alignment."""
+    The couplings are read onto the CPU, and ``match_kwargs`` loses any ``device`` the
+    saving run used (set ``Alignment.match_kwargs["device"]`` to match the reverse
+    direction on a GPU). :func:`propalign_lite.load_alignment` (``Alignment.load``) builds
+    the alignment."""
     from ._anndata_inputs import _resolve_objects
     from .coupling import ImplicitCoupling
     from .regselect import RegSelection
@@ -143,6 +146,9 @@ def read_alignment(path, adata1, adata2=None, *, modalities=None) -> dict:
             couplings[g] = ImplicitCoupling(data["logits1"][i1], data["logits2"][i2],
                                             data[f"alpha_{k}"], data[f"beta_{k}"], reg)
     mkw = dict(meta["match_kwargs"])
+    # the loaded couplings live on the CPU; so does any matching they need (the reverse
+    # direction), whatever device the saving run used (align(device="cuda") records it)
+    mkw.pop("device", None)
     if isinstance(mkw.get("reg_m"), list):
         mkw["reg_m"] = tuple(mkw["reg_m"])
     selection = meta["settings"].get("reg_selection")

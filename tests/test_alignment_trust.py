@@ -132,3 +132,17 @@ def test_ece_by_hand():
     labels = np.array(["x", "x", "x", "y"])
     assert expected_calibration_error(z, labels, np.array(["x", "y"])) == pytest.approx(
         (3 * 0.1 + 1 * 0.6) / 4)
+
+
+def test_an_alignment_saved_from_a_gpu_run_loads_and_matches_on_the_cpu(aligned, tmp_path):
+    """align(device="cuda") records the device in match_kwargs; a machine without a GPU
+    that loads the file must still match the reverse direction (on the CPU)."""
+    a1, a2, aln = aligned
+    aln.match_kwargs["device"] = "cuda"          # as recorded by a run on a GPU
+    aln.save(tmp_path / "gpu.npz")
+    again = load_alignment(tmp_path / "gpu.npz", a1, a2)
+    assert "device" not in again.match_kwargs
+    reverse = again.couplings("adata1")
+    assert set(reverse) == set(aln.couplings_)
+    for g, M in reverse.items():
+        np.testing.assert_allclose(np.asarray(M).sum(1), 1.0)
