@@ -585,8 +585,9 @@ else:
 # (median r from 0.52 at 1,000 cells a side to 0.66 at 11,000), and mini-batches give
 # that back: parts of $b$ cells transfer about as well as an exact plan on $b$ cells. So
 # `align` offers no mini-batch shortcut; these groups need all their pairs, and a GPU
-# (`align(..., device="cuda")` runs the classifiers and the block passes there) or a
-# coarser grouping.
+# (`align(..., device="cuda")` runs the classifiers and the block passes there) or finer
+# groups: a label that splits a type in two halves its pairs, though each cell's partners
+# are then sought within its half only.
 
 # %% [markdown]
 # ## Limits
