@@ -559,10 +559,12 @@ if dense is not None:
     display(Markdown(
         f"Recorded {last['date']} (commit {last['commit']}, {last['machine']}). At "
         f"{int(last['m']):,} cells a side the exact plan transfers with median r "
-        f"{last['exact_r']:.3f}. Its best rank-k approximations: "
-        + ", ".join(f"k = {k}: r {last[f'rank_{k}_r']:.3f} (the k-th singular value "
-                    f"{last[f'rank_{k}_sigma_ratio']:.2f} of the first)" for k in ranks)
-        + ". Mini-batch OT: "
+        f"{last['exact_r']:.3f}. Its best rank-k approximations transfer with r "
+        + ", ".join(f"{last[f'rank_{k}_r']:.3f}" for k in ranks)
+        + " at k = " + ", ".join(str(k) for k in ranks)
+        + " (the k-th singular value is still "
+        + ", ".join(f"{last[f'rank_{k}_sigma_ratio']:.2f}" for k in ranks)
+        + " of the first). Mini-batch OT: "
         + ", ".join(f"parts of {b:,} cells: r {last[f'minibatch_{b}_r']:.3f}"
                     + (f" (the exact plan on {b:,} cells a side: {exact_at[b]:.3f})"
                        if b in exact_at else "") for b in sizes) + "."))

@@ -415,3 +415,17 @@ def test_align_device_reaches_the_block_passes_of_entropic_ot(monkeypatch):
         with pytest.raises(Stop):
             run(a1, a2, **kw)
         assert seen == [("classifiers", kw.get("device", "cpu")), ("matching", want)], kw
+
+
+def test_align_on_a_torch_device_gives_the_numpy_transfer():
+    """device="cpu:0" takes the torch block passes that device="cuda" takes on a GPU (CI has
+    none): the large groups' couplings live on that device, and the transfer is numpy's
+    to the solver's tolerance."""
+    a1, a2 = make(240, 6, seed=5), make(210, 5, seed=6, prefix="p")
+    kw = dict(match_kwargs=dict(tol=1e-9, dense_max=1000))          # every group online
+    plain = run(a1.copy(), a2.copy(), **kw)
+    torch_run = run(a1.copy(), a2.copy(), device="cpu:0", **kw)
+    assert {M.device for M in torch_run.couplings_.values()} == {"cpu:0"}
+    assert {M.device for M in plain.couplings_.values()} == {"cpu"}
+    np.testing.assert_allclose(torch_run.transfer("adata2").to_numpy(),
+                               plain.transfer("adata2").to_numpy(), atol=1e-6)
