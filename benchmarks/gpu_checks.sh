@@ -24,7 +24,13 @@
 #   at 10^5, then at 10^6 stopped after SECONDS (default 420); records in OUTDIR/align.jsonl.
 #   On the 2-CPU machine: 10^5 in 281 s (matching 266 s; 2026-12-03); 10^6 not run there,
 #   its groups' plans are dense (sum of n_g^2 = 4.3x10^10 pairs a Sinkhorn iteration).
-#   Not yet run on a GPU.
+#   Not yet run on a GPU. The device has no anndata: carry its cp312 wheels (22 MB without
+#   numpy and scipy, which the device has; pandas stays, anndata needs pandas < 3), made by
+#     pip download anndata==0.12.19 h5py==3.16.0 pandas==2.3.3 --python-version 3.12 \
+#       --only-binary=:all: --platform manylinux2014_x86_64 --platform manylinux_2_28_x86_64 \
+#       -d .whl/align && rm .whl/align/numpy-* .whl/align/scipy-*
+#   (checked 2026-12-05 in a Python 3.12 venv holding pandas 3); this mode installs them
+#   from $WHEELS (default .whl/align) when anndata is missing.
 set -u
 OUT=${1:?usage: gpu_checks.sh OUTDIR table1|ot|align [SECONDS]}
 WHAT=${2:?usage: gpu_checks.sh OUTDIR table1|ot|align [SECONDS]}
@@ -80,6 +86,8 @@ if [ "$WHAT" = ot ]; then
 fi
 
 if [ "$WHAT" = align ]; then
+    python3 -c "import anndata" 2>/dev/null || pip install -q --no-index \
+        --find-links "${WHEELS:-.whl/align}" anndata==0.12.19
     atlas() { timeout "$1" python3 benchmarks/align_atlas.py --types 45 --epochs 3 --tol 1e-6 \
         --device cuda --progress --json "$OUT/align.jsonl" "${@:2}" 2>&1 | tail -30 || true; }
     stamp "align, 10^5 cells a side, on the GPU"
