@@ -35,13 +35,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from align_atlas import peak_gb, simulate  # noqa: E402
-
-
-def median_r(moved, truth) -> float:
-    """Median over proteins of the Pearson r between transferred and own values."""
-    return float(np.median([np.corrcoef(moved[:, j], truth[:, j])[0, 1]
-                            for j in range(truth.shape[1])]))
+from align_atlas import median_r, peak_gb, simulate  # noqa: E402
 
 
 def pairs_for_mass(plan, left_out: float) -> int:

@@ -19,7 +19,7 @@ import numpy as np
 from ._fused import LSE_DEPTH, Tiles, distance_matrix, merge_pairs, pair_distances
 from ._kernel_support import RESCAN_PAIRS
 from ._screened import argmax_rows, lse_rows
-from ._support_pass import DEEP_PAIRS_PER_ROW, TooManyPairs, pairs_above, support_rows
+from ._support_pass import DEEP_PAIRS_PER_ROW, pairs_above, refuse_above, support_rows
 
 DEFAULT_BLOCK = 2 ** 20          # cost entries per block (4 MiB in float32)
 #: cost entries per block on a GPU when the default is asked for (256 MiB in float32): with
@@ -216,9 +216,7 @@ class BlockedCost:
         else:
             rows, cols = self._blocked_support(alpha, beta, reg, level,
                                                deeper if self.torch else 0.0)
-            if max_pairs is not None and rows.size > max_pairs:
-                raise TooManyPairs(f"the support pass counted {rows.size} pairs above the "
-                                   f"level, more than {int(max_pairs)}")
+            refuse_above(rows.size, max_pairs)
         # every row and column keeps at least its largest entry (found in a second, small pass)
         lonely_r = np.flatnonzero(np.bincount(rows, minlength=self.n1) == 0)
         lonely_c = np.flatnonzero(np.bincount(cols, minlength=self.n2) == 0)

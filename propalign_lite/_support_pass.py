@@ -58,6 +58,13 @@ class TooManyPairs(RuntimeError):
     the count, not the memory of its pairs."""
 
 
+def refuse_above(count: int, max_pairs: int | None) -> None:
+    """Raise :class:`TooManyPairs` when a pass's ``count`` of pairs exceeds ``max_pairs``."""
+    if max_pairs is not None and count > max_pairs:
+        raise TooManyPairs(f"the support pass counted {int(count)} pairs above the level, "
+                           f"more than {int(max_pairs)}")
+
+
 @njit(cache=True)
 def _heap_push(keys, cols, size, key, col):
     """Keep the ``len(keys)`` largest keys seen in a min-heap (``size`` held so far): a new
@@ -272,9 +279,7 @@ def support_rows(x, tiles: Tiles, theta, beta, inv_reg: float, cap: int = 16, *,
     bands = DEPTH_BANDS[1:] * deeper if deeper > 0 else np.zeros(0)
     counts, counts_deep, counts_band, band_keys, cols, cols_deep, keys_deep = _support_pass(
         x, tiles, theta, theta - deeper, beta, inv_reg, cap, cap_deep, bands)
-    if max_pairs is not None and counts.sum() > max_pairs:
-        raise TooManyPairs(f"the support pass counted {int(counts.sum())} pairs above the "
-                           f"level, more than {int(max_pairs)}")
+    refuse_above(counts.sum(), max_pairs)
     # the deepest band that fits: the whole deeper range, then the narrower bands
     ranges = [(deeper, counts_deep, -np.inf)] + [
         (float(d), counts_band[:, k], band_keys[k]) for k, d in enumerate(bands)]
